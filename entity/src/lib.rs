@@ -1,0 +1,41 @@
+//! sea-orm entities for Rampart's domain tables.
+//!
+//! One module per table, matching the `migration` crate. Entities carry no
+//! business logic: enum-like columns are plain `String`s that the app parses,
+//! "json text" columns are `String`s holding JSON (filtered with `LIKE`), and
+//! JSON documents are [`sea_orm::entity::prelude::Json`] (`serde_json::Value`).
+
+pub mod api_key;
+pub mod audit_event;
+pub mod comment;
+pub mod finding;
+pub mod job;
+pub mod membership;
+pub mod notification;
+pub mod organization;
+pub mod scan;
+pub mod scan_finding;
+pub mod session;
+pub mod target;
+pub mod user;
+pub mod webhook;
+pub mod webhook_delivery;
+
+/// The `Entity` types under their table names, e.g. `Organization`, `ApiKey`.
+pub mod prelude {
+    pub use super::api_key::Entity as ApiKey;
+    pub use super::audit_event::Entity as AuditEvent;
+    pub use super::comment::Entity as Comment;
+    pub use super::finding::Entity as Finding;
+    pub use super::job::Entity as Job;
+    pub use super::membership::Entity as Membership;
+    pub use super::notification::Entity as Notification;
+    pub use super::organization::Entity as Organization;
+    pub use super::scan::Entity as Scan;
+    pub use super::scan_finding::Entity as ScanFinding;
+    pub use super::session::Entity as Session;
+    pub use super::target::Entity as Target;
+    pub use super::user::Entity as User;
+    pub use super::webhook::Entity as Webhook;
+    pub use super::webhook_delivery::Entity as WebhookDelivery;
+}

@@ -1,0 +1,29 @@
+//! Migrations for Rampart's schema.
+//!
+//! Every migration is written with sea-query's schema builder only (no raw
+//! SQL), so the same files run on SQLite and on PostgreSQL. Foreign keys are
+//! declared inline in `CREATE TABLE` (SQLite cannot add them afterwards);
+//! indexes, unique ones included, are separate named `CREATE INDEX`
+//! statements whose names are unique across the whole schema.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_identity;
+mod m20261123_000002_scanning;
+mod m20261123_000003_integrations;
+mod m20261123_000004_jobs;
+
+/// Runs Rampart's migrations, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_identity::Migration),
+            Box::new(m20261123_000002_scanning::Migration),
+            Box::new(m20261123_000003_integrations::Migration),
+            Box::new(m20261123_000004_jobs::Migration),
+        ]
+    }
+}

@@ -1,0 +1,191 @@
+//! `App::build(config)`: every backend opened and checked, the router assembled and the port
+//! bound, so `main` and the integration tests start the very same server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::events::{EventBus, MemoryBus, RedisBus};
+use crate::graphql::{build_schema, AppSchema};
+use crate::store::{LocalStore, ObjectStore, S3Store};
+use crate::{db, secrets};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub store: Arc<dyn ObjectStore>,
+    pub bus: Arc<dyn EventBus>,
+    pub schema: AppSchema,
+    pub jwt_secret: Arc<secrets::Secret>,
+}
+
+/// The three swappable backends.
+pub struct Backends {
+    pub db: DatabaseConnection,
+    pub store: Arc<dyn ObjectStore>,
+    pub bus: Arc<dyn EventBus>,
+}
+
+/// Opens the database (migrating it), the object store and the event bus the configuration
+/// names, and proves each one works.
+///
+/// # Errors
+/// A one-line reason naming the backend that failed.
+pub async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+
+    let db = db::connect(&config.effective_database_url()).await?;
+    db::migrate_up(&db).await?;
+
+    let store: Arc<dyn ObjectStore> = match config.s3() {
+        Some(s3) => {
+            let description = format!(
+                "S3 bucket {:?} at {}",
+                s3.bucket,
+                s3.endpoint.as_deref().unwrap_or("the AWS default endpoint")
+            );
+            let store = S3Store::connect(&s3).await;
+            match tokio::time::timeout(Duration::from_secs(15), store.check()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => anyhow::bail!("object store {description} is not usable: {err}"),
+                Err(_) => anyhow::bail!("object store {description} did not answer in 15 s"),
+            }
+            Arc::new(store)
+        }
+        None => {
+            let root = config.data_dir.join("reports");
+            let store = LocalStore::open(&root).await?;
+            store
+                .check()
+                .await
+                .with_context(|| format!("object store {} is not writable", root.display()))?;
+            Arc::new(store)
+        }
+    };
+
+    let bus: Arc<dyn EventBus> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisBus::connect(url)
+                .await
+                .with_context(|| format!("redis at {} is not usable", db::redact_url(url)))?,
+        ),
+        None => Arc::new(MemoryBus::default()),
+    };
+
+    Ok(Backends { db, store, bus })
+}
+
+/// A built server, bound to its port and ready to run.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    /// Opens the backends and binds `config.bind` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// When a backend is unusable or the address cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let backends = open_backends(&config).await?;
+        let jwt_secret = secrets::jwt_secret(&config).await?;
+        let state = AppState {
+            config: Arc::new(config),
+            db: backends.db,
+            store: backends.store,
+            bus: backends.bus,
+            schema: build_schema(),
+            jwt_secret: Arc::new(jwt_secret),
+        };
+        let router = crate::http::router(state.clone());
+        let listener = TcpListener::bind(state.config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", state.config.bind))?;
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
+    /// configured grace period).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        });
+        let serve = tokio::spawn(async move { serve.await });
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => return result.context("server task")?.context("server"),
+            _ = stopping_rx => {}
+        }
+        match tokio::time::timeout(grace, &mut serve).await {
+            Ok(result) => result.context("server task")?.context("server"),
+            Err(_) => {
+                tracing::warn!(?grace, "in-flight requests did not finish in time; closing");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

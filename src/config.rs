@@ -1,0 +1,170 @@
+//! Typed configuration, parsed once from flags and environment at start-up.
+//!
+//! Nothing deeper in the code reads the environment: everything it needs is here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable, coloured when a terminal is attached.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Which parts of the server a process runs, so API and workers can scale apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Role {
+    /// HTTP API and background workers in one process (the embedded default).
+    #[default]
+    All,
+    /// HTTP API only.
+    Api,
+    /// Background workers only (still answers the health routes).
+    Worker,
+}
+
+/// Everything `rampart serve` needs, with the flag and environment names operators rely on.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "RAMPART_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Directory for the embedded database, the local object store and generated secrets.
+    #[arg(long, env = "RAMPART_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL (or SQLite) URL; when absent, a SQLite file in the data directory is used.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Redis URL for live events and shared rate limits across processes; when absent, both
+    /// stay in this process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// S3 bucket for raw reports; when absent, reports are kept under the data directory.
+    #[arg(long, env = "RAMPART_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint for S3-compatible servers (MinIO, ...); path-style addressing is used.
+    #[arg(long, env = "RAMPART_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "RAMPART_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// S3 access key id (the standard AWS variable).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key (the standard AWS variable).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Secret that signs access tokens; generated once and kept in the data directory when absent.
+    #[arg(long, env = "RAMPART_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Email of the first administrator, created on an empty database.
+    #[arg(long, env = "RAMPART_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// Password of the first administrator; a random one is printed once when absent.
+    #[arg(long, env = "RAMPART_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "RAMPART_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Which parts this process runs.
+    #[arg(long, env = "RAMPART_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+
+    /// Largest accepted request body for report uploads, in bytes (default 1 GiB).
+    #[arg(long, env = "RAMPART_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
+    pub max_upload_bytes: u64,
+
+    /// Seconds a shutting-down server waits for in-flight requests.
+    #[arg(long, env = "RAMPART_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// A configuration with every default, rooted at `data_dir`; the base for tests and tools.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            redis_url: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            jwt_secret: None,
+            admin_email: None,
+            admin_password: None,
+            log_format: LogFormat::Pretty,
+            role: Role::All,
+            max_upload_bytes: 1 << 30,
+            shutdown_grace_secs: 20,
+        }
+    }
+
+    /// The database URL actually used: the configured one or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("rampart.db").display()
+            ),
+        }
+    }
+
+    /// S3 settings when a bucket is configured.
+    pub fn s3(&self) -> Option<S3Config> {
+        self.s3_bucket.as_ref().map(|bucket| S3Config {
+            bucket: bucket.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+        })
+    }
+}
+
+/// The S3 part of the configuration, handed to the S3 object store.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_database_lives_in_the_data_dir() {
+        let config = Config::with_data_dir("/tmp/x");
+        assert_eq!(
+            config.effective_database_url(),
+            "sqlite:///tmp/x/rampart.db?mode=rwc"
+        );
+        assert!(config.s3().is_none());
+    }
+}

@@ -1,0 +1,184 @@
+//! Liveness, readiness and per-backend health, with real latencies.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::{AppError, ErrorEnvelope};
+
+/// A check that takes longer than this counts as down: health must answer, never hang.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether a backend answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    Up,
+    Down,
+    /// Not configured in this deployment (e.g. Redis on the embedded default).
+    Disabled,
+}
+
+/// One backend's health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceHealth {
+    pub status: ServiceStatus,
+    /// Round-trip time of the check in milliseconds; absent when disabled.
+    pub latency: Option<f64>,
+    /// Which implementation serves it (`sqlite`, `postgres`, `local`, `s3`, `redis`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Health of every backend this process depends on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServicesHealth {
+    pub database: ServiceHealth,
+    pub redis: ServiceHealth,
+    pub object_store: ServiceHealth,
+    pub worker: ServiceHealth,
+}
+
+/// Liveness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    /// Always `ok` while the process serves requests.
+    pub status: String,
+    pub version: String,
+}
+
+/// Readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
+    /// Each readiness condition and its state.
+    pub checks: ReadinessChecks,
+}
+
+/// The conditions a process must meet before it takes traffic.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadinessChecks {
+    pub database: ServiceStatus,
+    pub migrations: ServiceStatus,
+    pub object_store: ServiceStatus,
+}
+
+async fn timed<F, E>(backend: &str, check: F) -> ServiceHealth
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, check).await;
+    let latency = Some((started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0);
+    let (status, error) = match outcome {
+        Ok(Ok(())) => (ServiceStatus::Up, None),
+        Ok(Err(err)) => (ServiceStatus::Down, Some(err.to_string())),
+        Err(_) => (ServiceStatus::Down, Some("timed out".to_string())),
+    };
+    ServiceHealth {
+        status,
+        latency,
+        backend: Some(backend.to_string()),
+        error,
+    }
+}
+
+fn disabled(reason: &str) -> ServiceHealth {
+    ServiceHealth {
+        status: ServiceStatus::Disabled,
+        latency: None,
+        backend: None,
+        error: Some(reason.to_string()),
+    }
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "The process is alive", body = Liveness)))]
+pub async fn live() -> Json<Liveness> {
+    Json(Liveness {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// Readiness: the database is reachable with every migration applied, and the object store
+/// accepts writes.
+#[utoipa::path(get, path = "/ready", tag = "health", responses(
+    (status = 200, description = "Ready for traffic", body = Readiness),
+    (status = 503, description = "A dependency is not ready", body = ErrorEnvelope)))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let db = state.db.clone();
+    let (database, migrations, store) = tokio::join!(
+        timed("", state.db.ping()),
+        timed("", async move {
+            match crate::db::migrations_current(&db).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("migrations pending".to_string()),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        }),
+        timed("", state.store.check()),
+    );
+    let failures: Vec<String> = [
+        ("database", &database),
+        ("migrations", &migrations),
+        ("object store", &store),
+    ]
+    .iter()
+    .filter(|(_, h)| h.status != ServiceStatus::Up)
+    .map(|(name, h)| format!("{name}: {}", h.error.as_deref().unwrap_or("down")))
+    .collect();
+    if !failures.is_empty() {
+        return AppError::unavailable(format!("not ready: {}", failures.join("; "))).into_response();
+    }
+    (
+        StatusCode::OK,
+        Json(Readiness {
+            status: "ready".into(),
+            checks: ReadinessChecks {
+                database: database.status,
+                migrations: migrations.status,
+                object_store: store.status,
+            },
+        }),
+    )
+        .into_response()
+}
+
+/// Health of each backend: `up` with its latency, `down` with the reason, or `disabled` when
+/// this deployment does not use it.
+#[utoipa::path(get, path = "/health/services", tag = "health",
+    responses((status = 200, description = "Per-backend health", body = ServicesHealth)))]
+pub async fn services(State(state): State<AppState>) -> Json<ServicesHealth> {
+    let redis = async {
+        if state.bus.kind() == "redis" {
+            timed("redis", state.bus.check()).await
+        } else {
+            disabled("REDIS_URL is not set; events stay in this process")
+        }
+    };
+    let (database, redis, object_store) = tokio::join!(
+        timed(crate::db::backend_name(&state.db), state.db.ping()),
+        redis,
+        timed(state.store.kind(), state.store.check()),
+    );
+    Json(ServicesHealth {
+        database,
+        redis,
+        object_store,
+        worker: disabled("no background workers exist yet"),
+    })
+}

@@ -1,0 +1,72 @@
+//! Router assembly and the middleware every request passes through. Knows no domain.
+
+mod errors;
+pub mod health;
+pub mod request_id;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post_service};
+use axum::{middleware, Json, Router};
+use serde::Serialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+
+pub use request_id::RequestId;
+
+/// What `GET /` answers: where everything is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceIndex {
+    pub name: String,
+    pub version: String,
+    /// `ok` while the process serves requests.
+    pub status: String,
+    /// The API description (OpenAPI 3.1).
+    pub docs: String,
+    /// The GraphQL endpoint.
+    pub graphql: String,
+    /// Liveness route.
+    pub health: String,
+}
+
+/// Name, version and links to everything the server offers.
+#[utoipa::path(get, path = "/", tag = "health",
+    responses((status = 200, description = "Service index", body = ServiceIndex)))]
+pub async fn index() -> Json<ServiceIndex> {
+    Json(ServiceIndex {
+        name: "rampart".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        status: "ok".into(),
+        docs: "/openapi.json".into(),
+        graphql: "/graphql".into(),
+        health: "/health".into(),
+    })
+}
+
+/// The whole HTTP surface of one server process.
+pub fn router(state: AppState) -> Router {
+    let openapi = crate::rest::openapi_document();
+    let graphql = async_graphql_axum::GraphQL::new(state.schema.clone());
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health::live))
+        .route("/ready", get(health::ready))
+        .route("/health/services", get(health::services))
+        .route("/graphql", post_service(graphql))
+        .route(
+            "/openapi.json",
+            get({
+                let doc = openapi.clone();
+                move || async move { Json(doc) }
+            }),
+        )
+        .route("/api/v1/openapi.json", get(move || async move { Json(openapi) }))
+        .fallback(errors::unknown_path)
+        .method_not_allowed_fallback(errors::unknown_method)
+        .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
+        .layer(CatchPanicLayer::custom(errors::panic_response))
+        .layer(middleware::from_fn(errors::enforce_envelope))
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}

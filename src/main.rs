@@ -1,0 +1,131 @@
+//! The `rampart` binary: `serve` (default), `migrate`, `export-schema`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+use rampart::config::{Config, LogFormat};
+use rampart::{app, db, App};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "rampart", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Options of `serve`, which runs when no command is given.
+    #[command(flatten)]
+    serve: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(Config),
+    /// Apply, roll back or list database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Write schema/schema.graphql and schema/openapi.json from the schema the server serves.
+    ExportSchema {
+        /// Directory to write into.
+        #[arg(long, default_value = "schema")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the latest migrations.
+    Down {
+        /// How many to roll back.
+        #[arg(short = 'n', long, default_value_t = 1, conflicts_with = "all")]
+        steps: u32,
+        /// Roll back every migration.
+        #[arg(long)]
+        all: bool,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,aws=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::Migrate { action, config }) => migrate(action, config).await,
+        Some(Command::ExportSchema { out }) => export_schema(out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(config.log_format);
+    let app = App::build(config).await?;
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state();
+    tracing::info!(
+        database = db::backend_name(&state.db),
+        object_store = state.store.kind(),
+        event_bus = state.bus.kind(),
+        "backends ready"
+    );
+    println!("Rampart {} listening on {base}", env!("CARGO_PKG_VERSION"));
+    println!("  GraphQL endpoint   {base}/graphql");
+    println!("  OpenAPI document   {base}/openapi.json");
+    println!("  Health             {base}/health/services");
+    app.run_until(app::shutdown_signal()).await
+}
+
+async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
+    init_logging(config.log_format);
+    tokio::fs::create_dir_all(&config.data_dir).await?;
+    let conn = db::connect(&config.effective_database_url()).await?;
+    match action {
+        MigrateAction::Up => Migrator::up(&conn, None).await?,
+        MigrateAction::Down { all: true, .. } => Migrator::reset(&conn).await?,
+        MigrateAction::Down { steps, .. } => Migrator::down(&conn, Some(steps)).await?,
+        MigrateAction::Status => {}
+    }
+    for migration in Migrator::get_migration_with_status(&conn).await? {
+        println!("{:?}\t{}", migration.status(), migration.name());
+    }
+    Ok(())
+}
+
+fn export_schema(out: PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let sdl = rampart::graphql::build_schema().sdl();
+    let openapi = rampart::rest::openapi_document()
+        .to_pretty_json()
+        .context("serialising the OpenAPI document")?;
+    std::fs::write(out.join("schema.graphql"), sdl)?;
+    std::fs::write(out.join("openapi.json"), openapi + "\n")?;
+    println!("wrote {}/schema.graphql and {}/openapi.json", out.display(), out.display());
+    Ok(())
+}

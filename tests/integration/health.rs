@@ -1,0 +1,113 @@
+//! Health routes: real checks, `down` (never a hang or a 500) when a backend goes away.
+
+use crate::support::proxy::{socket_of, through, Proxy};
+use crate::support::{assert_envelope, TestApp, TestConfig, TestEnv};
+
+#[tokio::test]
+async fn liveness_and_readiness_when_all_is_well() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+
+    let (status, body) = app.get_json("/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    for check in ["database", "migrations", "object_store"] {
+        assert_eq!(body["checks"][check], "up", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn services_report_each_configured_backend() {
+    let env = TestEnv::from_env();
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get_json("/health/services").await;
+    assert_eq!(status, 200);
+
+    let expect_up = |service: &str, backend: &str| {
+        assert_eq!(body[service]["status"], "up", "{service}: {body}");
+        assert_eq!(body[service]["backend"], backend, "{service}: {body}");
+        assert!(body[service]["latency"].as_f64().is_some_and(|ms| ms >= 0.0));
+    };
+    expect_up(
+        "database",
+        if env.postgres_url.is_some() { "postgres" } else { "sqlite" },
+    );
+    expect_up("object_store", if env.s3.is_some() { "s3" } else { "local" });
+    if env.redis_url.is_some() {
+        expect_up("redis", "redis");
+    } else {
+        assert_eq!(body["redis"]["status"], "disabled");
+        assert!(body["redis"]["latency"].is_null());
+    }
+    assert!(body.get("worker").is_some());
+}
+
+async fn service_status(app: &TestApp, service: &str) -> String {
+    let (status, body) = app.get_json("/health/services").await;
+    assert_eq!(status, 200, "{body}");
+    body[service]["status"].as_str().unwrap().to_string()
+}
+
+async fn assert_not_ready(app: &TestApp, naming: &str) {
+    let (status, body) = app.get_json("/ready").await;
+    assert_envelope(&body, 503, "SERVICE_UNAVAILABLE");
+    assert_eq!(status, 503);
+    assert!(body["error"].as_str().unwrap().contains(naming), "{body}");
+}
+
+#[tokio::test]
+async fn local_store_that_stops_accepting_writes_is_down() {
+    let env = TestEnv::from_env();
+    if env.s3.is_some() {
+        // The scale-out variant below cuts the S3 connection instead.
+        return;
+    }
+    let app = TestApp::spawn().await;
+    assert_eq!(service_status(&app, "object_store").await, "up");
+
+    let root = app.state.config.data_dir.join("reports");
+    std::fs::remove_dir_all(&root).unwrap();
+    std::fs::write(&root, b"not a directory").unwrap();
+
+    assert_eq!(service_status(&app, "object_store").await, "down");
+    assert_not_ready(&app, "object store").await;
+}
+
+#[tokio::test]
+async fn scale_out_backends_cut_off_are_reported_down() {
+    let env = TestEnv::from_env();
+    let (Some(_), Some(redis_url), Some(s3)) = (&env.postgres_url, &env.redis_url, &env.s3) else {
+        // Only the scale-out run has servers to cut off; the local variant covers the embedded one.
+        return;
+    };
+    let test_config = TestConfig::for_env(&env).await;
+    let mut config = test_config.config.clone();
+
+    let db_url = config.database_url.clone().unwrap();
+    let pg = Proxy::start(socket_of(&db_url)).await;
+    let redis = Proxy::start(socket_of(redis_url)).await;
+    let s3_proxy = Proxy::start(socket_of(&s3.endpoint)).await;
+    config.database_url = Some(through(&db_url, pg.addr));
+    config.redis_url = Some(through(redis_url, redis.addr));
+    config.s3_endpoint = Some(through(&s3.endpoint, s3_proxy.addr));
+
+    let app = TestApp::spawn_with(config).await;
+    for service in ["database", "redis", "object_store"] {
+        assert_eq!(service_status(&app, service).await, "up", "{service}");
+    }
+
+    s3_proxy.cut().await;
+    assert_eq!(service_status(&app, "object_store").await, "down");
+    assert_eq!(service_status(&app, "database").await, "up");
+    assert_not_ready(&app, "object store").await;
+
+    redis.cut().await;
+    assert_eq!(service_status(&app, "redis").await, "down");
+
+    pg.cut().await;
+    assert_eq!(service_status(&app, "database").await, "down");
+    assert_not_ready(&app, "database").await;
+    drop(test_config);
+}

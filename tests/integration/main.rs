@@ -1,0 +1,11 @@
+//! One integration binary: the real app on a random port, spoken to over HTTP, on the embedded
+//! default or on PostgreSQL + Redis + S3 (see `support`).
+
+mod support;
+
+mod cli;
+mod events;
+mod health;
+mod migrations;
+mod server;
+mod store;
