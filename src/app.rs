@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::events::{EventBus, MemoryBus, RedisBus};
-use crate::graphql::{build_schema, AppSchema};
+use crate::auth::{JwtKeys, RateLimiter};
+use crate::graphql::build_schema;
 use crate::store::{LocalStore, ObjectStore, S3Store};
 use crate::{db, secrets};
 
@@ -24,8 +25,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub store: Arc<dyn ObjectStore>,
     pub bus: Arc<dyn EventBus>,
-    pub schema: AppSchema,
-    pub jwt_secret: Arc<secrets::Secret>,
+    pub jwt: Arc<JwtKeys>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 /// The three swappable backends.
@@ -86,6 +87,22 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
     Ok(Backends { db, store, bus })
 }
 
+/// Tells the operator about a first administrator created at start-up. A generated password
+/// goes to standard output once and never into the logs.
+fn announce_bootstrap(outcome: crate::orgs::Bootstrap) {
+    use crate::orgs::Bootstrap;
+    match outcome {
+        Bootstrap::AlreadySetUp => {}
+        Bootstrap::Created { email } => {
+            tracing::info!(%email, "created the first administrator and the default organization");
+        }
+        Bootstrap::CreatedWithPassword { email, password } => {
+            tracing::info!(%email, "created the first administrator with a generated password");
+            println!("First administrator: {email}\nPassword (shown once): {password}");
+        }
+    }
+}
+
 /// A built server, bound to its port and ready to run.
 pub struct App {
     listener: TcpListener,
@@ -101,15 +118,29 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let backends = open_backends(&config).await?;
         let jwt_secret = secrets::jwt_secret(&config).await?;
+        let limiter = match &config.redis_url {
+            Some(url) => RateLimiter::redis(url)?,
+            None => RateLimiter::in_memory(),
+        };
+        announce_bootstrap(
+            crate::orgs::bootstrap_admin(
+                &backends.db,
+                config.admin_email.as_deref(),
+                config.admin_password.as_deref(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the first administrator: {}", e.public_message()))?,
+        );
         let state = AppState {
             config: Arc::new(config),
             db: backends.db,
             store: backends.store,
             bus: backends.bus,
-            schema: build_schema(),
-            jwt_secret: Arc::new(jwt_secret),
+            jwt: Arc::new(JwtKeys::new(jwt_secret.expose())),
+            limiter: Arc::new(limiter),
         };
-        let router = crate::http::router(state.clone());
+        let schema = build_schema(Some(state.clone()));
+        let router = crate::http::router(state.clone(), schema);
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", state.config.bind))?;

@@ -93,6 +93,22 @@ pub struct Config {
     #[arg(long, env = "RAMPART_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
     pub max_upload_bytes: u64,
 
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "RAMPART_ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
+    pub access_token_ttl_secs: i64,
+
+    /// Lifetime of refresh tokens (and so of an idle session), in seconds.
+    #[arg(long, env = "RAMPART_REFRESH_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub refresh_token_ttl_secs: i64,
+
+    /// Requests per minute allowed to each credential (or each IP when anonymous).
+    #[arg(long, env = "RAMPART_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+
+    /// Mark session cookies `Secure` (set this when serving over HTTPS).
+    #[arg(long, env = "RAMPART_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
     /// Seconds a shutting-down server waits for in-flight requests.
     #[arg(long, env = "RAMPART_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
@@ -117,6 +133,10 @@ impl Config {
             log_format: LogFormat::Pretty,
             role: Role::All,
             max_upload_bytes: 1 << 30,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            rate_limit_per_minute: 600,
+            secure_cookies: false,
             shutdown_grace_secs: 20,
         }
     }

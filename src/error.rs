@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use async_graphql::ErrorExtensions;
 use axum::Json;
 use serde::Serialize;
 
@@ -97,16 +98,26 @@ impl ErrorCode {
 
 /// An error a client may see (its message is safe to show), or an internal one whose cause is
 /// logged and masked.
-#[derive(Debug, thiserror::Error)]
+///
+/// Deliberately not `Display`: that keeps async-graphql's blanket `From<impl Display>` away, so
+/// `?` in a resolver goes through [`From<AppError> for async_graphql::Error`], which carries the
+/// code into `extensions`.
+#[derive(Debug)]
 pub enum AppError {
-    #[error("{message}")]
     Client {
         code: ErrorCode,
         message: String,
         details: Vec<FieldError>,
     },
-    #[error("internal error: {0:#}")]
-    Internal(#[from] anyhow::Error),
+    /// Too many requests; retry after this many seconds.
+    RateLimited { retry_after: u64 },
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Internal(err)
+    }
 }
 
 impl AppError {
@@ -164,9 +175,29 @@ impl AppError {
         }
     }
 
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self::RateLimited { retry_after }
+    }
+
+    pub fn session_required() -> Self {
+        Self::client(
+            ErrorCode::SessionRequired,
+            "this action needs a signed-in session; API keys cannot perform it",
+        )
+    }
+
+    /// A single invalid field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        }])
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Client { code, .. } => *code,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -179,6 +210,9 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Client { message, .. } => message.clone(),
+            Self::RateLimited { retry_after } => {
+                format!("too many requests; retry in {retry_after} s")
+            }
             Self::Internal(_) => "internal server error".to_string(),
         }
     }
@@ -186,7 +220,7 @@ impl AppError {
     pub fn details(&self) -> &[FieldError] {
         match self {
             Self::Client { details, .. } => details,
-            Self::Internal(_) => &[],
+            _ => &[],
         }
     }
 
@@ -222,13 +256,53 @@ pub struct ErrorEnvelope {
     pub details: Option<Vec<FieldError>>,
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        if let Self::Internal(cause) = &self {
-            // The request id is on the enclosing span, so this line can be matched to the request.
+impl AppError {
+    /// Logs an internal cause once, where it is turned into an answer. The request id is on the
+    /// enclosing span, so the line can be matched to the request.
+    fn log_if_internal(&self) {
+        if let Self::Internal(cause) = self {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
-        (self.status(), Json(self.envelope())).into_response()
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log_if_internal();
+        let mut res = (self.status(), Json(self.envelope())).into_response();
+        if let Self::RateLimited { retry_after } = self {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        res
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.log_if_internal();
+        let mut gql = async_graphql::Error::new(err.public_message());
+        gql = gql.extend_with(|_, ext| {
+            ext.set("code", err.code().as_str());
+            ext.set("statusCode", err.status().as_u16());
+            if let AppError::RateLimited { retry_after } = &err {
+                ext.set("retryAfter", *retry_after);
+            }
+            if !err.details().is_empty() {
+                let details: Vec<async_graphql::Value> = err
+                    .details()
+                    .iter()
+                    .map(|d| {
+                        let mut map = async_graphql::indexmap::IndexMap::new();
+                        map.insert(async_graphql::Name::new("field"), d.field.clone().into());
+                        map.insert(async_graphql::Name::new("message"), d.message.clone().into());
+                        async_graphql::Value::Object(map)
+                    })
+                    .collect();
+                ext.set("details", details);
+            }
+        });
+        gql
     }
 }
 

@@ -2,15 +2,21 @@
 //! per target, and serves them over GraphQL and REST.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod config;
+pub mod context;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod keys;
+pub mod orgs;
 pub mod rest;
 pub mod secrets;
 pub mod store;
+pub mod validate;
 
 pub use app::{App, AppState};
 pub use config::Config;

@@ -1,17 +1,19 @@
 //! Router assembly and the middleware every request passes through. Knows no domain.
 
 mod errors;
+mod graphql;
 pub mod health;
 pub mod request_id;
 
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post_service};
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::graphql::AppSchema;
 
 pub use request_id::RequestId;
 
@@ -44,16 +46,25 @@ pub async fn index() -> Json<ServiceIndex> {
     })
 }
 
+/// What the router's handlers can extract.
+#[derive(Clone, FromRef)]
+pub struct ServerState {
+    pub app: AppState,
+    pub schema: AppSchema,
+}
+
 /// The whole HTTP surface of one server process.
-pub fn router(state: AppState) -> Router {
+pub fn router(app: AppState, schema: AppSchema) -> Router {
     let openapi = crate::rest::openapi_document();
-    let graphql = async_graphql_axum::GraphQL::new(state.schema.clone());
-    Router::new()
-        .route("/", get(index))
+    let state = ServerState { app: app.clone(), schema };
+    // Probes are neither authenticated nor rate limited.
+    let probes = Router::new()
         .route("/health", get(health::live))
         .route("/ready", get(health::ready))
-        .route("/health/services", get(health::services))
-        .route("/graphql", post_service(graphql))
+        .route("/health/services", get(health::services));
+    let api = Router::new()
+        .route("/", get(index))
+        .route("/graphql", post(graphql::execute))
         .route(
             "/openapi.json",
             get({
@@ -64,6 +75,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(move || async move { Json(openapi) }))
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
+        .layer(middleware::from_fn_with_state(
+            app,
+            crate::auth::middleware::authenticate_and_limit,
+        ));
+    probes
+        .merge(api)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
         .layer(CatchPanicLayer::custom(errors::panic_response))
         .layer(middleware::from_fn(errors::enforce_envelope))

@@ -157,15 +157,16 @@ fn sigterm_stops_the_server_gracefully() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let base = first_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {first_line:?}"))
-        .to_string();
+    // The banner may be preceded by the generated admin password; find the URL line.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let base = loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "server exited before listening");
+        if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            break url.to_string();
+        }
+    };
 
     let health = blocking_status(&format!("{base}/health"));
     assert_eq!(health, 200);

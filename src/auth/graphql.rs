@@ -1,0 +1,109 @@
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use axum::http::header::SET_COOKIE;
+use uuid::Uuid;
+
+use super::cookies;
+use super::sessions::{self, AuthPayload};
+use crate::context::{Actor, Role, Scope};
+use crate::graphql::{caller, meta, state};
+use crate::keys::ApiKey;
+use crate::orgs::{Member, Organization};
+
+/// What kind of credential the caller used.
+#[derive(Clone, Copy, PartialEq, Eq, Enum)]
+pub enum CallerKind {
+    /// A signed-in person.
+    User,
+    /// A machine credential.
+    ApiKey,
+}
+
+/// The caller, as the server sees them.
+#[derive(SimpleObject)]
+pub struct Me {
+    pub kind: CallerKind,
+    /// The signed-in person (absent for API keys).
+    pub user: Option<Member>,
+    /// The API key used (absent for sessions).
+    pub api_key: Option<ApiKey>,
+    /// The org the caller acts in.
+    pub organization: Organization,
+    /// The person's role in that org.
+    pub role: Option<Role>,
+    /// The key's scope.
+    pub scopes: Option<Scope>,
+}
+
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// Who is calling, in which org, with what rights.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+        let caller = caller(ctx)?;
+        let state = state(ctx);
+        let organization = crate::orgs::current(caller, state).await?;
+        Ok(match &caller.actor {
+            Actor::User { role, .. } => Me {
+                kind: CallerKind::User,
+                user: crate::orgs::me_user(caller, state).await?,
+                api_key: None,
+                organization,
+                role: Some(*role),
+                scopes: None,
+            },
+            Actor::ApiKey { scope, .. } => Me {
+                kind: CallerKind::ApiKey,
+                user: None,
+                api_key: Some(crate::keys::current(caller, state).await?),
+                organization,
+                role: None,
+                scopes: Some(*scope),
+            },
+        })
+    }
+}
+
+fn set_session_cookies(ctx: &Context<'_>, payload: &AuthPayload) {
+    for value in cookies::for_session(payload, &state(ctx).config) {
+        ctx.append_http_header(SET_COOKIE, value);
+    }
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Signs in with email and password; also sets the session cookies. Wrong email and wrong
+    /// password give the same error.
+    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+        let payload = sessions::login(state(ctx), &meta(ctx), &email, &password).await?;
+        set_session_cookies(ctx, &payload);
+        Ok(payload)
+    }
+
+    /// Rotates a refresh token into a new pair. Reusing an old refresh token ends the session.
+    async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        let payload = sessions::refresh(state(ctx), &meta(ctx), &refresh_token).await?;
+        set_session_cookies(ctx, &payload);
+        Ok(payload)
+    }
+
+    /// Ends the caller's session.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        sessions::logout(caller(ctx)?, state(ctx)).await?;
+        for value in cookies::cleared(&state(ctx).config) {
+            ctx.append_http_header(SET_COOKIE, value);
+        }
+        Ok(true)
+    }
+
+    /// Moves the session to another org the caller belongs to, with tokens for it.
+    async fn switch_organization(&self, ctx: &Context<'_>, org_id: Uuid) -> Result<AuthPayload> {
+        let payload = sessions::switch_org(caller(ctx)?, state(ctx), org_id).await?;
+        set_session_cookies(ctx, &payload);
+        Ok(payload)
+    }
+}

@@ -1,0 +1,100 @@
+//! Per-request authentication and rate limiting for the HTTP surfaces.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::resolve::{authenticate, Credential};
+use crate::app::AppState;
+use crate::context::{Ctx, RequestMeta};
+use crate::error::AppError;
+use crate::http::RequestId;
+
+/// The credential a request carries: `Authorization: Bearer`, `x-api-key`, or the `token`
+/// cookie. The flag says whether it came from a header (a bad header credential is an error;
+/// a stale cookie is ignored).
+fn credential(headers: &HeaderMap) -> Option<(Credential, bool)> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or("");
+        return Some((Credential::from_bearer(token), true));
+    }
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some((Credential::ApiKey(key.trim().to_string()), true));
+    }
+    cookie(headers, "token").map(|t| (Credential::Access(t), false))
+}
+
+/// The value of cookie `name`.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn request_meta(req: &Request) -> RequestMeta {
+    RequestMeta {
+        request_id: req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into()),
+        ip: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+    }
+}
+
+/// Resolves the caller once, stores `RequestMeta` (always) and `Ctx` (when authenticated) in
+/// the request, counts the request against the caller's budget and reports it in headers.
+pub async fn authenticate_and_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let meta = request_meta(&req);
+    req.extensions_mut().insert(meta.clone());
+    let ctx: Option<Ctx> = match credential(req.headers()) {
+        Some((credential, from_header)) => match authenticate(&state, &credential, meta.clone()).await {
+            Ok(ctx) => Some(ctx),
+            Err(err) if from_header => return err.into_response(),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let bucket = match &ctx {
+        Some(Ctx { actor: crate::context::Actor::ApiKey { key_id, .. }, .. }) => format!("key:{key_id}"),
+        Some(Ctx { actor: crate::context::Actor::User { user_id, .. }, .. }) => format!("user:{user_id}"),
+        None => format!("ip:{}", meta.ip.map(|ip| ip.to_string()).unwrap_or_default()),
+    };
+    if let Some(ctx) = ctx {
+        req.extensions_mut().insert(ctx);
+    }
+    let limit = state.config.rate_limit_per_minute;
+    let decision = state.limiter.hit(&bucket, limit, 60).await;
+    let mut res = if decision.allowed {
+        next.run(req).await
+    } else {
+        AppError::rate_limited(decision.reset_secs.max(1)).into_response()
+    };
+    let headers = res.headers_mut();
+    // A stricter budget (the login limit) may already have set these; it wins.
+    if !headers.contains_key("ratelimit-limit") {
+        headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
+        headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(decision.reset_secs));
+    }
+    res
+}

@@ -1,0 +1,15 @@
+//! Identity: passwords, sessions and access tokens, API keys, the request context resolver,
+//! rate limits.
+
+pub mod cookies;
+pub mod graphql;
+pub mod jwt;
+pub mod middleware;
+pub mod password;
+pub mod rate_limit;
+pub mod resolve;
+pub mod sessions;
+pub mod tokens;
+
+pub use jwt::JwtKeys;
+pub use rate_limit::RateLimiter;

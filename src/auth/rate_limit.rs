@@ -1,0 +1,156 @@
+//! Fixed-window rate limits: in this process by default, in Redis when configured so several
+//! server processes share one budget. Redis trouble never fails a request (fail open, logged).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// The outcome of counting one request against a budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window resets.
+    pub reset_secs: u64,
+}
+
+enum Counter {
+    Memory(Mutex<HashMap<String, (u64, u32)>>),
+    Redis(ConnectionManager),
+}
+
+/// Counts hits per bucket (e.g. `login:<ip>`, `key:<id>`) in fixed windows.
+pub struct RateLimiter {
+    counter: Counter,
+}
+
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl RateLimiter {
+    pub fn in_memory() -> Self {
+        Self {
+            counter: Counter::Memory(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A limiter backed by Redis; connects lazily, so a Redis outage at start-up is survivable.
+    ///
+    /// # Errors
+    /// When the URL is malformed.
+    pub fn redis(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(0);
+        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            counter: Counter::Redis(manager),
+        })
+    }
+
+    /// Counts one hit on `bucket` against `limit` per `window_secs`.
+    pub async fn hit(&self, bucket: &str, limit: u32, window_secs: u64) -> Decision {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let window = now / window_secs;
+        let reset_secs = (window + 1) * window_secs - now;
+        let count = match &self.counter {
+            Counter::Memory(map) => Some(count_in_memory(map, bucket, window)),
+            Counter::Redis(manager) => {
+                count_in_redis(manager, bucket, window, window_secs).await
+            }
+        };
+        match count {
+            Some(count) => Decision {
+                allowed: count <= limit,
+                limit,
+                remaining: limit.saturating_sub(count),
+                reset_secs,
+            },
+            // Fail open: the limiter must never be why a request fails.
+            None => Decision {
+                allowed: true,
+                limit,
+                remaining: limit,
+                reset_secs,
+            },
+        }
+    }
+}
+
+fn count_in_memory(map: &Mutex<HashMap<String, (u64, u32)>>, bucket: &str, window: u64) -> u32 {
+    let mut map = map.lock().expect("rate limit lock");
+    if map.len() > 50_000 {
+        map.retain(|_, (w, _)| *w >= window);
+    }
+    let entry = map.entry(bucket.to_string()).or_insert((window, 0));
+    if entry.0 != window {
+        *entry = (window, 0);
+    }
+    entry.1 = entry.1.saturating_add(1);
+    entry.1
+}
+
+async fn count_in_redis(
+    manager: &ConnectionManager,
+    bucket: &str,
+    window: u64,
+    window_secs: u64,
+) -> Option<u32> {
+    let mut conn = manager.clone();
+    let key = format!("rampart:rl:{bucket}:{window}");
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("INCR")
+        .arg(&key)
+        .cmd("EXPIRE")
+        .arg(&key)
+        .arg(window_secs + 1)
+        .ignore();
+    let counted = tokio::time::timeout(REDIS_TIMEOUT * 2, pipe.query_async::<(u32,)>(&mut conn));
+    match counted.await {
+        Ok(Ok((count,))) => Some(count),
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "rate limit counter unavailable; allowing the request");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("rate limit counter timed out; allowing the request");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn budget_runs_out_then_refuses() {
+        let limiter = RateLimiter::in_memory();
+        for n in 1..=3 {
+            let d = limiter.hit("b", 3, 60).await;
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 3 - n);
+        }
+        let refused = limiter.hit("b", 3, 60).await;
+        assert!(!refused.allowed);
+        assert_eq!(refused.remaining, 0);
+        assert!(refused.reset_secs <= 60);
+        assert!(limiter.hit("other", 3, 60).await.allowed);
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_fails_open() {
+        let limiter = RateLimiter::redis("redis://127.0.0.1:1").unwrap();
+        let d = limiter.hit("b", 1, 60).await;
+        assert!(d.allowed);
+        assert!(limiter.hit("b", 1, 60).await.allowed);
+    }
+}

@@ -1,0 +1,120 @@
+//! Turns the credential a request carries into a [`Ctx`]. The same code serves GraphQL over
+//! HTTP, REST and the WebSocket `connection_init` payload.
+
+use chrono::{Duration, Utc};
+use entity::{api_key, membership, session, user};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use super::tokens::{looks_like_api_key, sha256_hex};
+use crate::app::AppState;
+use crate::context::{Actor, Ctx, RequestMeta, Role, Scope};
+use crate::error::{AppError, AppResult};
+
+/// A credential as presented.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A JWT access token.
+    Access(String),
+    /// An `rmp_` API key.
+    ApiKey(String),
+}
+
+impl Credential {
+    /// Classifies a bearer value: API keys have their own shape, everything else is a JWT.
+    pub fn from_bearer(value: &str) -> Self {
+        let value = value.trim();
+        if looks_like_api_key(value) || value.starts_with(super::tokens::API_KEY_PREFIX) {
+            Self::ApiKey(value.to_string())
+        } else {
+            Self::Access(value.to_string())
+        }
+    }
+}
+
+/// Checks a credential and builds the caller's context.
+///
+/// # Errors
+/// `UNAUTHENTICATED` for anything invalid, expired or revoked.
+pub async fn authenticate(state: &AppState, credential: &Credential, meta: RequestMeta) -> AppResult<Ctx> {
+    match credential {
+        Credential::Access(token) => access_token(state, token, meta).await,
+        Credential::ApiKey(key) => api_key(state, key, meta).await,
+    }
+}
+
+async fn access_token(state: &AppState, token: &str, meta: RequestMeta) -> AppResult<Ctx> {
+    let claims = state.jwt.verify_access(token)?;
+    // The session is checked on every request, so logout and reuse detection take effect at
+    // once rather than when the token expires.
+    let live = session::Entity::find_by_id(claims.sid)
+        .one(&state.db)
+        .await?
+        .filter(|s| s.user_id == claims.sub && s.revoked_at.is_none() && s.expires_at > Utc::now());
+    let Some(live) = live else {
+        return Err(AppError::unauthenticated("session ended; sign in again"));
+    };
+    if live.org_id != claims.org {
+        return Err(AppError::unauthenticated("session switched organization; refresh the token"));
+    }
+    let found = membership::Entity::find()
+        .filter(membership::Column::OrgId.eq(claims.org))
+        .filter(membership::Column::UserId.eq(claims.sub))
+        .find_also_related(user::Entity)
+        .one(&state.db)
+        .await?;
+    let Some((m, Some(person))) = found else {
+        return Err(AppError::unauthenticated("no longer a member of this organization"));
+    };
+    if !person.is_active {
+        return Err(AppError::unauthenticated("account disabled"));
+    }
+    Ok(Ctx {
+        actor: Actor::User {
+            user_id: person.id,
+            session_id: live.id,
+            email: person.email,
+            role: Role::parse(&m.role)?,
+        },
+        org_id: claims.org,
+        meta,
+    })
+}
+
+async fn api_key(state: &AppState, key: &str, meta: RequestMeta) -> AppResult<Ctx> {
+    let row = api_key::Entity::find()
+        .filter(api_key::Column::SecretHash.eq(sha256_hex(key)))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::unauthenticated("invalid API key"))?;
+    if row.revoked_at.is_some() {
+        return Err(AppError::unauthenticated("API key revoked"));
+    }
+    let now = Utc::now();
+    if row.expires_at.is_some_and(|e| e <= now) {
+        return Err(AppError::unauthenticated("API key expired"));
+    }
+    // Record use at most once a minute per key, off the request's path.
+    if row.last_used_at.is_none_or(|t| now - t > Duration::seconds(60)) {
+        let db = state.db.clone();
+        let id = row.id;
+        tokio::spawn(async move {
+            let touch = api_key::ActiveModel {
+                id: Set(id),
+                last_used_at: Set(Some(now)),
+                ..Default::default()
+            };
+            if let Err(err) = touch.update(&db).await {
+                tracing::warn!(%err, "could not record API key use");
+            }
+        });
+    }
+    Ok(Ctx {
+        actor: Actor::ApiKey {
+            key_id: row.id,
+            label: row.label,
+            scope: Scope::parse(&row.scopes)?,
+        },
+        org_id: row.org_id,
+        meta,
+    })
+}

@@ -1,0 +1,88 @@
+//! The GraphQL schema, assembled from the domain modules' objects, and the helpers resolvers
+//! share to reach the caller and the services.
+
+pub mod pagination;
+
+use async_graphql::{
+    Context, EmptySubscription, MergedObject, Object, Schema, SimpleObject,
+};
+
+use crate::app::AppState;
+use crate::context::{Ctx, RequestMeta};
+use crate::error::{AppError, AppResult};
+
+/// The schema every surface executes against (REST rows run operations on it too).
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Which server answered, so clients can check compatibility.
+#[derive(SimpleObject)]
+pub struct ServerInfo {
+    /// Always `rampart`.
+    pub name: String,
+    /// The server's semantic version.
+    pub version: String,
+}
+
+#[derive(Default)]
+pub struct ServerQuery;
+
+#[Object]
+impl ServerQuery {
+    /// The name and version of this server.
+    async fn server_info(&self) -> ServerInfo {
+        ServerInfo {
+            name: "rampart".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// Read operations.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(
+    ServerQuery,
+    crate::auth::graphql::AuthQuery,
+    crate::orgs::graphql::OrgsQuery,
+    crate::keys::graphql::KeysQuery,
+    crate::audit::graphql::AuditQuery,
+);
+
+/// Write operations.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(
+    crate::auth::graphql::AuthMutation,
+    crate::orgs::graphql::OrgsMutation,
+    crate::keys::graphql::KeysMutation,
+);
+
+/// Builds the schema with its limits; `state` is what resolvers reach through [`state`].
+pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .limit_depth(16)
+        .limit_complexity(2_000);
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The services.
+pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+/// The authenticated caller, or `UNAUTHENTICATED`.
+///
+/// # Errors
+/// When the request carried no valid credential.
+pub fn caller<'a>(ctx: &Context<'a>) -> AppResult<&'a Ctx> {
+    ctx.data_opt::<Ctx>()
+        .ok_or_else(|| AppError::unauthenticated("authentication required"))
+}
+
+/// Facts about the request (always present).
+pub fn meta<'a>(ctx: &Context<'a>) -> RequestMeta {
+    ctx.data_opt::<RequestMeta>()
+        .cloned()
+        .unwrap_or_else(|| RequestMeta::internal("graphql"))
+}

@@ -1,0 +1,113 @@
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use uuid::Uuid;
+
+use super::{Member, NewMember, Organization};
+use crate::context::Role;
+use crate::graphql::pagination::{PageArgs, PagedConnection};
+use crate::graphql::{caller, state};
+
+/// An org the caller belongs to, with the caller's role there.
+#[derive(SimpleObject)]
+pub struct OrganizationMembership {
+    pub organization: Organization,
+    /// The caller's role (absent for API keys).
+    pub role: Option<Role>,
+}
+
+/// A new organization.
+#[derive(InputObject)]
+pub struct CreateOrganizationInput {
+    /// Display name (1–100 characters).
+    pub name: String,
+    /// URL name; derived from the name when absent.
+    pub slug: Option<String>,
+}
+
+/// A person to add to the caller's org.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    pub email: String,
+    /// Required when no account has this email yet; ignored otherwise.
+    pub password: Option<String>,
+    pub role: Role,
+    pub display_name: Option<String>,
+}
+
+/// Changes to a member.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// The new role.
+    pub role: Role,
+}
+
+#[derive(Default)]
+pub struct OrgsQuery;
+
+#[Object]
+impl OrgsQuery {
+    /// The org the caller acts in.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+        Ok(super::current(caller(ctx)?, state(ctx)).await?)
+    }
+
+    /// Every org the caller belongs to.
+    async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<OrganizationMembership>> {
+        let orgs = super::list_for_caller(caller(ctx)?, state(ctx)).await?;
+        Ok(orgs
+            .into_iter()
+            .map(|(organization, role)| OrganizationMembership { organization, role })
+            .collect())
+    }
+
+    /// Members of the caller's org (admins, signed in).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Member>> {
+        let window = PageArgs { first, after, page, page_size }.window()?;
+        Ok(super::list_members(caller(ctx)?, state(ctx), window)
+            .await?
+            .into_connection())
+    }
+}
+
+#[derive(Default)]
+pub struct OrgsMutation;
+
+#[Object]
+impl OrgsMutation {
+    /// Creates an org; the signed-in creator becomes its owner.
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> Result<Organization> {
+        Ok(super::create(caller(ctx)?, state(ctx), &input.name, input.slug.as_deref()).await?)
+    }
+
+    /// Adds a person to the caller's org (admins, signed in; owners to grant owner).
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<Member> {
+        let new = NewMember {
+            email: &input.email,
+            password: input.password.as_deref(),
+            role: input.role,
+            display_name: input.display_name.as_deref(),
+        };
+        Ok(super::add_member(caller(ctx)?, state(ctx), new).await?)
+    }
+
+    /// Changes a member's role. The last owner cannot be demoted.
+    async fn update_user(&self, ctx: &Context<'_>, id: Uuid, input: UpdateUserInput) -> Result<Member> {
+        Ok(super::change_role(caller(ctx)?, state(ctx), id, input.role).await?)
+    }
+
+    /// Removes a member from the caller's org. The last owner cannot be removed.
+    async fn remove_user(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        super::remove_member(caller(ctx)?, state(ctx), id).await?;
+        Ok(true)
+    }
+}

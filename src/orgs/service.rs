@@ -1,0 +1,377 @@
+//! Every rule about organizations and membership lives here.
+
+use chrono::Utc;
+use entity::{membership, organization, session, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::model::{slugify, validate_slug, Email, Member, Organization};
+use crate::validate::bounded_text;
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::auth::password;
+use crate::context::{Actor, Ctx, Permission, Role};
+use crate::error::{AppError, AppResult};
+use crate::graphql::pagination::{Paged, Window};
+
+/// What start-up did about the first administrator.
+pub enum Bootstrap {
+    /// Users exist already.
+    AlreadySetUp,
+    /// Created from the configured email and password.
+    Created { email: String },
+    /// Created with a generated password, to be shown once.
+    CreatedWithPassword { email: String, password: String },
+}
+
+/// On an empty database, creates the first org and its owner.
+///
+/// # Errors
+/// When the configured admin email or password is invalid, or the database fails.
+pub async fn bootstrap_admin(
+    db: &DatabaseConnection,
+    email: Option<&str>,
+    password: Option<&str>,
+) -> AppResult<Bootstrap> {
+    if user::Entity::find().count(db).await? > 0 {
+        return Ok(Bootstrap::AlreadySetUp);
+    }
+    let email = Email::parse("RAMPART_ADMIN_EMAIL", email.unwrap_or("admin@rampart.local"))?;
+    let (password, generated) = match password {
+        Some(p) => {
+            password::validate("RAMPART_ADMIN_PASSWORD", p)?;
+            (p.to_string(), false)
+        }
+        None => (crate::auth::tokens::random_base62(20), true),
+    };
+    let hash = password::hash(&password).await?;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let org = organization::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        slug: Set("default".into()),
+        name: Set("Default organization".into()),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let admin = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.as_str().to_string()),
+        password_hash: Set(hash),
+        display_name: Set(Some("Administrator".into())),
+        is_active: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await;
+    let admin = match admin {
+        Ok(admin) => admin,
+        // Another process bootstrapped at the same moment.
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Ok(Bootstrap::AlreadySetUp)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    insert_membership(&txn, org.id, admin.id, Role::Owner).await?;
+    txn.commit().await?;
+    let email = email.as_str().to_string();
+    Ok(if generated {
+        Bootstrap::CreatedWithPassword { email, password }
+    } else {
+        Bootstrap::Created { email }
+    })
+}
+
+async fn insert_membership(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> AppResult<membership::Model> {
+    Ok(membership::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        org_id: Set(org_id),
+        user_id: Set(user_id),
+        role: Set(role.as_str().into()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// The org the caller acts in.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn current(ctx: &Ctx, state: &AppState) -> AppResult<Organization> {
+    organization::Entity::find_by_id(ctx.org_id)
+        .one(&state.db)
+        .await?
+        .map(Organization::from)
+        .ok_or_else(|| AppError::not_found("organization"))
+}
+
+/// The orgs the caller belongs to (an API key: its own org only).
+///
+/// # Errors
+/// Only on database failure.
+pub async fn list_for_caller(ctx: &Ctx, state: &AppState) -> AppResult<Vec<(Organization, Option<Role>)>> {
+    let Some(user_id) = ctx.user_id() else {
+        return Ok(vec![(current(ctx, state).await?, None)]);
+    };
+    let rows = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .find_also_related(organization::Entity)
+        .order_by_asc(membership::Column::CreatedAt)
+        .all(&state.db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(m, org)| Some((Organization::from(org?), Role::parse(&m.role).ok())))
+        .collect())
+}
+
+/// Creates an org; the signed-in creator becomes its owner.
+///
+/// # Errors
+/// `SESSION_REQUIRED` for API keys, `VALIDATION_FAILED`, `CONFLICT` for a taken slug.
+pub async fn create(ctx: &Ctx, state: &AppState, name: &str, slug: Option<&str>) -> AppResult<Organization> {
+    let (user_id, _) = ctx.require_session()?;
+    let name = bounded_text("name", name, 100)?;
+    let slug = match slug {
+        Some(s) => {
+            validate_slug(s)?;
+            s.to_string()
+        }
+        None => slugify(&name),
+    };
+    let txn = state.db.begin().await?;
+    let org = organization::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        slug: Set(slug.clone()),
+        name: Set(name),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            AppError::conflict(format!("an organization with slug {slug:?} exists"))
+        }
+        _ => e.into(),
+    })?;
+    insert_membership(&txn, org.id, user_id, Role::Owner).await?;
+    let mut entry = AuditEntry::by(ctx, "organization.create", "organization", org.id);
+    entry.org_id = org.id;
+    audit::record(&txn, entry).await?;
+    txn.commit().await?;
+    Ok(org.into())
+}
+
+fn member_of(m: membership::Model, u: user::Model) -> Member {
+    Member {
+        id: u.id,
+        email: u.email,
+        display_name: u.display_name,
+        role: Role::parse(&m.role).unwrap_or(Role::Viewer),
+        joined_at: m.created_at,
+    }
+}
+
+/// The org's members (admins, signed in).
+///
+/// # Errors
+/// `SESSION_REQUIRED`, `FORBIDDEN`.
+pub async fn list_members(ctx: &Ctx, state: &AppState, window: Window) -> AppResult<Paged<Member>> {
+    ctx.require_session_with(Permission::Admin)?;
+    let query = membership::Entity::find().filter(membership::Column::OrgId.eq(ctx.org_id));
+    let total = query.clone().count(&state.db).await?;
+    let items = query
+        .find_also_related(user::Entity)
+        .order_by_asc(membership::Column::CreatedAt)
+        .order_by_asc(membership::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .filter_map(|(m, u)| Some(member_of(m, u?)))
+        .collect();
+    Ok(Paged { items, total, window })
+}
+
+/// Input for adding a member.
+pub struct NewMember<'a> {
+    pub email: &'a str,
+    /// Needed when no user has this email yet.
+    pub password: Option<&'a str>,
+    pub role: Role,
+    pub display_name: Option<&'a str>,
+}
+
+/// Adds a person to the org: an existing user by email, or a new user with a password.
+///
+/// # Errors
+/// `SESSION_REQUIRED`, `FORBIDDEN` (granting owner needs an owner), `VALIDATION_FAILED`,
+/// `CONFLICT` when already a member.
+pub async fn add_member(ctx: &Ctx, state: &AppState, input: NewMember<'_>) -> AppResult<Member> {
+    ctx.require_session_with(Permission::Admin)?;
+    if input.role == Role::Owner {
+        ctx.require(Permission::Owner)?;
+    }
+    let email = Email::parse("email", input.email)?;
+    let display_name = input
+        .display_name
+        .map(|d| bounded_text("display_name", d, 100))
+        .transpose()?;
+    let existing = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?;
+    let new_hash = match (&existing, input.password) {
+        (Some(_), _) => None,
+        (None, Some(p)) => {
+            password::validate("password", p)?;
+            Some(password::hash(p).await?)
+        }
+        (None, None) => return Err(AppError::invalid("password", "is required for a new user")),
+    };
+    let txn = state.db.begin().await?;
+    let person = match existing {
+        Some(u) => u,
+        None => {
+            let now = Utc::now();
+            user::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                email: Set(email.as_str().to_string()),
+                password_hash: Set(new_hash.unwrap_or_default()),
+                display_name: Set(display_name),
+                is_active: Set(true),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await
+            .map_err(|e| match e.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => {
+                    AppError::conflict("a user with this email was created meanwhile; retry")
+                }
+                _ => e.into(),
+            })?
+        }
+    };
+    if membership_in_org(&txn, ctx.org_id, person.id).await.is_ok() {
+        return Err(AppError::conflict("this user is already a member"));
+    }
+    let m = insert_membership(&txn, ctx.org_id, person.id, input.role).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "member.add", "user", person.id)
+            .with_details(serde_json::json!({"email": person.email, "role": input.role.as_str()})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(member_of(m, person))
+}
+
+async fn membership_in_org(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<membership::Model> {
+    membership::Entity::find()
+        .filter(membership::Column::OrgId.eq(org_id))
+        .filter(membership::Column::UserId.eq(user_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))
+}
+
+async fn owners(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::OrgId.eq(org_id))
+        .filter(membership::Column::Role.eq(Role::Owner.as_str()))
+        .count(db)
+        .await?)
+}
+
+/// Changes a member's role.
+///
+/// # Errors
+/// `NOT_FOUND` outside the org, `FORBIDDEN` when touching ownership without being owner,
+/// `CONFLICT` when it would leave the org without an owner.
+pub async fn change_role(ctx: &Ctx, state: &AppState, user_id: Uuid, role: Role) -> AppResult<Member> {
+    ctx.require_session_with(Permission::Admin)?;
+    let txn = state.db.begin().await?;
+    let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
+    let current = Role::parse(&m.role)?;
+    if current == Role::Owner || role == Role::Owner {
+        ctx.require(Permission::Owner)?;
+    }
+    if current == Role::Owner && role != Role::Owner && owners(&txn, ctx.org_id).await? <= 1 {
+        return Err(AppError::conflict("the last owner cannot be demoted"));
+    }
+    let mut active: membership::ActiveModel = m.into();
+    active.role = Set(role.as_str().into());
+    let m = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "member.role_change", "user", user_id)
+            .with_details(serde_json::json!({"from": current.as_str(), "to": role.as_str()})),
+    )
+    .await?;
+    txn.commit().await?;
+    let person = user::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    Ok(member_of(m, person))
+}
+
+/// Removes a member from the org and ends their sessions in it.
+///
+/// # Errors
+/// As for [`change_role`].
+pub async fn remove_member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<()> {
+    ctx.require_session_with(Permission::Admin)?;
+    let txn = state.db.begin().await?;
+    let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
+    if Role::parse(&m.role)? == Role::Owner {
+        ctx.require(Permission::Owner)?;
+        if owners(&txn, ctx.org_id).await? <= 1 {
+            return Err(AppError::conflict("the last owner cannot be removed"));
+        }
+    }
+    membership::Entity::delete_by_id(m.id).exec(&txn).await?;
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::OrgId.eq(ctx.org_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    audit::record(&txn, AuditEntry::by(ctx, "member.remove", "user", user_id)).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The signed-in user's own account, or `None` for API keys.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn me_user(ctx: &Ctx, state: &AppState) -> AppResult<Option<Member>> {
+    let Actor::User { user_id, .. } = &ctx.actor else {
+        return Ok(None);
+    };
+    let m = membership_in_org(&state.db, ctx.org_id, *user_id).await?;
+    let person = user::Entity::find_by_id(*user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    Ok(Some(member_of(m, person)))
+}
