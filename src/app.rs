@@ -77,7 +77,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
 
     let bus: Arc<dyn EventBus> = match &config.redis_url {
         Some(url) => Arc::new(
-            RedisBus::connect(url)
+            RedisBus::connect(url, &config.redis_prefix)
                 .await
                 .with_context(|| format!("redis at {} is not usable", db::redact_url(url)))?,
         ),
@@ -119,7 +119,7 @@ impl App {
         let backends = open_backends(&config).await?;
         let jwt_secret = secrets::jwt_secret(&config).await?;
         let limiter = match &config.redis_url {
-            Some(url) => RateLimiter::redis(url)?,
+            Some(url) => RateLimiter::redis(url, &config.redis_prefix)?,
             None => RateLimiter::in_memory(),
         };
         announce_bootstrap(

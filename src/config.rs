@@ -49,6 +49,10 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    #[arg(long, env = "RAMPART_REDIS_PREFIX", default_value = "rampart")]
+    pub redis_prefix: String,
+
     /// S3 bucket for raw reports; when absent, reports are kept under the data directory.
     #[arg(long, env = "RAMPART_S3_BUCKET")]
     pub s3_bucket: Option<String>,
@@ -122,6 +126,7 @@ impl Config {
             data_dir: data_dir.into(),
             database_url: None,
             redis_url: None,
+            redis_prefix: "rampart".into(),
             s3_bucket: None,
             s3_endpoint: None,
             s3_region: "us-east-1".into(),

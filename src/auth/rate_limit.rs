@@ -19,7 +19,8 @@ pub struct Decision {
 
 enum Counter {
     Memory(Mutex<HashMap<String, (u64, u32)>>),
-    Redis(ConnectionManager),
+    /// Keys are `<prefix>:rl:<bucket>:<window>`.
+    Redis(ConnectionManager, String),
 }
 
 /// Counts hits per bucket (e.g. `login:<ip>`, `key:<id>`) in fixed windows.
@@ -40,7 +41,7 @@ impl RateLimiter {
     ///
     /// # Errors
     /// When the URL is malformed.
-    pub fn redis(url: &str) -> anyhow::Result<Self> {
+    pub fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -48,7 +49,7 @@ impl RateLimiter {
             .set_number_of_retries(0);
         let manager = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {
-            counter: Counter::Redis(manager),
+            counter: Counter::Redis(manager, format!("{prefix}:rl:")),
         })
     }
 
@@ -62,8 +63,9 @@ impl RateLimiter {
         let reset_secs = (window + 1) * window_secs - now;
         let count = match &self.counter {
             Counter::Memory(map) => Some(count_in_memory(map, bucket, window)),
-            Counter::Redis(manager) => {
-                count_in_redis(manager, bucket, window, window_secs).await
+            Counter::Redis(manager, prefix) => {
+                let key = format!("{prefix}{bucket}:{window}");
+                count_in_redis(manager, key, window_secs).await
             }
         };
         match count {
@@ -97,14 +99,8 @@ fn count_in_memory(map: &Mutex<HashMap<String, (u64, u32)>>, bucket: &str, windo
     entry.1
 }
 
-async fn count_in_redis(
-    manager: &ConnectionManager,
-    bucket: &str,
-    window: u64,
-    window_secs: u64,
-) -> Option<u32> {
+async fn count_in_redis(manager: &ConnectionManager, key: String, window_secs: u64) -> Option<u32> {
     let mut conn = manager.clone();
-    let key = format!("rampart:rl:{bucket}:{window}");
     let mut pipe = redis::pipe();
     pipe.atomic()
         .cmd("INCR")
@@ -148,7 +144,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_redis_fails_open() {
-        let limiter = RateLimiter::redis("redis://127.0.0.1:1").unwrap();
+        let limiter = RateLimiter::redis("redis://127.0.0.1:1", "t").unwrap();
         let d = limiter.hit("b", 1, 60).await;
         assert!(d.allowed);
         assert!(limiter.hit("b", 1, 60).await.allowed);

@@ -11,13 +11,13 @@ use tokio::task::JoinHandle;
 
 use super::{BusError, EventBus, Fanout};
 
-/// Every Redis channel this bus uses starts with this, so one pattern subscription per process
-/// receives them all.
-const CHANNEL_PREFIX: &str = "rampart:events:";
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Publishes with `PUBLISH`; one `PSUBSCRIBE` connection per process feeds local subscribers.
 pub struct RedisBus {
+    /// Every channel of this bus starts with it (`<prefix>:events:`), so one pattern
+    /// subscription per process receives them all.
+    channel_prefix: String,
     publisher: ConnectionManager,
     fanout: Fanout,
     listener: JoinHandle<()>,
@@ -29,7 +29,8 @@ impl RedisBus {
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub async fn connect(url: &str) -> Result<Self, BusError> {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let channel_prefix = format!("{prefix}:events:");
         let client = redis::Client::open(url).map_err(|e| BusError(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -41,9 +42,15 @@ impl RedisBus {
             .map_err(|e| BusError(format!("cannot connect to redis: {e}")))?;
         let fanout = Fanout::default();
         let (ready_tx, ready_rx) = oneshot::channel();
-        let listener = tokio::spawn(listen(client, fanout.clone(), ready_tx));
+        let listener = tokio::spawn(listen(
+            client,
+            channel_prefix.clone(),
+            fanout.clone(),
+            ready_tx,
+        ));
         match tokio::time::timeout(TIMEOUT * 2, ready_rx).await {
             Ok(Ok(())) => Ok(Self {
+                channel_prefix,
                 publisher,
                 fanout,
                 listener,
@@ -64,13 +71,18 @@ impl Drop for RedisBus {
 
 /// Keeps one pattern subscription alive, reconnecting with backoff, and hands every message to
 /// the local fan-out.
-async fn listen(client: redis::Client, fanout: Fanout, ready: oneshot::Sender<()>) {
+async fn listen(
+    client: redis::Client,
+    channel_prefix: String,
+    fanout: Fanout,
+    ready: oneshot::Sender<()>,
+) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
     loop {
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")).await?;
+            pubsub.psubscribe(format!("{channel_prefix}*")).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         match tokio::time::timeout(TIMEOUT, subscribed).await {
@@ -81,7 +93,7 @@ async fn listen(client: redis::Client, fanout: Fanout, ready: oneshot::Sender<()
                 }
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
-                    let Some(topic) = msg.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
+                    let Some(topic) = msg.get_channel_name().strip_prefix(channel_prefix.as_str()) else {
                         continue;
                     };
                     match msg.get_payload::<String>() {
@@ -106,7 +118,7 @@ impl EventBus for RedisBus {
     async fn publish(&self, topic: &str, payload: &str) -> Result<(), BusError> {
         let mut conn = self.publisher.clone();
         redis::cmd("PUBLISH")
-            .arg(format!("{CHANNEL_PREFIX}{topic}"))
+            .arg(format!("{}{topic}", self.channel_prefix))
             .arg(payload)
             .query_async::<i64>(&mut conn)
             .await

@@ -42,8 +42,9 @@ async fn event_published_on_one_instance_reaches_another_through_redis() {
         // The embedded suite has no Redis; the scale-out run (RAMPART_TEST_REDIS_URL) covers it.
         return;
     };
-    let publisher = RedisBus::connect(&url).await.expect("redis reachable");
-    let subscriber = RedisBus::connect(&url).await.expect("redis reachable");
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let publisher = RedisBus::connect(&url, &prefix).await.expect("redis reachable");
+    let subscriber = RedisBus::connect(&url, &prefix).await.expect("redis reachable");
     let topic = format!("test:{}", uuid::Uuid::new_v4());
     let mut events = subscriber.subscribe(&topic);
     let mut unrelated = subscriber.subscribe("test:unrelated");

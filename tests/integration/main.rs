@@ -9,3 +9,5 @@ mod health;
 mod migrations;
 mod server;
 mod store;
+mod auth;
+mod isolation;

@@ -22,6 +22,41 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The first administrator every test app starts with (owner of org `default`).
+pub const ADMIN_EMAIL: &str = "owner@acme.test";
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+
+/// Everything logged by any test app in this process, for tests that prove a secret is never
+/// logged.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).to_string()
+}
+
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace")
+            .with_ansi(false)
+            .with_writer(|| LogSink)
+            .try_init();
+    });
+}
+
 /// Which backends this test run uses, from the environment.
 #[derive(Clone, Debug, Default)]
 pub struct TestEnv {
@@ -164,12 +199,16 @@ impl TestConfig {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::with_data_dir(data_dir.path());
         config.shutdown_grace_secs = 2;
+        config.admin_email = Some(ADMIN_EMAIL.into());
+        config.admin_password = Some(ADMIN_PASSWORD.into());
         let database = match &env.postgres_url {
             Some(url) => Some(TestDatabase::create(url).await),
             None => None,
         };
         config.database_url = database.as_ref().map(|d| d.url.clone());
         config.redis_url = env.redis_url.clone();
+        // Each test its own Redis namespace, so rate-limit budgets and events do not mix.
+        config.redis_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
         if let Some(s3) = &env.s3 {
             config.s3_bucket = Some(create_bucket(s3).await);
             config.s3_endpoint = Some(s3.endpoint.clone());
@@ -207,6 +246,7 @@ impl TestApp {
 
     /// Starts the app with exactly this configuration (bind is forced to port 0).
     pub async fn spawn_with(mut config: Config) -> Self {
+        capture_logs();
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         let app = App::build(config).await.expect("app starts");
         let addr = app.local_addr();
@@ -262,6 +302,107 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// How a test request authenticates.
+#[derive(Clone, Copy, Debug)]
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+/// A GraphQL answer over HTTP.
+#[derive(Debug)]
+pub struct Gql {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Gql {
+    /// `data.<field>`, failing the test with the errors if there are any.
+    pub fn data(&self, field: &str) -> &serde_json::Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"][field]
+    }
+
+    /// The first error's `extensions.code` (or the envelope's code for a rejected request).
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .or_else(|| self.body["code"].as_str())
+    }
+}
+
+impl TestApp {
+    pub async fn gql(&self, auth: Auth<'_>, query: &str, variables: serde_json::Value) -> Gql {
+        let mut req = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&serde_json::json!({"query": query, "variables": variables}));
+        req = match auth {
+            Auth::None => req,
+            Auth::Bearer(token) => req.bearer_auth(token),
+            Auth::ApiKey(key) => req.header("x-api-key", key),
+        };
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.json().await.expect("JSON body");
+        Gql { status, headers, body }
+    }
+
+    /// Signs in and returns `(access token, refresh token)`.
+    pub async fn login(&self, email: &str, password: &str) -> (String, String) {
+        let res = self
+            .gql(
+                Auth::None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token refreshToken } }",
+                serde_json::json!({"e": email, "p": password}),
+            )
+            .await;
+        let login = res.data("login");
+        (
+            login["token"].as_str().unwrap().to_string(),
+            login["refreshToken"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Signs in as the bootstrap owner.
+    pub async fn login_admin(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0
+    }
+
+    /// Creates an API key as `token`'s user and returns its plaintext.
+    pub async fn create_key(&self, token: &str, scopes: &str) -> String {
+        let res = self
+            .gql(
+                Auth::Bearer(token),
+                "mutation($s: Scope!) { createApiKey(input: {label: \"test\", scopes: $s}) { key } }",
+                serde_json::json!({"s": scopes}),
+            )
+            .await;
+        res.data("createApiKey")["key"].as_str().unwrap().to_string()
+    }
+
+    /// Adds a member to `token`'s org and returns their user id.
+    pub async fn add_member(&self, token: &str, email: &str, role: &str) -> String {
+        let res = self
+            .gql(
+                Auth::Bearer(token),
+                "mutation($e: String!, $r: Role!) { createUser(input: {email: $e, password: \"member-password\", role: $r}) { id } }",
+                serde_json::json!({"e": email, "r": role}),
+            )
+            .await;
+        res.data("createUser")["id"].as_str().unwrap().to_string()
+    }
+}
+
+pub const MEMBER_PASSWORD: &str = "member-password";
 
 /// Asserts that `body` is the contract's error envelope with this status and code.
 pub fn assert_envelope(body: &serde_json::Value, status: u16, code: &str) {

@@ -1,0 +1,154 @@
+//! Table-driven tenancy and permission checks: what each caller may do, and that one org's
+//! resources are invisible (404, absent from lists) to another.
+
+use serde_json::{json, Value};
+
+use crate::support::{Auth, TestApp, MEMBER_PASSWORD};
+
+/// Runs `query` and reduces the answer to `ok` or the error code.
+async fn outcome(app: &TestApp, auth: Auth<'_>, query: &str, vars: Value) -> String {
+    let res = app.gql(auth, query, vars).await;
+    match res.code() {
+        None => "ok".into(),
+        Some(code) => code.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn permission_matrix() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_admin().await;
+    for (email, role) in [("admin@acme.test", "ADMIN"), ("member@acme.test", "MEMBER"), ("viewer@acme.test", "VIEWER")] {
+        app.add_member(&owner, email, role).await;
+    }
+    let admin = app.login("admin@acme.test", MEMBER_PASSWORD).await.0;
+    let member = app.login("member@acme.test", MEMBER_PASSWORD).await.0;
+    let viewer = app.login("viewer@acme.test", MEMBER_PASSWORD).await.0;
+    let write_key = app.create_key(&owner, "WRITE").await;
+    let read_key = app.create_key(&owner, "READ").await;
+    let callers: [(&str, Auth); 6] = [
+        ("owner", Auth::Bearer(&owner)),
+        ("admin", Auth::Bearer(&admin)),
+        ("member", Auth::Bearer(&member)),
+        ("viewer", Auth::Bearer(&viewer)),
+        ("write key", Auth::ApiKey(&write_key)),
+        ("read key", Auth::ApiKey(&read_key)),
+    ];
+
+    const F: &str = "FORBIDDEN";
+    const S: &str = "SESSION_REQUIRED";
+    const OK: &str = "ok";
+    // operation, expected for [owner, admin, member, viewer, write key, read key]
+    let matrix: &[(&str, [&str; 6])] = &[
+        ("{ me { kind } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ organization { id } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ organizations { role } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ users { totalCount } }", [OK, OK, F, F, S, S]),
+        ("{ apiKeys { totalCount } }", [OK, OK, F, F, F, F]),
+        ("{ auditEvents { totalCount } }", [OK, OK, F, F, F, F]),
+        ("mutation { createApiKey(input: {label: \"m\"}) { key } }", [OK, OK, F, F, S, S]),
+        ("mutation($key: UUID!) { revokeApiKey(id: $key) { id } }", [OK, OK, F, F, S, S]),
+        ("mutation($email: String!) { createUser(input: {email: $email, password: \"long-enough\", role: VIEWER}) { id } }", [OK, OK, F, F, S, S]),
+        ("mutation($email: String!) { createUser(input: {email: $email, password: \"long-enough\", role: OWNER}) { id } }", [OK, F, F, F, S, S]),
+        ("mutation($victim: UUID!) { updateUser(id: $victim, input: {role: MEMBER}) { id } }", [OK, OK, F, F, S, S]),
+        ("mutation($victim: UUID!) { updateUser(id: $victim, input: {role: OWNER}) { id } }", [OK, F, F, F, S, S]),
+        ("mutation($victim: UUID!) { removeUser(id: $victim) }", [OK, OK, F, F, S, S]),
+        ("mutation($name: String!) { createOrganization(input: {name: $name}) { id } }", [OK, OK, OK, OK, S, S]),
+        ("mutation { logout }", ["-", "-", "-", "-", S, S]),
+    ];
+
+    let mut n = 0;
+    for (operation, expected) in matrix {
+        for ((caller, auth), expected) in callers.iter().zip(expected) {
+            if *expected == "-" {
+                continue;
+            }
+            n += 1;
+            // Fresh objects to act on, so allowed operations do not disturb later cases.
+            let victim = app.add_member(&owner, &format!("victim{n}@acme.test"), "VIEWER").await;
+            let keys = app.gql(Auth::Bearer(&owner), "mutation { createApiKey(input: {label: \"victim\"}) { apiKey { id } } }", json!({})).await;
+            let key = keys.data("createApiKey")["apiKey"]["id"].clone();
+            let vars = json!({
+                "victim": victim,
+                "key": key,
+                "email": format!("new{n}@acme.test"),
+                "name": format!("Org {n}"),
+            });
+            let got = outcome(&app, *auth, operation, vars).await;
+            assert_eq!(&got, expected, "{caller}: {operation}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn isolation_matrix() {
+    let app = TestApp::spawn().await;
+    // Org A: the bootstrap org with its owner, a member and a key.
+    let owner_a = app.login_admin().await;
+    let member_a = app.add_member(&owner_a, "dev@a.test", "MEMBER").await;
+    let key_a = app
+        .gql(Auth::Bearer(&owner_a), "mutation { createApiKey(input: {label: \"a-ci\"}) { apiKey { id } } }", json!({}))
+        .await
+        .data("createApiKey")["apiKey"]["id"]
+        .clone();
+    let org_a = app.gql(Auth::Bearer(&owner_a), "{ organization { id } }", json!({})).await.data("organization")["id"].clone();
+
+    // Org B: created by A's owner, who hands it to B's own owner and leaves; B's people belong
+    // to B only.
+    let org_b = app
+        .gql(Auth::Bearer(&owner_a), "mutation { createOrganization(input: {name: \"Org B\"}) { id } }", json!({}))
+        .await
+        .data("createOrganization")["id"]
+        .clone();
+    let in_b = app
+        .gql(Auth::Bearer(&owner_a), "mutation($o: UUID!) { switchOrganization(orgId: $o) { token } }", json!({"o": org_b}))
+        .await
+        .data("switchOrganization")["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.add_member(&in_b, "admin@b.test", "OWNER").await;
+    let me = app.gql(Auth::Bearer(&in_b), "{ me { user { id } } }", json!({})).await;
+    let left = app
+        .gql(Auth::Bearer(&in_b), "mutation($id: UUID!) { removeUser(id: $id) }", json!({"id": me.data("me")["user"]["id"]}))
+        .await;
+    assert_eq!(left.data("removeUser"), true);
+    let admin_b = app.login("admin@b.test", MEMBER_PASSWORD).await.0;
+    let key_b = app.create_key(&admin_b, "WRITE").await;
+
+    // Every resource of A, asked for by id from B, answers exactly like a missing one.
+    let by_id: &[(&str, &str, Value)] = &[
+        ("api key", "mutation($id: UUID!) { revokeApiKey(id: $id) { id } }", key_a.clone()),
+        ("user (role)", "mutation($id: UUID!) { updateUser(id: $id, input: {role: VIEWER}) { id } }", json!(member_a)),
+        ("user (remove)", "mutation($id: UUID!) { removeUser(id: $id) }", json!(member_a)),
+        ("organization", "mutation($id: UUID!) { switchOrganization(orgId: $id) { token } }", org_a.clone()),
+    ];
+    let missing = json!(uuid::Uuid::now_v7());
+    for (resource, query, id) in by_id {
+        let foreign = app.gql(Auth::Bearer(&admin_b), query, json!({"id": id})).await;
+        let absent = app.gql(Auth::Bearer(&admin_b), query, json!({"id": missing})).await;
+        assert_eq!(foreign.code(), Some("NOT_FOUND"), "{resource}: {}", foreign.body);
+        assert_eq!(foreign.body["errors"][0]["message"], absent.body["errors"][0]["message"], "{resource}");
+    }
+
+    // B's lists never contain A's rows (and A's never contain B's).
+    let lists: &[(&str, &str)] = &[
+        ("users", "{ users(pageSize: 500) { edges { node { email } } } }"),
+        ("apiKeys", "{ apiKeys(pageSize: 500) { edges { node { id label } } } }"),
+        ("auditEvents", "{ auditEvents(pageSize: 500) { edges { node { actor resourceId } } } }"),
+        ("organizations", "{ organizations { organization { id } } }"),
+    ];
+    for (field, query) in lists {
+        let b_view = app.gql(Auth::Bearer(&admin_b), query, json!({})).await;
+        let text = b_view.data(field).to_string();
+        for a_thing in [key_a.as_str().unwrap(), "owner@acme.test", "dev@a.test", "a-ci", org_a.as_str().unwrap()] {
+            assert!(!text.contains(a_thing), "{field} of org B shows {a_thing}: {text}");
+        }
+    }
+    let a_users = app.gql(Auth::Bearer(&owner_a), lists[0].1, json!({})).await;
+    assert!(!a_users.data("users").to_string().contains("admin@b.test"));
+
+    // A key of B sees B only.
+    let me = app.gql(Auth::ApiKey(&key_b), "{ organization { id } }", json!({})).await;
+    assert_eq!(me.data("organization")["id"], org_b);
+}
