@@ -97,6 +97,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     println!("Rampart {} listening on {base}", env!("CARGO_PKG_VERSION"));
     println!("  GraphQL endpoint   {base}/graphql");
+    println!("  GraphiQL           {base}/graphql");
+    println!("  Swagger UI         {base}/docs");
     println!("  OpenAPI document   {base}/openapi.json");
     println!("  Health             {base}/health/services");
     app.run_until(app::shutdown_signal()).await

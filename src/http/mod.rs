@@ -2,10 +2,11 @@
 
 mod errors;
 pub mod health;
+pub mod playground;
 pub mod request_id;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post_service};
+use axum::routing::get;
 use axum::{middleware, Json, Router};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -22,9 +23,9 @@ pub struct ServiceIndex {
     pub version: String,
     /// `ok` while the process serves requests.
     pub status: String,
-    /// The API description (OpenAPI 3.1).
+    /// The API reference (Swagger UI); the OpenAPI 3.1 document is at `/openapi.json`.
     pub docs: String,
-    /// The GraphQL endpoint.
+    /// The GraphQL endpoint (`POST`); GraphiQL for browsers (`GET`).
     pub graphql: String,
     /// Liveness route.
     pub health: String,
@@ -38,10 +39,21 @@ pub async fn index() -> Json<ServiceIndex> {
         name: "rampart".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         status: "ok".into(),
-        docs: "/openapi.json".into(),
+        docs: "/docs".into(),
         graphql: "/graphql".into(),
         health: "/health".into(),
     })
+}
+
+/// Swagger UI at `/docs/` (its files are embedded by utoipa-swagger-ui's `vendored` feature),
+/// showing the document served at `/openapi.json`.
+fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
+    let config = utoipa_swagger_ui::Config::from("/openapi.json")
+        // The default asks validator.swagger.io about the document: nothing leaves the server.
+        .validator_url("none")
+        .persist_authorization(true)
+        .try_it_out_enabled(true);
+    utoipa_swagger_ui::SwaggerUi::new("/docs").config(config)
 }
 
 /// The whole HTTP surface of one server process.
@@ -53,7 +65,11 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::live))
         .route("/ready", get(health::ready))
         .route("/health/services", get(health::services))
-        .route("/graphql", post_service(graphql))
+        .route(
+            playground::PATH,
+            get(playground::page).post_service(graphql),
+        )
+        .route(playground::ASSETS_ROUTE, get(playground::asset))
         .route(
             "/openapi.json",
             get({
@@ -62,6 +78,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/api/v1/openapi.json", get(move || async move { Json(openapi) }))
+        .merge(swagger_ui())
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
