@@ -3,7 +3,7 @@
 //! them with `include_bytes!`. Nothing from node_modules is ever committed or served from a CDN.
 
 use std::path::{Path, PathBuf};
-use std::process::{exit, Command};
+use std::process::{exit, Command, Stdio};
 use std::{env, fs};
 
 const PACKAGE_DIR: &str = "src/http/playground";
@@ -28,7 +28,8 @@ fn main() {
         println!("cargo:rerun-if-changed={PACKAGE_DIR}/{file}");
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("playground");
-    fs::create_dir_all(&out).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out.display())));
+    fs::create_dir_all(&out)
+        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", out.display())));
     for file in PACKAGE_FILES {
         let from = Path::new(PACKAGE_DIR).join(file);
         fs::copy(&from, out.join(file))
@@ -47,8 +48,16 @@ fn main() {
         fail("building Rampart needs npm (Node.js) to fetch the pinned GraphiQL assets");
     }
     let status = Command::new(npm)
-        .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"])
+        .args([
+            "ci",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ])
         .current_dir(&out)
+        // Cargo reads a build script's stdout for instructions: npm's chatter goes to stderr.
+        .stdout(Stdio::from(std::io::stderr()))
         .status()
         .unwrap_or_else(|e| fail(&format!("cannot run `npm ci`: {e}")));
     if !status.success() {
@@ -61,5 +70,6 @@ fn main() {
     if let Some(missing) = EMBEDDED.iter().find(|file| !out.join(file).is_file()) {
         fail(&format!("`npm ci` did not produce {missing}: check the pinned versions in {PACKAGE_DIR}/package.json"));
     }
-    fs::write(out.join(STAMP), &lock).unwrap_or_else(|e| fail(&format!("cannot write the install stamp: {e}")));
+    fs::write(out.join(STAMP), &lock)
+        .unwrap_or_else(|e| fail(&format!("cannot write the install stamp: {e}")));
 }

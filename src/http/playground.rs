@@ -84,19 +84,35 @@ struct Assets {
 
 impl Assets {
     fn all(&self) -> [&Asset; 5] {
-        [&self.react, &self.react_dom, &self.graphiql_js, &self.graphiql_css, &self.init]
+        [
+            &self.react,
+            &self.react_dom,
+            &self.graphiql_js,
+            &self.graphiql_css,
+            &self.init,
+        ]
     }
 }
 
 static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
-    react: Asset::new("react", "js", JS, npm_file!("react/umd/react.production.min.js")),
+    react: Asset::new(
+        "react",
+        "js",
+        JS,
+        npm_file!("react/umd/react.production.min.js"),
+    ),
     react_dom: Asset::new(
         "react-dom",
         "js",
         JS,
         npm_file!("react-dom/umd/react-dom.production.min.js"),
     ),
-    graphiql_js: Asset::new("graphiql", "js", JS, npm_file!("graphiql/dist/index.umd.js")),
+    graphiql_js: Asset::new(
+        "graphiql",
+        "js",
+        JS,
+        npm_file!("graphiql/dist/index.umd.js"),
+    ),
     graphiql_css: Asset::new("graphiql", "css", CSS, npm_file!("graphiql/dist/style.css")),
     init: Asset::new("init", "js", JS, INIT_JS.as_bytes()),
 });
@@ -115,6 +131,7 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Rampart GraphiQL</title>
+  <link rel="icon" href="data:,">
   <link rel="stylesheet" href="{css}">
   <style>html, body {{ height: 100%; margin: 0; }} #graphiql {{ height: 100vh; }}</style>
 </head>
@@ -181,14 +198,23 @@ pub async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Result<Respo
                 .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == asset.etag)
         });
     let headers = [
-        (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        ),
         (header::ETAG, asset.etag.clone()),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
     ];
     if fresh {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))];
+    let content_type = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    )];
     Ok((headers, content_type, asset.bytes).into_response())
 }
 

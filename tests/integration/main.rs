@@ -7,5 +7,6 @@ mod cli;
 mod events;
 mod health;
 mod migrations;
+mod playground;
 mod server;
 mod store;
