@@ -11,9 +11,9 @@ use axum::Router;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
+use crate::auth::{JwtKeys, RateLimiter};
 use crate::config::Config;
 use crate::events::{EventBus, MemoryBus, RedisBus};
-use crate::auth::{JwtKeys, RateLimiter};
 use crate::graphql::build_schema;
 use crate::store::{LocalStore, ObjectStore, S3Store};
 use crate::{db, secrets};
@@ -129,7 +129,9 @@ impl App {
                 config.admin_password.as_deref(),
             )
             .await
-            .map_err(|e| anyhow::anyhow!("creating the first administrator: {}", e.public_message()))?,
+            .map_err(|e| {
+                anyhow::anyhow!("creating the first administrator: {}", e.public_message())
+            })?,
         );
         let state = AppState {
             config: Arc::new(config),

@@ -1,9 +1,9 @@
 //! The service error: stable codes, mapped once to the REST envelope (here) and to GraphQL
 //! `extensions` (by the GraphQL layer through [`AppError::code`] and [`AppError::status`]).
 
+use async_graphql::ErrorExtensions;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use async_graphql::ErrorExtensions;
 use axum::Json;
 use serde::Serialize;
 
@@ -110,7 +110,9 @@ pub enum AppError {
         details: Vec<FieldError>,
     },
     /// Too many requests; retry after this many seconds.
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        retry_after: u64,
+    },
     Internal(anyhow::Error),
 }
 
@@ -159,7 +161,10 @@ impl AppError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::client(ErrorCode::MethodNotAllowed, "method not allowed on this path")
+        Self::client(
+            ErrorCode::MethodNotAllowed,
+            "method not allowed on this path",
+        )
     }
 
     /// Input that parsed but broke a rule; each field says why.
@@ -295,7 +300,10 @@ impl From<AppError> for async_graphql::Error {
                     .map(|d| {
                         let mut map = async_graphql::indexmap::IndexMap::new();
                         map.insert(async_graphql::Name::new("field"), d.field.clone().into());
-                        map.insert(async_graphql::Name::new("message"), d.message.clone().into());
+                        map.insert(
+                            async_graphql::Name::new("message"),
+                            d.message.clone().into(),
+                        );
                         async_graphql::Value::Object(map)
                     })
                     .collect();

@@ -11,7 +11,12 @@ use rampart::{app, db, App};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "rampart", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "rampart",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -95,11 +100,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         event_bus = state.bus.kind(),
         "backends ready"
     );
-    println!("Rampart {} listening on {base}", env!("CARGO_PKG_VERSION"));
-    println!("  GraphQL endpoint   {base}/graphql");
-    println!("  OpenAPI document   {base}/openapi.json");
-    println!("  Health             {base}/health/services");
+    print_banner(&base);
     app.run_until(app::shutdown_signal()).await
+}
+
+/// Where everything is, in one write; a closed or full stdout must not stop the server (a
+/// `println!` on a closed pipe would panic), so write errors are ignored.
+fn print_banner(base: &str) {
+    use std::io::Write as _;
+    let banner = format!(
+        "Rampart {version} listening on {base}\n\
+         \x20 GraphQL endpoint   {base}/graphql\n\
+         \x20 GraphiQL           {base}/graphql\n\
+         \x20 Swagger UI         {base}/docs\n\
+         \x20 OpenAPI document   {base}/openapi.json\n\
+         \x20 Health             {base}/health/services\n",
+        version = env!("CARGO_PKG_VERSION"),
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
@@ -126,6 +147,10 @@ fn export_schema(out: PathBuf) -> anyhow::Result<()> {
         .context("serialising the OpenAPI document")?;
     std::fs::write(out.join("schema.graphql"), sdl)?;
     std::fs::write(out.join("openapi.json"), openapi + "\n")?;
-    println!("wrote {}/schema.graphql and {}/openapi.json", out.display(), out.display());
+    println!(
+        "wrote {}/schema.graphql and {}/openapi.json",
+        out.display(),
+        out.display()
+    );
     Ok(())
 }

@@ -19,7 +19,13 @@ impl AuditQuery {
         page: Option<i32>,
         page_size: Option<i32>,
     ) -> Result<PagedConnection<AuditEvent>> {
-        let window = PageArgs { first, after, page, page_size }.window()?;
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
         let page = super::list(caller(ctx)?, state(ctx), action.as_deref(), window).await?;
         Ok(page.into_connection())
     }

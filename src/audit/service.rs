@@ -28,7 +28,12 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     /// An action taken by the caller in their org.
-    pub fn by(ctx: &Ctx, action: &'static str, resource_type: &'static str, id: impl ToString) -> Self {
+    pub fn by(
+        ctx: &Ctx,
+        action: &'static str,
+        resource_type: &'static str,
+        id: impl ToString,
+    ) -> Self {
         Self {
             org_id: ctx.org_id,
             actor_user_id: ctx.user_id(),

@@ -16,7 +16,13 @@ fn cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> St
 /// `Set-Cookie` values for a fresh token pair.
 pub fn for_session(payload: &AuthPayload, config: &Config) -> [String; 2] {
     [
-        cookie("token", &payload.token, "/", payload.expires_in, config.secure_cookies),
+        cookie(
+            "token",
+            &payload.token,
+            "/",
+            payload.expires_in,
+            config.secure_cookies,
+        ),
         cookie(
             "refresh_token",
             &payload.refresh_token,
@@ -31,6 +37,12 @@ pub fn for_session(payload: &AuthPayload, config: &Config) -> [String; 2] {
 pub fn cleared(config: &Config) -> [String; 2] {
     [
         cookie("token", "", "/", 0, config.secure_cookies),
-        cookie("refresh_token", "", REFRESH_COOKIE_PATH, 0, config.secure_cookies),
+        cookie(
+            "refresh_token",
+            "",
+            REFRESH_COOKIE_PATH,
+            0,
+            config.secure_cookies,
+        ),
     ]
 }

@@ -78,14 +78,23 @@ pub struct AuthMutation;
 impl AuthMutation {
     /// Signs in with email and password; also sets the session cookies. Wrong email and wrong
     /// password give the same error.
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<AuthPayload> {
         let payload = sessions::login(state(ctx), &meta(ctx), &email, &password).await?;
         set_session_cookies(ctx, &payload);
         Ok(payload)
     }
 
     /// Rotates a refresh token into a new pair. Reusing an old refresh token ends the session.
-    async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> Result<AuthPayload> {
         let payload = sessions::refresh(state(ctx), &meta(ctx), &refresh_token).await?;
         set_session_cookies(ctx, &payload);
         Ok(payload)

@@ -124,6 +124,8 @@ mod tests {
         let payload = token.split('.').nth(1).unwrap();
         let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert!(keys().verify_access(&format!("{header}.{payload}.")).is_err());
+        assert!(keys()
+            .verify_access(&format!("{header}.{payload}."))
+            .is_err());
     }
 }

@@ -17,7 +17,10 @@ use crate::http::RequestId;
 /// cookie. The flag says whether it came from a header (a bad header credential is an error;
 /// a stale cookie is ignored).
 fn credential(headers: &HeaderMap) -> Option<(Credential, bool)> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
@@ -63,21 +66,36 @@ fn request_meta(req: &Request) -> RequestMeta {
 
 /// Resolves the caller once, stores `RequestMeta` (always) and `Ctx` (when authenticated) in
 /// the request, counts the request against the caller's budget and reports it in headers.
-pub async fn authenticate_and_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate_and_limit(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let meta = request_meta(&req);
     req.extensions_mut().insert(meta.clone());
     let ctx: Option<Ctx> = match credential(req.headers()) {
-        Some((credential, from_header)) => match authenticate(&state, &credential, meta.clone()).await {
-            Ok(ctx) => Some(ctx),
-            Err(err) if from_header => return err.into_response(),
-            Err(_) => None,
-        },
+        Some((credential, from_header)) => {
+            match authenticate(&state, &credential, meta.clone()).await {
+                Ok(ctx) => Some(ctx),
+                Err(err) if from_header => return err.into_response(),
+                Err(_) => None,
+            }
+        }
         None => None,
     };
     let bucket = match &ctx {
-        Some(Ctx { actor: crate::context::Actor::ApiKey { key_id, .. }, .. }) => format!("key:{key_id}"),
-        Some(Ctx { actor: crate::context::Actor::User { user_id, .. }, .. }) => format!("user:{user_id}"),
-        None => format!("ip:{}", meta.ip.map(|ip| ip.to_string()).unwrap_or_default()),
+        Some(Ctx {
+            actor: crate::context::Actor::ApiKey { key_id, .. },
+            ..
+        }) => format!("key:{key_id}"),
+        Some(Ctx {
+            actor: crate::context::Actor::User { user_id, .. },
+            ..
+        }) => format!("user:{user_id}"),
+        None => format!(
+            "ip:{}",
+            meta.ip.map(|ip| ip.to_string()).unwrap_or_default()
+        ),
     };
     if let Some(ctx) = ctx {
         req.extensions_mut().insert(ctx);

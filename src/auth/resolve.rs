@@ -35,7 +35,11 @@ impl Credential {
 ///
 /// # Errors
 /// `UNAUTHENTICATED` for anything invalid, expired or revoked.
-pub async fn authenticate(state: &AppState, credential: &Credential, meta: RequestMeta) -> AppResult<Ctx> {
+pub async fn authenticate(
+    state: &AppState,
+    credential: &Credential,
+    meta: RequestMeta,
+) -> AppResult<Ctx> {
     match credential {
         Credential::Access(token) => access_token(state, token, meta).await,
         Credential::ApiKey(key) => api_key(state, key, meta).await,
@@ -54,7 +58,9 @@ async fn access_token(state: &AppState, token: &str, meta: RequestMeta) -> AppRe
         return Err(AppError::unauthenticated("session ended; sign in again"));
     };
     if live.org_id != claims.org {
-        return Err(AppError::unauthenticated("session switched organization; refresh the token"));
+        return Err(AppError::unauthenticated(
+            "session switched organization; refresh the token",
+        ));
     }
     let found = membership::Entity::find()
         .filter(membership::Column::OrgId.eq(claims.org))
@@ -63,7 +69,9 @@ async fn access_token(state: &AppState, token: &str, meta: RequestMeta) -> AppRe
         .one(&state.db)
         .await?;
     let Some((m, Some(person))) = found else {
-        return Err(AppError::unauthenticated("no longer a member of this organization"));
+        return Err(AppError::unauthenticated(
+            "no longer a member of this organization",
+        ));
     };
     if !person.is_active {
         return Err(AppError::unauthenticated("account disabled"));
@@ -94,7 +102,10 @@ async fn api_key(state: &AppState, key: &str, meta: RequestMeta) -> AppResult<Ct
         return Err(AppError::unauthenticated("API key expired"));
     }
     // Record use at most once a minute per key, off the request's path.
-    if row.last_used_at.is_none_or(|t| now - t > Duration::seconds(60)) {
+    if row
+        .last_used_at
+        .is_none_or(|t| now - t > Duration::seconds(60))
+    {
         let db = state.db.clone();
         let id = row.id;
         tokio::spawn(async move {

@@ -53,7 +53,12 @@ fn invalid_credentials() -> AppError {
 /// # Errors
 /// `RATE_LIMITED` past 10 attempts per 15 minutes per IP; `UNAUTHENTICATED` for a wrong email
 /// or password (the same answer for both, in similar time).
-pub async fn login(state: &AppState, meta: &RequestMeta, email: &str, password: &str) -> AppResult<AuthPayload> {
+pub async fn login(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: &str,
+) -> AppResult<AuthPayload> {
     let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
     let decision = state
         .limiter
@@ -92,7 +97,12 @@ pub async fn login(state: &AppState, meta: &RequestMeta, email: &str, password: 
     if !matches || !person.is_active {
         audit::record(
             &state.db,
-            AuditEntry::anonymous(meta, m.org_id, Some((person.id, &person.email)), "session.login_failed"),
+            AuditEntry::anonymous(
+                meta,
+                m.org_id,
+                Some((person.id, &person.email)),
+                "session.login_failed",
+            ),
         )
         .await?;
         return Err(invalid_credentials());
@@ -114,14 +124,23 @@ pub async fn login(state: &AppState, meta: &RequestMeta, email: &str, password: 
     }
     .insert(&state.db)
     .await?;
-    let mut entry = AuditEntry::anonymous(meta, m.org_id, Some((person.id, &person.email)), "session.login");
+    let mut entry = AuditEntry::anonymous(
+        meta,
+        m.org_id,
+        Some((person.id, &person.email)),
+        "session.login",
+    );
     entry.resource_id = Some(row.id.to_string());
     audit::record(&state.db, entry).await?;
     issue(state, &row, &refresh).await
 }
 
 /// Builds the token pair for a session's current state.
-async fn issue(state: &AppState, row: &session::Model, refresh: &RefreshToken) -> AppResult<AuthPayload> {
+async fn issue(
+    state: &AppState,
+    row: &session::Model,
+    refresh: &RefreshToken,
+) -> AppResult<AuthPayload> {
     let found = membership::Entity::find()
         .filter(membership::Column::OrgId.eq(row.org_id))
         .filter(membership::Column::UserId.eq(row.user_id))
@@ -129,14 +148,18 @@ async fn issue(state: &AppState, row: &session::Model, refresh: &RefreshToken) -
         .one(&state.db)
         .await?;
     let Some((m, Some(person))) = found else {
-        return Err(AppError::unauthenticated("no longer a member of this organization"));
+        return Err(AppError::unauthenticated(
+            "no longer a member of this organization",
+        ));
     };
     let org = organization::Entity::find_by_id(row.org_id)
         .one(&state.db)
         .await?
         .ok_or_else(|| AppError::not_found("organization"))?;
     let ttl = state.config.access_token_ttl_secs;
-    let token = state.jwt.issue_access(person.id, org.id, &m.role, row.id, ttl)?;
+    let token = state
+        .jwt
+        .issue_access(person.id, org.id, &m.role, row.id, ttl)?;
     Ok(AuthPayload {
         token,
         refresh_token: refresh.encode(),
@@ -197,7 +220,8 @@ async fn revoke_session(db: &impl sea_orm::ConnectionTrait, id: Uuid) -> AppResu
 /// # Errors
 /// `UNAUTHENTICATED` for unknown, expired, revoked or reused tokens.
 pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppResult<AuthPayload> {
-    let presented = RefreshToken::parse(token).ok_or_else(|| AppError::unauthenticated("invalid refresh token"))?;
+    let presented = RefreshToken::parse(token)
+        .ok_or_else(|| AppError::unauthenticated("invalid refresh token"))?;
     let row = session::Entity::find_by_id(presented.session_id)
         .one(&state.db)
         .await?
@@ -215,7 +239,9 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
         audit::record(&txn, entry).await?;
         txn.commit().await?;
         tracing::warn!(session = %row.id, "refresh token reuse detected; session revoked");
-        return Err(AppError::unauthenticated("refresh token reuse detected; session revoked"));
+        return Err(AppError::unauthenticated(
+            "refresh token reuse detected; session revoked",
+        ));
     }
     let org_id = row.org_id;
     let (row, next) = rotate(state, row, &presented_hash, org_id).await?;
@@ -230,7 +256,11 @@ pub async fn logout(ctx: &Ctx, state: &AppState) -> AppResult<()> {
     let (_, session_id) = ctx.require_session()?;
     let txn = state.db.begin().await?;
     revoke_session(&txn, session_id).await?;
-    audit::record(&txn, AuditEntry::by(ctx, "session.logout", "session", session_id)).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "session.logout", "session", session_id),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

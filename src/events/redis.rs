@@ -93,7 +93,8 @@ async fn listen(
                 }
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
-                    let Some(topic) = msg.get_channel_name().strip_prefix(channel_prefix.as_str()) else {
+                    let Some(topic) = msg.get_channel_name().strip_prefix(channel_prefix.as_str())
+                    else {
                         continue;
                     };
                     match msg.get_payload::<String>() {

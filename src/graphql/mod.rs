@@ -3,9 +3,7 @@
 
 pub mod pagination;
 
-use async_graphql::{
-    Context, EmptySubscription, MergedObject, Object, Schema, SimpleObject,
-};
+use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, SimpleObject};
 
 use crate::app::AppState;
 use crate::context::{Ctx, RequestMeta};
@@ -57,9 +55,13 @@ pub struct MutationRoot(
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
-    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .limit_depth(16)
-        .limit_complexity(2_000);
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(16)
+    .limit_complexity(2_000);
     if let Some(state) = state {
         builder = builder.data(state);
     }

@@ -64,7 +64,12 @@ impl PageArgs {
             Some(n) if n >= 1 && (n as u64) <= MAX_PAGE_SIZE => n as u64,
             Some(_) => {
                 return Err(AppError::validation(vec![FieldError {
-                    field: if self.page_size.is_some() { "pageSize" } else { "first" }.into(),
+                    field: if self.page_size.is_some() {
+                        "pageSize"
+                    } else {
+                        "first"
+                    }
+                    .into(),
                     message: format!("must be between 1 and {MAX_PAGE_SIZE}"),
                 }]))
             }
@@ -149,8 +154,20 @@ mod tests {
             page_size: size,
             ..Default::default()
         };
-        assert_eq!(args(None, None).window().unwrap(), Window { offset: 0, limit: 50 });
-        assert_eq!(args(Some(3), Some(10)).window().unwrap(), Window { offset: 20, limit: 10 });
+        assert_eq!(
+            args(None, None).window().unwrap(),
+            Window {
+                offset: 0,
+                limit: 50
+            }
+        );
+        assert_eq!(
+            args(Some(3), Some(10)).window().unwrap(),
+            Window {
+                offset: 20,
+                limit: 10
+            }
+        );
         assert!(args(Some(0), None).window().is_err());
         assert!(args(None, Some(501)).window().is_err());
         let after = PageArgs {
@@ -158,7 +175,13 @@ mod tests {
             after: Some(OffsetCursor(9).encode_cursor()),
             ..Default::default()
         };
-        assert_eq!(after.window().unwrap(), Window { offset: 10, limit: 5 });
+        assert_eq!(
+            after.window().unwrap(),
+            Window {
+                offset: 10,
+                limit: 5
+            }
+        );
         let bad = PageArgs {
             after: Some("garbage".into()),
             ..Default::default()

@@ -44,12 +44,7 @@ pub async fn enforce_envelope(req: Request, next: Next) -> Response {
         .and_then(|b| String::from_utf8(b.to_vec()).ok())
         .filter(|t| !t.trim().is_empty() && code != ErrorCode::Internal);
     let envelope = ErrorEnvelope {
-        error: text.unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_lowercase()
-        }),
+        error: text.unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase()),
         status_code: status.as_u16(),
         code,
         details: None,

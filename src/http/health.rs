@@ -142,7 +142,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     .map(|(name, h)| format!("{name}: {}", h.error.as_deref().unwrap_or("down")))
     .collect();
     if !failures.is_empty() {
-        return AppError::unavailable(format!("not ready: {}", failures.join("; "))).into_response();
+        return AppError::unavailable(format!("not ready: {}", failures.join("; ")))
+            .into_response();
     }
     (
         StatusCode::OK,

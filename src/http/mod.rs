@@ -3,10 +3,11 @@
 mod errors;
 mod graphql;
 pub mod health;
+pub mod playground;
 pub mod request_id;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{middleware, Json, Router};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -24,9 +25,9 @@ pub struct ServiceIndex {
     pub version: String,
     /// `ok` while the process serves requests.
     pub status: String,
-    /// The API description (OpenAPI 3.1).
+    /// The API reference (Swagger UI); the OpenAPI 3.1 document is at `/openapi.json`.
     pub docs: String,
-    /// The GraphQL endpoint.
+    /// The GraphQL endpoint (`POST`); GraphiQL for browsers (`GET`).
     pub graphql: String,
     /// Liveness route.
     pub health: String,
@@ -40,7 +41,7 @@ pub async fn index() -> Json<ServiceIndex> {
         name: "rampart".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         status: "ok".into(),
-        docs: "/openapi.json".into(),
+        docs: "/docs".into(),
         graphql: "/graphql".into(),
         health: "/health".into(),
     })
@@ -53,18 +54,36 @@ pub struct ServerState {
     pub schema: AppSchema,
 }
 
+/// Swagger UI at `/docs/` (its files are embedded by utoipa-swagger-ui's `vendored` feature),
+/// showing the document served at `/openapi.json`.
+fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
+    let config = utoipa_swagger_ui::Config::from("/openapi.json")
+        // The default asks validator.swagger.io about the document: nothing leaves the server.
+        .validator_url("none")
+        .persist_authorization(true)
+        .try_it_out_enabled(true);
+    utoipa_swagger_ui::SwaggerUi::new("/docs").config(config)
+}
+
 /// The whole HTTP surface of one server process.
 pub fn router(app: AppState, schema: AppSchema) -> Router {
     let openapi = crate::rest::openapi_document();
-    let state = ServerState { app: app.clone(), schema };
+    let state = ServerState {
+        app: app.clone(),
+        schema,
+    };
     // Probes are neither authenticated nor rate limited.
     let probes = Router::new()
         .route("/health", get(health::live))
         .route("/ready", get(health::ready))
-        .route("/health/services", get(health::services));
+        .route("/health/services", get(health::services))
+        .route(playground::ASSETS_ROUTE, get(playground::asset));
     let api = Router::new()
         .route("/", get(index))
-        .route("/graphql", post(graphql::execute))
+        .route(
+            playground::PATH,
+            get(playground::page).post(graphql::execute),
+        )
         .route(
             "/openapi.json",
             get({
@@ -72,7 +91,11 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
                 move || async move { Json(doc) }
             }),
         )
-        .route("/api/v1/openapi.json", get(move || async move { Json(openapi) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(openapi) }),
+        )
+        .merge(swagger_ui())
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
         .layer(middleware::from_fn_with_state(

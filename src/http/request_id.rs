@@ -45,7 +45,8 @@ pub async fn assign(mut req: Request, next: Next) -> Response {
         method = %req.method(),
         path = %req.uri().path(),
     );
-    req.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
+    req.extensions_mut()
+        .insert(RequestId(Arc::from(id.as_str())));
     let started = Instant::now();
     let mut res = next.run(req).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {

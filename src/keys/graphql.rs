@@ -33,8 +33,16 @@ impl KeysQuery {
         page: Option<i32>,
         page_size: Option<i32>,
     ) -> Result<PagedConnection<ApiKey>> {
-        let window = PageArgs { first, after, page, page_size }.window()?;
-        Ok(super::list(caller(ctx)?, state(ctx), window).await?.into_connection())
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
+        Ok(super::list(caller(ctx)?, state(ctx), window)
+            .await?
+            .into_connection())
     }
 
     /// The API key this request was made with.
@@ -49,8 +57,19 @@ pub struct KeysMutation;
 #[Object]
 impl KeysMutation {
     /// Mints an API key; its plaintext is in this response only (admins, signed in).
-    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> Result<CreatedApiKey> {
-        Ok(super::create(caller(ctx)?, state(ctx), &input.label, input.scopes, input.expires_at).await?)
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> Result<CreatedApiKey> {
+        Ok(super::create(
+            caller(ctx)?,
+            state(ctx),
+            &input.label,
+            input.scopes,
+            input.expires_at,
+        )
+        .await?)
     }
 
     /// Revokes an API key (admins, signed in).

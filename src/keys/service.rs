@@ -79,7 +79,11 @@ pub async fn list(ctx: &Ctx, state: &AppState, window: Window) -> AppResult<Page
         .into_iter()
         .map(ApiKey::from)
         .collect();
-    Ok(Paged { items, total, window })
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// Mints a key (admins, signed in: a key cannot mint keys).
@@ -147,7 +151,11 @@ pub async fn revoke(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ApiKey> 
     let mut active: api_key::ActiveModel = row.into();
     active.revoked_at = Set(Some(Utc::now()));
     let row = active.update(&txn).await?;
-    audit::record(&txn, AuditEntry::by(ctx, "api_key.revoke", "api_key", row.id)).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "api_key.revoke", "api_key", row.id),
+    )
+    .await?;
     txn.commit().await?;
     Ok(row.into())
 }
@@ -158,7 +166,9 @@ pub async fn revoke(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ApiKey> 
 /// `BAD_REQUEST` when the caller did not use an API key.
 pub async fn current(ctx: &Ctx, state: &AppState) -> AppResult<ApiKey> {
     let Actor::ApiKey { key_id, .. } = &ctx.actor else {
-        return Err(AppError::bad_request("this request was not made with an API key"));
+        return Err(AppError::bad_request(
+            "this request was not made with an API key",
+        ));
     };
     api_key::Entity::find_by_id(*key_id)
         .one(&state.db)

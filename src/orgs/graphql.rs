@@ -68,7 +68,13 @@ impl OrgsQuery {
         page: Option<i32>,
         page_size: Option<i32>,
     ) -> Result<PagedConnection<Member>> {
-        let window = PageArgs { first, after, page, page_size }.window()?;
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
         Ok(super::list_members(caller(ctx)?, state(ctx), window)
             .await?
             .into_connection())
@@ -101,7 +107,12 @@ impl OrgsMutation {
     }
 
     /// Changes a member's role. The last owner cannot be demoted.
-    async fn update_user(&self, ctx: &Context<'_>, id: Uuid, input: UpdateUserInput) -> Result<Member> {
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        input: UpdateUserInput,
+    ) -> Result<Member> {
         Ok(super::change_role(caller(ctx)?, state(ctx), id, input.role).await?)
     }
 

@@ -112,8 +112,21 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse("email", " Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
-        for bad in ["", "alice", "@example.com", "alice@", "alice@example", "a b@c.d", "a@.com"] {
+        assert_eq!(
+            Email::parse("email", " Alice@Example.COM ")
+                .unwrap()
+                .as_str(),
+            "alice@example.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "a b@c.d",
+            "a@.com",
+        ] {
             assert!(Email::parse("email", bad).is_err(), "{bad:?}");
         }
     }

@@ -9,13 +9,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::model::{slugify, validate_slug, Email, Member, Organization};
-use crate::validate::bounded_text;
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::password;
 use crate::context::{Actor, Ctx, Permission, Role};
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{Paged, Window};
+use crate::validate::bounded_text;
 
 /// What start-up did about the first administrator.
 pub enum Bootstrap {
@@ -39,7 +39,10 @@ pub async fn bootstrap_admin(
     if user::Entity::find().count(db).await? > 0 {
         return Ok(Bootstrap::AlreadySetUp);
     }
-    let email = Email::parse("RAMPART_ADMIN_EMAIL", email.unwrap_or("admin@rampart.local"))?;
+    let email = Email::parse(
+        "RAMPART_ADMIN_EMAIL",
+        email.unwrap_or("admin@rampart.local"),
+    )?;
     let (password, generated) = match password {
         Some(p) => {
             password::validate("RAMPART_ADMIN_PASSWORD", p)?;
@@ -120,7 +123,10 @@ pub async fn current(ctx: &Ctx, state: &AppState) -> AppResult<Organization> {
 ///
 /// # Errors
 /// Only on database failure.
-pub async fn list_for_caller(ctx: &Ctx, state: &AppState) -> AppResult<Vec<(Organization, Option<Role>)>> {
+pub async fn list_for_caller(
+    ctx: &Ctx,
+    state: &AppState,
+) -> AppResult<Vec<(Organization, Option<Role>)>> {
     let Some(user_id) = ctx.user_id() else {
         return Ok(vec![(current(ctx, state).await?, None)]);
     };
@@ -140,7 +146,12 @@ pub async fn list_for_caller(ctx: &Ctx, state: &AppState) -> AppResult<Vec<(Orga
 ///
 /// # Errors
 /// `SESSION_REQUIRED` for API keys, `VALIDATION_FAILED`, `CONFLICT` for a taken slug.
-pub async fn create(ctx: &Ctx, state: &AppState, name: &str, slug: Option<&str>) -> AppResult<Organization> {
+pub async fn create(
+    ctx: &Ctx,
+    state: &AppState,
+    name: &str,
+    slug: Option<&str>,
+) -> AppResult<Organization> {
     let (user_id, _) = ctx.require_session()?;
     let name = bounded_text("name", name, 100)?;
     let slug = match slug {
@@ -202,7 +213,11 @@ pub async fn list_members(ctx: &Ctx, state: &AppState, window: Window) -> AppRes
         .into_iter()
         .filter_map(|(m, u)| Some(member_of(m, u?)))
         .collect();
-    Ok(Paged { items, total, window })
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// Input for adding a member.
@@ -305,7 +320,12 @@ async fn owners(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
 /// # Errors
 /// `NOT_FOUND` outside the org, `FORBIDDEN` when touching ownership without being owner,
 /// `CONFLICT` when it would leave the org without an owner.
-pub async fn change_role(ctx: &Ctx, state: &AppState, user_id: Uuid, role: Role) -> AppResult<Member> {
+pub async fn change_role(
+    ctx: &Ctx,
+    state: &AppState,
+    user_id: Uuid,
+    role: Role,
+) -> AppResult<Member> {
     ctx.require_session_with(Permission::Admin)?;
     let txn = state.db.begin().await?;
     let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
@@ -349,7 +369,10 @@ pub async fn remove_member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppRes
     }
     membership::Entity::delete_by_id(m.id).exec(&txn).await?;
     session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .col_expr(
+            session::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::OrgId.eq(ctx.org_id))
         .filter(session::Column::RevokedAt.is_null())

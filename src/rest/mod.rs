@@ -1,6 +1,7 @@
 //! The REST surface under `/api/v1` and its OpenAPI 3.1 description.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorCode, ErrorEnvelope, FieldError};
 use crate::http::health;
@@ -13,9 +14,44 @@ use crate::http::health;
     ),
     paths(crate::http::index, health::live, health::ready, health::services),
     components(schemas(ErrorEnvelope, ErrorCode, FieldError)),
-    tags((name = "health", description = "Liveness, readiness and backend health"))
+    tags((name = "health", description = "Liveness, readiness and backend health")),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
+
+/// The ways a client authenticates, offered by Swagger UI's "Authorize": a JWT as a bearer
+/// token, an API key in `x-api-key`, or the session cookie `token`.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer_auth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A JWT access token: `Authorization: Bearer <token>`."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "An API key, for scanners and scripts.",
+            ))),
+        );
+        components.add_security_scheme(
+            "cookie_auth",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "token",
+                "The session cookie set at sign-in.",
+            ))),
+        );
+    }
+}
 
 /// The OpenAPI document the server serves and `rampart export-schema` writes.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {

@@ -120,7 +120,9 @@ mod tests {
     fn keys_cannot_escape() {
         assert!(validate_key("reports/2026/abc.json").is_ok());
         assert!(validate_key(".probe/x").is_ok());
-        for bad in ["", "/abs", "a/../b", "a//b", "a/./b", "sp ace", "a\\b", ".."] {
+        for bad in [
+            "", "/abs", "a/../b", "a//b", "a/./b", "sp ace", "a\\b", "..",
+        ] {
             assert!(validate_key(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -199,9 +199,7 @@ impl ObjectStore for S3Store {
         {
             Ok(output) => output,
             Err(err) => {
-                let missing = err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_no_such_key());
+                let missing = err.as_service_error().is_some_and(|e| e.is_no_such_key());
                 return if missing {
                     Ok(None)
                 } else {

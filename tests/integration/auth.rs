@@ -9,11 +9,11 @@ use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::json;
 
 use crate::support::{
-    assert_envelope, captured_logs, Auth, TestApp, TestConfig, TestEnv, ADMIN_EMAIL,
-    ADMIN_PASSWORD,
+    assert_envelope, captured_logs, Auth, TestApp, TestConfig, TestEnv, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
-const ME: &str = "{ me { kind role scopes organization { slug } user { email } apiKey { label } } }";
+const ME: &str =
+    "{ me { kind role scopes organization { slug } user { email } apiKey { label } } }";
 
 #[tokio::test]
 async fn login_me_refresh_reuse_revokes_the_session() {
@@ -28,11 +28,22 @@ async fn login_me_refresh_reuse_revokes_the_session() {
 
     let rotate = "mutation($r: String!) { refreshSession(refreshToken: $r) { token refreshToken expiresIn } }";
     let refreshed = app.gql(Auth::None, rotate, json!({"r": refresh})).await;
-    let new_token = refreshed.data("refreshSession")["token"].as_str().unwrap().to_string();
-    let new_refresh = refreshed.data("refreshSession")["refreshToken"].as_str().unwrap().to_string();
+    let new_token = refreshed.data("refreshSession")["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new_refresh = refreshed.data("refreshSession")["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(new_refresh, refresh);
     assert_eq!(refreshed.data("refreshSession")["expiresIn"], 900);
-    assert_eq!(app.gql(Auth::Bearer(&new_token), ME, json!({})).await.status, 200);
+    assert_eq!(
+        app.gql(Auth::Bearer(&new_token), ME, json!({}))
+            .await
+            .status,
+        200
+    );
 
     // The rotated-out refresh token comes back: someone else has it. The whole session ends.
     let reused = app.gql(Auth::None, rotate, json!({"r": refresh})).await;
@@ -43,7 +54,10 @@ async fn login_me_refresh_reuse_revokes_the_session() {
     let also_dead = app.gql(Auth::None, rotate, json!({"r": new_refresh})).await;
     assert_eq!(also_dead.code(), Some("UNAUTHENTICATED"));
 
-    let events = audit_event::Entity::find().all(&app.state.db).await.unwrap();
+    let events = audit_event::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
     assert!(events.iter().any(|e| e.action == "session.login"));
     assert!(events.iter().any(|e| e.action == "session.refresh_reuse"));
 }
@@ -58,13 +72,29 @@ async fn logout_ends_the_session_and_login_sets_cookies() {
             json!({}),
         )
         .await;
-    let cookies: Vec<_> = res.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
-    assert!(cookies.iter().any(|c| c.starts_with("token=") && c.contains("HttpOnly") && c.contains("Path=/;")));
-    assert!(cookies.iter().any(|c| c.starts_with("refresh_token=") && c.contains("Path=/api/v1/auth")));
+    let cookies: Vec<_> = res
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(cookies
+        .iter()
+        .any(|c| c.starts_with("token=") && c.contains("HttpOnly") && c.contains("Path=/;")));
+    assert!(cookies
+        .iter()
+        .any(|c| c.starts_with("refresh_token=") && c.contains("Path=/api/v1/auth")));
     let token = res.data("login")["token"].as_str().unwrap().to_string();
 
     // The cookie alone authenticates a browser.
-    let cookie = cookies.iter().find(|c| c.starts_with("token=")).unwrap().split(';').next().unwrap().to_string();
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("token="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let by_cookie = app
         .http
         .post(app.url("/graphql"))
@@ -76,9 +106,14 @@ async fn logout_ends_the_session_and_login_sets_cookies() {
     let body: serde_json::Value = by_cookie.json().await.unwrap();
     assert_eq!(body["data"]["me"]["kind"], "USER", "{body}");
 
-    let out = app.gql(Auth::Bearer(&token), "mutation { logout }", json!({})).await;
+    let out = app
+        .gql(Auth::Bearer(&token), "mutation { logout }", json!({}))
+        .await;
     assert_eq!(out.data("logout"), true);
-    assert_eq!(app.gql(Auth::Bearer(&token), ME, json!({})).await.status, 401);
+    assert_eq!(
+        app.gql(Auth::Bearer(&token), ME, json!({})).await.status,
+        401
+    );
 }
 
 #[tokio::test]
@@ -100,9 +135,15 @@ async fn wrong_email_and_wrong_password_answer_the_same() {
     let malformed = attempt("not an email", "x").await;
     for res in [&wrong_password, &unknown_email, &malformed] {
         assert_eq!(res.code(), Some("UNAUTHENTICATED"));
-        assert_eq!(res.body["errors"][0]["message"], "invalid email or password");
+        assert_eq!(
+            res.body["errors"][0]["message"],
+            "invalid email or password"
+        );
     }
-    let failures = audit_event::Entity::find().all(&app.state.db).await.unwrap();
+    let failures = audit_event::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
     assert!(failures.iter().any(|e| e.action == "session.login_failed"));
 }
 
@@ -120,11 +161,18 @@ async fn bad_tokens_and_keys_are_rejected_with_401() {
     let (token, _) = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let claims: AccessClaims = {
         let payload = token.split('.').nth(1).unwrap();
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     };
     let sign = |claims: &AccessClaims| {
-        encode(&Header::default(), claims, &EncodingKey::from_secret(&jwt_secret(&app))).unwrap()
+        encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(&jwt_secret(&app)),
+        )
+        .unwrap()
     };
 
     let mut tampered = token.clone().into_bytes();
@@ -133,21 +181,45 @@ async fn bad_tokens_and_keys_are_rejected_with_401() {
     let tampered = String::from_utf8(tampered).unwrap();
 
     let now = Utc::now().timestamp();
-    let expired = sign(&AccessClaims { iat: now - 3600, exp: now - 600, ..claims.clone() });
-    let wrong_audience = sign(&AccessClaims { aud: "someone-else".into(), ..claims.clone() });
-    let wrong_issuer = sign(&AccessClaims { iss: format!("{ISSUER}-evil"), ..claims.clone() });
+    let expired = sign(&AccessClaims {
+        iat: now - 3600,
+        exp: now - 600,
+        ..claims.clone()
+    });
+    let wrong_audience = sign(&AccessClaims {
+        aud: "someone-else".into(),
+        ..claims.clone()
+    });
+    let wrong_issuer = sign(&AccessClaims {
+        iss: format!("{ISSUER}-evil"),
+        ..claims.clone()
+    });
     let alg_none = {
-        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"alg":"none","typ":"JWT"}"#);
         format!("{header}.{}.", token.split('.').nth(1).unwrap())
     };
 
     let admin = app.login_admin().await;
     let revoked_key = app.create_key(&admin, "READ").await;
-    let keys = app.gql(Auth::Bearer(&admin), "{ apiKeys { edges { node { id } } } }", json!({})).await;
-    let key_id = keys.data("apiKeys")["edges"][0]["node"]["id"].as_str().unwrap().to_string();
-    app.gql(Auth::Bearer(&admin), "mutation($id: UUID!) { revokeApiKey(id: $id) { active } }", json!({"id": key_id}))
-        .await
-        .data("revokeApiKey");
+    let keys = app
+        .gql(
+            Auth::Bearer(&admin),
+            "{ apiKeys { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let key_id = keys.data("apiKeys")["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.gql(
+        Auth::Bearer(&admin),
+        "mutation($id: UUID!) { revokeApiKey(id: $id) { active } }",
+        json!({"id": key_id}),
+    )
+    .await
+    .data("revokeApiKey");
 
     let expired_key = app.create_key(&admin, "READ").await;
     let expired_row = api_key::Entity::find()
@@ -177,7 +249,10 @@ async fn bad_tokens_and_keys_are_rejected_with_401() {
         assert_eq!(res.status, 401, "{what}: {}", res.body);
         assert_envelope(&res.body, 401, "UNAUTHENTICATED");
     }
-    assert_eq!(app.gql(Auth::Bearer(&token), ME, json!({})).await.status, 200);
+    assert_eq!(
+        app.gql(Auth::Bearer(&token), ME, json!({})).await.status,
+        200
+    );
     // No credential at all: the request runs, and anything needing a caller says so.
     let anonymous = app.gql(Auth::None, ME, json!({})).await;
     assert_eq!(anonymous.code(), Some("UNAUTHENTICATED"));
@@ -198,7 +273,10 @@ async fn api_keys_are_shown_once_work_both_ways_and_cannot_mint_keys() {
     let key = created["key"].as_str().unwrap().to_string();
     assert!(key.starts_with("rmp_") && key.len() >= 36);
     assert!(key[4..].chars().all(|c| c.is_ascii_alphanumeric()));
-    assert_eq!(created["message"], "Save this key — it will not be shown again");
+    assert_eq!(
+        created["message"],
+        "Save this key — it will not be shown again"
+    );
     assert!(key.starts_with(created["apiKey"]["prefix"].as_str().unwrap()));
     assert_eq!(created["apiKey"]["scopes"], "WRITE");
 
@@ -208,7 +286,13 @@ async fn api_keys_are_shown_once_work_both_ways_and_cannot_mint_keys() {
         assert_eq!(me.data("me")["scopes"], "WRITE");
         assert_eq!(me.data("me")["apiKey"]["label"], "ci");
     }
-    let introspect = app.gql(Auth::ApiKey(&key), "{ currentApiKey { label scopes active } }", json!({})).await;
+    let introspect = app
+        .gql(
+            Auth::ApiKey(&key),
+            "{ currentApiKey { label scopes active } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(introspect.data("currentApiKey")["label"], "ci");
 
     for mutation in [
@@ -224,7 +308,13 @@ async fn api_keys_are_shown_once_work_both_ways_and_cannot_mint_keys() {
     // Use is recorded (off the request path), the plaintext never again.
     let mut last_used = serde_json::Value::Null;
     for _ in 0..50 {
-        let listed = app.gql(Auth::Bearer(&admin), "{ apiKeys { edges { node { prefix lastUsedAt } } totalCount } }", json!({})).await;
+        let listed = app
+            .gql(
+                Auth::Bearer(&admin),
+                "{ apiKeys { edges { node { prefix lastUsedAt } } totalCount } }",
+                json!({}),
+            )
+            .await;
         last_used = listed.data("apiKeys")["edges"][0]["node"]["lastUsedAt"].clone();
         assert!(!listed.body.to_string().contains(&key));
         if !last_used.is_null() {
@@ -238,7 +328,10 @@ async fn api_keys_are_shown_once_work_both_ways_and_cannot_mint_keys() {
     let rows = format!(
         "{:?}{:?}",
         api_key::Entity::find().all(&app.state.db).await.unwrap(),
-        audit_event::Entity::find().all(&app.state.db).await.unwrap()
+        audit_event::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
     );
     assert!(!rows.contains(&key));
     assert!(rows.contains("api_key.create"));
@@ -260,7 +353,8 @@ async fn login_attempts_are_limited_per_ip() {
         }
         None => None,
     };
-    let login = "mutation { login(email: \"owner@acme.test\", password: \"wrong-password\") { token } }";
+    let login =
+        "mutation { login(email: \"owner@acme.test\", password: \"wrong-password\") { token } }";
     for attempt in 1..=10 {
         let app = match (&second, attempt % 2) {
             (Some((second, _)), 0) => second,
@@ -274,7 +368,11 @@ async fn login_attempts_are_limited_per_ip() {
     let limited = target.gql(Auth::None, login, json!({})).await;
     assert_eq!(limited.status, 429, "{}", limited.body);
     assert_eq!(limited.code(), Some("RATE_LIMITED"));
-    let retry: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=900).contains(&retry));
 }
 
@@ -288,7 +386,12 @@ async fn every_response_reports_the_budget_and_429_when_spent() {
         let res = app.get("/").await;
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["ratelimit-limit"], "5");
-        seen.push(res.headers()["ratelimit-remaining"].to_str().unwrap().to_string());
+        seen.push(
+            res.headers()["ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
         assert!(res.headers().contains_key("ratelimit-reset"));
     }
     // Requests in flight elsewhere in the same minute may share the window; order is what counts.
@@ -305,25 +408,52 @@ async fn sessions_switch_between_orgs() {
     let app = TestApp::spawn().await;
     let admin = app.login_admin().await;
     let created = app
-        .gql(Auth::Bearer(&admin), "mutation { createOrganization(input: {name: \"Globex Corp\"}) { id slug } }", json!({}))
+        .gql(
+            Auth::Bearer(&admin),
+            "mutation { createOrganization(input: {name: \"Globex Corp\"}) { id slug } }",
+            json!({}),
+        )
         .await;
     let org = created.data("createOrganization").clone();
     assert_eq!(org["slug"], "globex-corp");
-    let orgs = app.gql(Auth::Bearer(&admin), "{ organizations { organization { slug } role } }", json!({})).await;
+    let orgs = app
+        .gql(
+            Auth::Bearer(&admin),
+            "{ organizations { organization { slug } role } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(orgs.data("organizations").as_array().unwrap().len(), 2);
 
     let switched = app
-        .gql(Auth::Bearer(&admin), "mutation($o: UUID!) { switchOrganization(orgId: $o) { token user { orgSlug role } } }", json!({"o": org["id"]}))
+        .gql(
+            Auth::Bearer(&admin),
+            "mutation($o: UUID!) { switchOrganization(orgId: $o) { token user { orgSlug role } } }",
+            json!({"o": org["id"]}),
+        )
         .await;
-    assert_eq!(switched.data("switchOrganization")["user"]["orgSlug"], "globex-corp");
-    let token = switched.data("switchOrganization")["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        switched.data("switchOrganization")["user"]["orgSlug"],
+        "globex-corp"
+    );
+    let token = switched.data("switchOrganization")["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let me = app.gql(Auth::Bearer(&token), ME, json!({})).await;
     assert_eq!(me.data("me")["organization"]["slug"], "globex-corp");
     // The token issued for the old org no longer matches the session.
-    assert_eq!(app.gql(Auth::Bearer(&admin), ME, json!({})).await.status, 401);
+    assert_eq!(
+        app.gql(Auth::Bearer(&admin), ME, json!({})).await.status,
+        401
+    );
 
     let duplicate = app
-        .gql(Auth::Bearer(&token), "mutation { createOrganization(input: {name: \"x\", slug: \"globex-corp\"}) { id } }", json!({}))
+        .gql(
+            Auth::Bearer(&token),
+            "mutation { createOrganization(input: {name: \"x\", slug: \"globex-corp\"}) { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(duplicate.code(), Some("CONFLICT"));
 }
@@ -335,34 +465,66 @@ async fn members_are_managed_and_the_last_owner_stays() {
     let member_id = app.add_member(&owner, "dev@acme.test", "MEMBER").await;
 
     let again = app
-        .gql(Auth::Bearer(&owner), "mutation { createUser(input: {email: \"DEV@acme.test\", role: VIEWER}) { id } }", json!({}))
+        .gql(
+            Auth::Bearer(&owner),
+            "mutation { createUser(input: {email: \"DEV@acme.test\", role: VIEWER}) { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(again.code(), Some("CONFLICT"));
 
     let promoted = app
-        .gql(Auth::Bearer(&owner), "mutation($id: UUID!) { updateUser(id: $id, input: {role: ADMIN}) { role } }", json!({"id": member_id}))
+        .gql(
+            Auth::Bearer(&owner),
+            "mutation($id: UUID!) { updateUser(id: $id, input: {role: ADMIN}) { role } }",
+            json!({"id": member_id}),
+        )
         .await;
     assert_eq!(promoted.data("updateUser")["role"], "ADMIN");
 
-    let me = app.gql(Auth::Bearer(&owner), "{ me { user { id } } }", json!({})).await;
+    let me = app
+        .gql(Auth::Bearer(&owner), "{ me { user { id } } }", json!({}))
+        .await;
     let owner_id = me.data("me")["user"]["id"].as_str().unwrap().to_string();
     for mutation in [
         "mutation($id: UUID!) { updateUser(id: $id, input: {role: ADMIN}) { role } }",
         "mutation($id: UUID!) { removeUser(id: $id) }",
     ] {
-        let res = app.gql(Auth::Bearer(&owner), mutation, json!({"id": owner_id})).await;
+        let res = app
+            .gql(Auth::Bearer(&owner), mutation, json!({"id": owner_id}))
+            .await;
         assert_eq!(res.code(), Some("CONFLICT"), "{}", res.body);
     }
 
-    let (dev_token, _) = app.login("dev@acme.test", crate::support::MEMBER_PASSWORD).await;
-    let removed = app.gql(Auth::Bearer(&owner), "mutation($id: UUID!) { removeUser(id: $id) }", json!({"id": member_id})).await;
+    let (dev_token, _) = app
+        .login("dev@acme.test", crate::support::MEMBER_PASSWORD)
+        .await;
+    let removed = app
+        .gql(
+            Auth::Bearer(&owner),
+            "mutation($id: UUID!) { removeUser(id: $id) }",
+            json!({"id": member_id}),
+        )
+        .await;
     assert_eq!(removed.data("removeUser"), true);
-    assert_eq!(app.gql(Auth::Bearer(&dev_token), ME, json!({})).await.status, 401);
+    assert_eq!(
+        app.gql(Auth::Bearer(&dev_token), ME, json!({}))
+            .await
+            .status,
+        401
+    );
     let sessions = session::Entity::find().all(&app.state.db).await.unwrap();
-    assert!(sessions.iter().filter(|s| s.user_id.to_string() == member_id).all(|s| s.revoked_at.is_some()));
+    assert!(sessions
+        .iter()
+        .filter(|s| s.user_id.to_string() == member_id)
+        .all(|s| s.revoked_at.is_some()));
 
     let audit = app
-        .gql(Auth::Bearer(&owner), "{ auditEvents(pageSize: 100) { totalCount edges { node { action actor } } } }", json!({}))
+        .gql(
+            Auth::Bearer(&owner),
+            "{ auditEvents(pageSize: 100) { totalCount edges { node { action actor } } } }",
+            json!({}),
+        )
         .await;
     let actions: Vec<String> = audit.data("auditEvents")["edges"]
         .as_array()
@@ -370,9 +532,21 @@ async fn members_are_managed_and_the_last_owner_stays() {
         .iter()
         .map(|e| e["node"]["action"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(actions.first().map(String::as_str), Some("member.remove"), "newest first: {actions:?}");
-    for expected in ["member.add", "member.role_change", "member.remove", "session.login"] {
-        assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
+    assert_eq!(
+        actions.first().map(String::as_str),
+        Some("member.remove"),
+        "newest first: {actions:?}"
+    );
+    for expected in [
+        "member.add",
+        "member.role_change",
+        "member.remove",
+        "session.login",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} in {actions:?}"
+        );
     }
 }
 
@@ -391,14 +565,37 @@ async fn bad_input_names_the_field() {
     ];
     for (query, field) in cases {
         let res = app.gql(Auth::Bearer(&owner), query, json!({})).await;
-        assert_eq!(res.code(), Some("VALIDATION_FAILED"), "{query}: {}", res.body);
-        assert_eq!(res.body["errors"][0]["extensions"]["details"][0]["field"], field, "{query}");
+        assert_eq!(
+            res.code(),
+            Some("VALIDATION_FAILED"),
+            "{query}: {}",
+            res.body
+        );
+        assert_eq!(
+            res.body["errors"][0]["extensions"]["details"][0]["field"], field,
+            "{query}"
+        );
     }
-    let long_label = format!("mutation {{ createApiKey(input: {{label: \"{}\"}}) {{ key }} }}", "x".repeat(101));
-    assert_eq!(app.gql(Auth::Bearer(&owner), &long_label, json!({})).await.code(), Some("VALIDATION_FAILED"));
+    let long_label = format!(
+        "mutation {{ createApiKey(input: {{label: \"{}\"}}) {{ key }} }}",
+        "x".repeat(101)
+    );
+    assert_eq!(
+        app.gql(Auth::Bearer(&owner), &long_label, json!({}))
+            .await
+            .code(),
+        Some("VALIDATION_FAILED")
+    );
     // An unknown role is not even a valid request.
     let unknown_role = app
-        .gql(Auth::Bearer(&owner), "mutation { createUser(input: {email: \"a@acme.test\", role: SUPERUSER}) { id } }", json!({}))
+        .gql(
+            Auth::Bearer(&owner),
+            "mutation { createUser(input: {email: \"a@acme.test\", role: SUPERUSER}) { id } }",
+            json!({}),
+        )
         .await;
-    assert!(unknown_role.body["errors"][0]["message"].as_str().unwrap().contains("SUPERUSER"));
+    assert!(unknown_role.body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("SUPERUSER"));
 }

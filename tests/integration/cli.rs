@@ -19,7 +19,8 @@ fn rampart(data_dir: &std::path::Path) -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("RAMPART_DATA_DIR", data_dir).env("RUST_LOG", "warn");
+    cmd.env("RAMPART_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn");
     cmd
 }
 
@@ -30,7 +31,10 @@ fn stderr_of(output: &std::process::Output) -> String {
 #[test]
 fn serve_help_documents_every_option() {
     let dir = tempfile::tempdir().unwrap();
-    let output = rampart(dir.path()).args(["serve", "--help"]).output().unwrap();
+    let output = rampart(dir.path())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
     for name in [
@@ -58,14 +62,19 @@ fn serve_help_documents_every_option() {
 fn wrong_database_url_exits_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let output = rampart(dir.path())
-        .env("DATABASE_URL", "postgres://nobody:hunter2@127.0.0.1:1/nowhere")
+        .env(
+            "DATABASE_URL",
+            "postgres://nobody:hunter2@127.0.0.1:1/nowhere",
+        )
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = stderr_of(&output);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: cannot connect to the database at postgres://nobody:***@127.0.0.1:1/nowhere"),
+        stderr.starts_with(
+            "error: cannot connect to the database at postgres://nobody:***@127.0.0.1:1/nowhere"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2") && !stderr.contains("panicked"));
@@ -110,10 +119,19 @@ async fn migrate_status_up_and_down() {
     assert!(up.lines().all(|l| l.starts_with("Applied")), "{up}");
 
     let down_one = run(&["down"]);
-    assert_eq!(down_one.lines().filter(|l| l.starts_with("Pending")).count(), 1);
+    assert_eq!(
+        down_one
+            .lines()
+            .filter(|l| l.starts_with("Pending"))
+            .count(),
+        1
+    );
 
     let down_all = run(&["down", "--all"]);
-    assert!(down_all.lines().all(|l| l.starts_with("Pending")), "{down_all}");
+    assert!(
+        down_all.lines().all(|l| l.starts_with("Pending")),
+        "{down_all}"
+    );
 }
 
 #[tokio::test]
@@ -162,7 +180,10 @@ fn sigterm_stops_the_server_gracefully() {
     let mut line = String::new();
     let base = loop {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "server exited before listening");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "server exited before listening"
+        );
         if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
             break url.to_string();
         }
@@ -181,7 +202,10 @@ fn sigterm_stops_the_server_gracefully() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "server ignored SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server ignored SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");

@@ -43,14 +43,21 @@ async fn event_published_on_one_instance_reaches_another_through_redis() {
         return;
     };
     let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
-    let publisher = RedisBus::connect(&url, &prefix).await.expect("redis reachable");
-    let subscriber = RedisBus::connect(&url, &prefix).await.expect("redis reachable");
+    let publisher = RedisBus::connect(&url, &prefix)
+        .await
+        .expect("redis reachable");
+    let subscriber = RedisBus::connect(&url, &prefix)
+        .await
+        .expect("redis reachable");
     let topic = format!("test:{}", uuid::Uuid::new_v4());
     let mut events = subscriber.subscribe(&topic);
     let mut unrelated = subscriber.subscribe("test:unrelated");
 
     for n in 0..5 {
-        publisher.publish(&topic, &format!("event-{n}")).await.unwrap();
+        publisher
+            .publish(&topic, &format!("event-{n}"))
+            .await
+            .unwrap();
     }
     for n in 0..5 {
         assert_eq!(next_within(&mut events).await, format!("event-{n}"));

@@ -28,13 +28,22 @@ async fn services_report_each_configured_backend() {
     let expect_up = |service: &str, backend: &str| {
         assert_eq!(body[service]["status"], "up", "{service}: {body}");
         assert_eq!(body[service]["backend"], backend, "{service}: {body}");
-        assert!(body[service]["latency"].as_f64().is_some_and(|ms| ms >= 0.0));
+        assert!(body[service]["latency"]
+            .as_f64()
+            .is_some_and(|ms| ms >= 0.0));
     };
     expect_up(
         "database",
-        if env.postgres_url.is_some() { "postgres" } else { "sqlite" },
+        if env.postgres_url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
     );
-    expect_up("object_store", if env.s3.is_some() { "s3" } else { "local" });
+    expect_up(
+        "object_store",
+        if env.s3.is_some() { "s3" } else { "local" },
+    );
     if env.redis_url.is_some() {
         expect_up("redis", "redis");
     } else {

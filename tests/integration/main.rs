@@ -3,11 +3,12 @@
 
 mod support;
 
+mod auth;
 mod cli;
 mod events;
 mod health;
+mod isolation;
 mod migrations;
+mod playground;
 mod server;
 mod store;
-mod auth;
-mod isolation;

@@ -4,9 +4,7 @@ use chrono::Utc;
 use entity::prelude::*;
 use entity::{api_key, finding, organization, scan, target, user};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, EntityTrait, PaginatorTrait, Set, SqlErr,
-};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, PaginatorTrait, Set, SqlErr};
 use uuid::Uuid;
 
 use crate::support::TestConfig;
@@ -29,7 +27,10 @@ async fn assert_all_tables_usable(db: &DatabaseConnection) {
     ScanFinding::find().count(db).await.expect("scan_finding");
     Comment::find().count(db).await.expect("comment");
     Webhook::find().count(db).await.expect("webhook");
-    WebhookDelivery::find().count(db).await.expect("webhook_delivery");
+    WebhookDelivery::find()
+        .count(db)
+        .await
+        .expect("webhook_delivery");
     Notification::find().count(db).await.expect("notification");
     AuditEvent::find().count(db).await.expect("audit_event");
     Job::find().count(db).await.expect("job");
@@ -46,11 +47,17 @@ async fn migrations_go_up_down_and_up_again() {
     Migrator::reset(&db).await.expect("down to nothing");
     assert!(Organization::find().count(&db).await.is_err());
     assert!(Job::find().count(&db).await.is_err());
-    assert_eq!(Migrator::get_applied_migrations(&db).await.unwrap().len(), 0);
+    assert_eq!(
+        Migrator::get_applied_migrations(&db).await.unwrap().len(),
+        0
+    );
 
     Migrator::up(&db, None).await.expect("second up");
     assert_all_tables_usable(&db).await;
-    assert!(Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
+    assert!(Migrator::get_pending_migrations(&db)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn new_org(db: &DatabaseConnection, slug: &str) -> organization::Model {
@@ -134,14 +141,20 @@ async fn constraints_hold_and_deletes_cascade() {
     // target (org, kind, name) is unique, but the same name in another org is fine.
     let duplicate = new_target(org.id, "api").insert(&db).await.unwrap_err();
     assert!(
-        matches!(duplicate.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))),
+        matches!(
+            duplicate.sql_err(),
+            Some(SqlErr::UniqueConstraintViolation(_))
+        ),
         "{duplicate:?}"
     );
     new_target(other.id, "api").insert(&db).await.unwrap();
 
     // finding (target, fingerprint) is unique.
     let scan = new_scan(org.id, target.id).insert(&db).await.unwrap();
-    new_finding(org.id, target.id, "fp-1").insert(&db).await.unwrap();
+    new_finding(org.id, target.id, "fp-1")
+        .insert(&db)
+        .await
+        .unwrap();
     let duplicate = new_finding(org.id, target.id, "fp-1")
         .insert(&db)
         .await
@@ -152,9 +165,15 @@ async fn constraints_hold_and_deletes_cascade() {
     ));
 
     // A scan must point at an existing target.
-    let orphan = new_scan(org.id, Uuid::now_v7()).insert(&db).await.unwrap_err();
+    let orphan = new_scan(org.id, Uuid::now_v7())
+        .insert(&db)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(orphan.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))),
+        matches!(
+            orphan.sql_err(),
+            Some(SqlErr::ForeignKeyConstraintViolation(_))
+        ),
         "{orphan:?}"
     );
 

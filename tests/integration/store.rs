@@ -97,7 +97,10 @@ async fn round_trip_child() {
 
     store.delete("reports/big.bin").await.unwrap();
     assert!(store.get("reports/big.bin").await.unwrap().is_none());
-    store.delete("reports/big.bin").await.expect("deleting twice is fine");
+    store
+        .delete("reports/big.bin")
+        .await
+        .expect("deleting twice is fine");
 
     let peak = proc_status_kib("VmHWM:").unwrap();
     println!("PEAK_GROWTH_KIB={}", peak.saturating_sub(before));

@@ -290,7 +290,9 @@ impl TestApp {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server ran cleanly");
+            task.await
+                .expect("server task")
+                .expect("server ran cleanly");
         }
     }
 }
@@ -353,7 +355,11 @@ impl TestApp {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let body = res.json().await.expect("JSON body");
-        Gql { status, headers, body }
+        Gql {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Signs in and returns `(access token, refresh token)`.
@@ -386,7 +392,10 @@ impl TestApp {
                 serde_json::json!({"s": scopes}),
             )
             .await;
-        res.data("createApiKey")["key"].as_str().unwrap().to_string()
+        res.data("createApiKey")["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Adds a member to `token`'s org and returns their user id.
