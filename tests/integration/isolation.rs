@@ -148,6 +148,8 @@ async fn isolation_matrix() {
         .await;
     assert_eq!(left.data("removeUser"), true);
     let admin_b = app.login("admin@b.test", MEMBER_PASSWORD).await.0;
+    // Switching moved A's owner's session to B; sign in again, landing in A.
+    let owner_a = app.login_admin().await;
     let key_b = app.create_key(&admin_b, "WRITE").await;
 
     // Every resource of A, asked for by id from B, answers exactly like a missing one.
