@@ -117,6 +117,14 @@ impl App {
     /// When a backend is unusable or the address cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let backends = open_backends(&config).await?;
+        Self::build_with(config, backends).await
+    }
+
+    /// Builds on backends opened by the caller (tests use it to observe the database).
+    ///
+    /// # Errors
+    /// As for [`App::build`].
+    pub async fn build_with(config: Config, backends: Backends) -> anyhow::Result<Self> {
         let jwt_secret = secrets::jwt_secret(&config).await?;
         let limiter = match &config.redis_url {
             Some(url) => RateLimiter::redis(url, &config.redis_prefix)?,

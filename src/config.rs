@@ -113,6 +113,18 @@ pub struct Config {
     #[arg(long, env = "RAMPART_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// Deepest GraphQL selection accepted.
+    #[arg(long, env = "RAMPART_GRAPHQL_MAX_DEPTH", default_value_t = 12)]
+    pub graphql_max_depth: usize,
+
+    /// Largest GraphQL query complexity accepted (one point per selected field).
+    #[arg(long, env = "RAMPART_GRAPHQL_MAX_COMPLEXITY", default_value_t = 1000)]
+    pub graphql_max_complexity: usize,
+
+    /// Answer GraphQL introspection queries (GraphiQL needs them).
+    #[arg(long, env = "RAMPART_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphql_introspection: bool,
+
     /// Seconds a shutting-down server waits for in-flight requests.
     #[arg(long, env = "RAMPART_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
@@ -142,6 +154,9 @@ impl Config {
             refresh_token_ttl_secs: 7 * 24 * 3600,
             rate_limit_per_minute: 600,
             secure_cookies: false,
+            graphql_max_depth: 12,
+            graphql_max_complexity: 1000,
+            graphql_introspection: true,
             shutdown_grace_secs: 20,
         }
     }

@@ -9,13 +9,17 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod findings;
 pub mod graphql;
 pub mod http;
 pub mod keys;
 pub mod orgs;
 pub mod rest;
+pub mod scans;
 pub mod secrets;
 pub mod store;
+pub mod targets;
+pub mod trends;
 pub mod validate;
 
 pub use app::{App, AppState};

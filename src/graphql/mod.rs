@@ -1,11 +1,17 @@
 //! The GraphQL schema, assembled from the domain modules' objects, and the helpers resolvers
 //! share to reach the caller and the services.
 
+pub mod enums;
 pub mod pagination;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, SimpleObject};
 
+use async_graphql::dataloader::DataLoader;
+
 use crate::app::AppState;
+use crate::findings::graphql::CommentsLoader;
+use crate::scans::graphql::ScanLoader;
+use crate::targets::graphql::{LatestScanLoader, OpenCountsLoader, TargetLoader};
 use crate::context::{Ctx, RequestMeta};
 use crate::error::{AppError, AppResult};
 
@@ -43,6 +49,10 @@ pub struct QueryRoot(
     crate::orgs::graphql::OrgsQuery,
     crate::keys::graphql::KeysQuery,
     crate::audit::graphql::AuditQuery,
+    crate::targets::graphql::TargetsQuery,
+    crate::scans::graphql::ScansQuery,
+    crate::findings::graphql::FindingsQuery,
+    crate::trends::graphql::TrendsQuery,
 );
 
 /// Write operations.
@@ -51,6 +61,9 @@ pub struct MutationRoot(
     crate::auth::graphql::AuthMutation,
     crate::orgs::graphql::OrgsMutation,
     crate::keys::graphql::KeysMutation,
+    crate::targets::graphql::TargetsMutation,
+    crate::scans::graphql::ScansMutation,
+    crate::findings::graphql::FindingsMutation,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].
@@ -59,13 +72,31 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         QueryRoot::default(),
         MutationRoot::default(),
         EmptySubscription,
-    )
-    .limit_depth(16)
-    .limit_complexity(2_000);
+    );
     if let Some(state) = state {
-        builder = builder.data(state);
+        let config = &state.config;
+        builder = builder
+            .limit_depth(config.graphql_max_depth)
+            .limit_complexity(config.graphql_max_complexity);
+        if !config.graphql_introspection {
+            builder = builder.disable_introspection();
+        }
+        // Loaders batch within one request's resolution; they do not cache across requests.
+        let db = &state.db;
+        builder = builder
+            .data(DataLoader::new(TargetLoader(db.clone()), tokio::spawn))
+            .data(DataLoader::new(LatestScanLoader(db.clone()), tokio::spawn))
+            .data(DataLoader::new(OpenCountsLoader(db.clone()), tokio::spawn))
+            .data(DataLoader::new(ScanLoader(db.clone()), tokio::spawn))
+            .data(DataLoader::new(CommentsLoader(db.clone()), tokio::spawn))
+            .data(state);
     }
     builder.finish()
+}
+
+/// A registered data loader.
+pub fn loader<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> &'a DataLoader<T> {
+    ctx.data_unchecked::<DataLoader<T>>()
 }
 
 /// The services.

@@ -189,3 +189,20 @@ mod tests {
         assert!(bad.window().is_err());
     }
 }
+
+/// Sort direction of a list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, async_graphql::Enum)]
+pub enum OrderDirection {
+    Asc,
+    #[default]
+    Desc,
+}
+
+impl OrderDirection {
+    pub fn order(self) -> sea_orm::Order {
+        match self {
+            Self::Asc => sea_orm::Order::Asc,
+            Self::Desc => sea_orm::Order::Desc,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use async_graphql::{ComplexObject, Context, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::comment;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::{
+    Comment, Finding, FindingFilter, FindingOrderField, FindingStatus, Severity, TriageChange,
+    TriageState,
+};
+use crate::error::AppError;
+use crate::graphql::pagination::{OrderDirection, PageArgs, PagedConnection};
+use crate::graphql::{caller, loader, state};
+use crate::scans::graphql::ScanLoader;
+use crate::scans::Scan;
+use crate::targets::graphql::TargetLoader;
+use crate::targets::Target;
+
+/// Comments of each finding, oldest first.
+pub struct CommentsLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for CommentsLoader {
+    type Value = Vec<Comment>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<Comment>>, Self::Error> {
+        let rows = comment::Entity::find()
+            .filter(comment::Column::FindingId.is_in(keys.iter().copied()))
+            .order_by_asc(comment::Column::CreatedAt)
+            .order_by_asc(comment::Column::Id)
+            .all(&self.0)
+            .await
+            .map_err(AppError::from)?;
+        let mut out: HashMap<Uuid, Vec<Comment>> = HashMap::new();
+        for row in rows {
+            out.entry(row.finding_id).or_default().push(row.into());
+        }
+        Ok(out)
+    }
+}
+
+#[ComplexObject]
+impl Finding {
+    /// Where it was found.
+    async fn target(&self, ctx: &Context<'_>) -> Result<Target> {
+        loader::<TargetLoader>(ctx)
+            .load_one(self.target_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("target").into())
+    }
+
+    /// The latest scan that saw it.
+    async fn latest_scan(&self, ctx: &Context<'_>) -> Result<Option<Scan>> {
+        match self.last_scan_id {
+            Some(id) => loader::<ScanLoader>(ctx).load_one(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Notes on it, oldest first.
+    async fn comments(&self, ctx: &Context<'_>) -> Result<Vec<Comment>> {
+        Ok(loader::<CommentsLoader>(ctx).load_one(self.id).await?.unwrap_or_default())
+    }
+}
+
+/// How to sort findings.
+#[derive(InputObject)]
+pub struct FindingOrder {
+    #[graphql(default)]
+    pub field: FindingOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+/// A triage decision.
+#[derive(InputObject)]
+pub struct SetFindingStateInput {
+    pub state: TriageState,
+    /// Why (up to 4000 characters).
+    pub note: Option<String>,
+    /// Required for `ACCEPTED_RISK`: when the finding returns to `UNTRIAGED`.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct FindingsQuery;
+
+#[Object]
+impl FindingsQuery {
+    /// The org's findings across scans, worst first by default.
+    #[allow(clippy::too_many_arguments)]
+    async fn findings(
+        &self,
+        ctx: &Context<'_>,
+        target_id: Option<Uuid>,
+        #[graphql(desc = "Only findings this scan saw.")] scan_id: Option<Uuid>,
+        #[graphql(default)] severity: Vec<Severity>,
+        status: Option<FindingStatus>,
+        triage_state: Option<TriageState>,
+        rule_id: Option<String>,
+        #[graphql(desc = "A CVE id, e.g. `CVE-2024-3094`.")] cve: Option<String>,
+        #[graphql(desc = "Case-insensitive part of title, description, rule or path.")] search: Option<String>,
+        order_by: Option<FindingOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Finding>> {
+        let window = PageArgs { first, after, page, page_size }.window()?;
+        let order = order_by.map_or((FindingOrderField::Severity, OrderDirection::Desc), |o| (o.field, o.direction));
+        let filter = FindingFilter { target_id, scan_id, severity, status, triage_state, rule_id, cve, search };
+        Ok(super::list(caller(ctx)?, state(ctx), &filter, order, window).await?.into_connection())
+    }
+
+    /// One finding.
+    async fn finding(&self, ctx: &Context<'_>, id: Uuid) -> Result<Finding> {
+        Ok(super::get(caller(ctx)?, state(ctx), id).await?)
+    }
+
+    /// Comments on one finding, oldest first.
+    async fn finding_comments(&self, ctx: &Context<'_>, finding_id: Uuid) -> Result<Vec<Comment>> {
+        Ok(super::comments(caller(ctx)?, state(ctx), finding_id).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct FindingsMutation;
+
+#[Object]
+impl FindingsMutation {
+    /// Records a triage decision (members); kept in the audit log.
+    async fn set_finding_state(&self, ctx: &Context<'_>, id: Uuid, input: SetFindingStateInput) -> Result<Finding> {
+        let change = TriageChange { state: input.state, note: input.note, expires_at: input.expires_at };
+        Ok(super::set_state(caller(ctx)?, state(ctx), id, change).await?)
+    }
+
+    /// Adds a comment to a finding (members).
+    async fn add_comment(&self, ctx: &Context<'_>, finding_id: Uuid, body: String) -> Result<Comment> {
+        Ok(super::add_comment(caller(ctx)?, state(ctx), finding_id, &body).await?)
+    }
+
+    /// Deletes a comment (its author, or admins).
+    async fn delete_comment(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        super::delete_comment(caller(ctx)?, state(ctx), id).await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,277 @@
+//! Every rule about findings, triage and comments lives here.
+
+use chrono::{DateTime, Utc};
+use entity::{comment, finding, scan_finding};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::model::{Comment, Finding, FindingStatus, Severity, TriageState};
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::context::{Ctx, Permission};
+use crate::error::{AppError, AppResult};
+use crate::graphql::pagination::{OrderDirection, Paged, Window};
+use crate::targets::contains_ci;
+use crate::validate::bounded_text;
+
+/// `CASE severity WHEN 'critical' THEN 5 ... END`, so "worst first" sorts in SQL.
+pub fn severity_rank_expr() -> SimpleExpr {
+    let mut case = Expr::case(finding::Column::Severity.eq(Severity::Critical.as_str()), Severity::Critical.rank());
+    for severity in &Severity::ALL[1..] {
+        case = case.case(finding::Column::Severity.eq(severity.as_str()), severity.rank());
+    }
+    case.finally(0).into()
+}
+
+/// Which findings to list.
+#[derive(Clone, Debug, Default)]
+pub struct FindingFilter {
+    pub target_id: Option<Uuid>,
+    /// Findings this scan saw.
+    pub scan_id: Option<Uuid>,
+    pub severity: Vec<Severity>,
+    pub status: Option<FindingStatus>,
+    pub triage_state: Option<TriageState>,
+    pub rule_id: Option<String>,
+    pub cve: Option<String>,
+    /// Case-insensitive substring of title, description, rule or path.
+    pub search: Option<String>,
+}
+
+/// Sort keys for findings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, async_graphql::Enum)]
+pub enum FindingOrderField {
+    /// Worst first when descending.
+    #[default]
+    Severity,
+    LastSeenAt,
+    FirstSeenAt,
+    Title,
+}
+
+/// The condition for a triage state as readers see it: an accepted risk past its expiry counts
+/// as untriaged.
+fn triage_condition(state: TriageState, now: DateTime<Utc>) -> Condition {
+    let accepted = finding::Column::TriageState.eq(TriageState::AcceptedRisk.as_str());
+    let lapsed = Condition::all()
+        .add(accepted.clone())
+        .add(finding::Column::TriageExpiresAt.lte(now));
+    match state {
+        TriageState::Untriaged => Condition::any()
+            .add(finding::Column::TriageState.eq(TriageState::Untriaged.as_str()))
+            .add(lapsed),
+        TriageState::AcceptedRisk => Condition::all().add(accepted).add(
+            Condition::any()
+                .add(finding::Column::TriageExpiresAt.is_null())
+                .add(finding::Column::TriageExpiresAt.gt(now)),
+        ),
+        other => Condition::all().add(finding::Column::TriageState.eq(other.as_str())),
+    }
+}
+
+/// The org's findings.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn list(
+    ctx: &Ctx,
+    state: &AppState,
+    filter: &FindingFilter,
+    order: (FindingOrderField, OrderDirection),
+    window: Window,
+) -> AppResult<Paged<Finding>> {
+    ctx.require(Permission::Read)?;
+    let now = Utc::now();
+    let mut query = finding::Entity::find().filter(finding::Column::OrgId.eq(ctx.org_id));
+    if let Some(target_id) = filter.target_id {
+        query = query.filter(finding::Column::TargetId.eq(target_id));
+    }
+    if let Some(scan_id) = filter.scan_id {
+        let seen = Query::select()
+            .column(scan_finding::Column::FindingId)
+            .from(scan_finding::Entity)
+            .and_where(Expr::col(scan_finding::Column::ScanId).eq(scan_id))
+            .to_owned();
+        query = query.filter(finding::Column::Id.in_subquery(seen));
+    }
+    if !filter.severity.is_empty() {
+        query = query.filter(finding::Column::Severity.is_in(filter.severity.iter().map(|s| s.as_str())));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(finding::Column::Status.eq(status.as_str()));
+    }
+    if let Some(triage) = filter.triage_state {
+        query = query.filter(triage_condition(triage, now));
+    }
+    if let Some(rule) = filter.rule_id.as_deref() {
+        query = query.filter(finding::Column::RuleId.eq(rule));
+    }
+    if let Some(cve) = filter.cve.as_deref() {
+        let quoted = serde_json::to_string(&cve.to_uppercase()).unwrap_or_default();
+        query = query.filter(finding::Column::CveIds.contains(quoted));
+    }
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        query = query.filter(
+            Condition::any()
+                .add(contains_ci((finding::Entity, finding::Column::Title), search))
+                .add(contains_ci((finding::Entity, finding::Column::Description), search))
+                .add(contains_ci((finding::Entity, finding::Column::RuleId), search))
+                .add(contains_ci((finding::Entity, finding::Column::LocationPath), search)),
+        );
+    }
+    let total = query.clone().count(&state.db).await?;
+    let query = match order.0 {
+        FindingOrderField::Severity => query.order_by(severity_rank_expr(), order.1.order()),
+        FindingOrderField::LastSeenAt => query.order_by(finding::Column::LastSeenAt, order.1.order()),
+        FindingOrderField::FirstSeenAt => query.order_by(finding::Column::FirstSeenAt, order.1.order()),
+        FindingOrderField::Title => query.order_by(finding::Column::Title, order.1.order()),
+    };
+    let items = query
+        .order_by_asc(finding::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|m| Finding::from_model(m, now))
+        .collect();
+    Ok(Paged { items, total, window })
+}
+
+async fn find_in_org(db: &impl ConnectionTrait, ctx: &Ctx, id: Uuid) -> AppResult<finding::Model> {
+    finding::Entity::find_by_id(id)
+        .filter(finding::Column::OrgId.eq(ctx.org_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("finding"))
+}
+
+/// One finding of the org.
+///
+/// # Errors
+/// `NOT_FOUND`.
+pub async fn get(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Finding> {
+    ctx.require(Permission::Read)?;
+    Ok(Finding::from_model(find_in_org(&state.db, ctx, id).await?, Utc::now()))
+}
+
+/// A triage decision.
+#[derive(Clone, Debug)]
+pub struct TriageChange {
+    pub state: TriageState,
+    pub note: Option<String>,
+    /// Required for `accepted_risk`, refused otherwise.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Records a triage decision (members), in the audit log too.
+///
+/// # Errors
+/// `NOT_FOUND`, `FORBIDDEN`, `VALIDATION_FAILED`.
+pub async fn set_state(ctx: &Ctx, state: &AppState, id: Uuid, change: TriageChange) -> AppResult<Finding> {
+    ctx.require(Permission::Write)?;
+    let now = Utc::now();
+    match (change.state, change.expires_at) {
+        (TriageState::AcceptedRisk, None) => {
+            return Err(AppError::invalid("expires_at", "is required to accept a risk"))
+        }
+        (TriageState::AcceptedRisk, Some(at)) if at <= now => {
+            return Err(AppError::invalid("expires_at", "must be in the future"))
+        }
+        (TriageState::AcceptedRisk, Some(_)) | (_, None) => {}
+        (_, Some(_)) => {
+            return Err(AppError::invalid("expires_at", "only applies to accepted_risk"))
+        }
+    }
+    let note = change
+        .note
+        .as_deref()
+        .map(|n| bounded_text("note", n, 4000))
+        .transpose()?;
+    let row = find_in_org(&state.db, ctx, id).await?;
+    let before = Finding::from_model(row.clone(), now).triage.state;
+    let txn = state.db.begin().await?;
+    let mut active: finding::ActiveModel = row.into();
+    active.triage_state = Set(change.state.as_str().into());
+    active.triage_note = Set(note);
+    active.triage_expires_at = Set(change.expires_at);
+    active.triaged_by = Set(Some(ctx.actor_label()));
+    active.triaged_at = Set(Some(now));
+    active.updated_at = Set(now);
+    let row = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "finding.triage", "finding", row.id).with_details(serde_json::json!({
+            "from": before.as_str(),
+            "to": change.state.as_str(),
+            "expires_at": change.expires_at,
+        })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Finding::from_model(row, now))
+}
+
+/// Comments on a finding, oldest first.
+///
+/// # Errors
+/// `NOT_FOUND`.
+pub async fn comments(ctx: &Ctx, state: &AppState, finding_id: Uuid) -> AppResult<Vec<Comment>> {
+    ctx.require(Permission::Read)?;
+    find_in_org(&state.db, ctx, finding_id).await?;
+    Ok(comment::Entity::find()
+        .filter(comment::Column::FindingId.eq(finding_id))
+        .order_by_asc(comment::Column::CreatedAt)
+        .order_by_asc(comment::Column::Id)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(Comment::from)
+        .collect())
+}
+
+/// Adds a comment (members).
+///
+/// # Errors
+/// `NOT_FOUND`, `FORBIDDEN`, `VALIDATION_FAILED`.
+pub async fn add_comment(ctx: &Ctx, state: &AppState, finding_id: Uuid, body: &str) -> AppResult<Comment> {
+    ctx.require(Permission::Write)?;
+    let body = bounded_text("body", body, 10_000)?;
+    find_in_org(&state.db, ctx, finding_id).await?;
+    let row = comment::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        org_id: Set(ctx.org_id),
+        finding_id: Set(finding_id),
+        author_id: Set(ctx.user_id()),
+        author_label: Set(ctx.actor_label()),
+        body: Set(body),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&state.db)
+    .await?;
+    Ok(row.into())
+}
+
+/// Deletes a comment: its author may, and admins may.
+///
+/// # Errors
+/// `NOT_FOUND`, `FORBIDDEN`.
+pub async fn delete_comment(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
+    ctx.require(Permission::Write)?;
+    let row = comment::Entity::find_by_id(id)
+        .filter(comment::Column::OrgId.eq(ctx.org_id))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("comment"))?;
+    let own = row.author_id.is_some() && row.author_id == ctx.user_id();
+    if !own {
+        ctx.require(Permission::Admin)?;
+    }
+    comment::Entity::delete_by_id(row.id).exec(&state.db).await?;
+    audit::record(&state.db, AuditEntry::by(ctx, "comment.delete", "comment", row.id)).await?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use async_graphql::{ComplexObject, Context, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::scan;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::{Scan, ScanComparison, ScanFilter, ScanOrderField, ScanStatus, ScanSummary};
+use crate::error::AppError;
+use crate::findings::Finding;
+use crate::graphql::pagination::{OrderDirection, PageArgs, PagedConnection};
+use crate::graphql::{caller, loader, state};
+use crate::targets::graphql::TargetLoader;
+use crate::targets::Target;
+
+/// Scans by id.
+pub struct ScanLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for ScanLoader {
+    type Value = Scan;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Scan>, Self::Error> {
+        let rows = scan::Entity::find()
+            .filter(scan::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.0)
+            .await
+            .map_err(AppError::from)?;
+        Ok(rows.into_iter().map(|s| (s.id, Scan::from(s))).collect())
+    }
+}
+
+#[ComplexObject]
+impl Scan {
+    /// What was scanned.
+    async fn target(&self, ctx: &Context<'_>) -> Result<Target> {
+        loader::<TargetLoader>(ctx)
+            .load_one(self.target_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("target").into())
+    }
+
+    /// Processing time in milliseconds.
+    async fn duration_ms(&self) -> Option<i64> {
+        ScanSummary::from(self).duration_ms
+    }
+}
+
+/// How to sort scans.
+#[derive(InputObject)]
+pub struct ScanOrder {
+    #[graphql(default)]
+    pub field: ScanOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+#[derive(Default)]
+pub struct ScansQuery;
+
+#[Object]
+impl ScansQuery {
+    /// The org's scans, newest first by default.
+    #[allow(clippy::too_many_arguments)]
+    async fn scans(
+        &self,
+        ctx: &Context<'_>,
+        target_id: Option<Uuid>,
+        #[graphql(default)] status: Vec<ScanStatus>,
+        #[graphql(desc = "Scanned at or after.")] since: Option<DateTime<Utc>>,
+        #[graphql(desc = "Scanned before.")] until: Option<DateTime<Utc>>,
+        order_by: Option<ScanOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Scan>> {
+        let window = PageArgs { first, after, page, page_size }.window()?;
+        let order = order_by.map_or((ScanOrderField::ScannedAt, OrderDirection::Desc), |o| (o.field, o.direction));
+        let filter = ScanFilter { target_id, status, since, until };
+        Ok(super::list(caller(ctx)?, state(ctx), &filter, order, window).await?.into_connection())
+    }
+
+    /// One scan.
+    async fn scan(&self, ctx: &Context<'_>, id: Uuid) -> Result<Scan> {
+        Ok(super::get(caller(ctx)?, state(ctx), id).await?)
+    }
+
+    /// The findings one scan saw, worst first.
+    async fn scan_findings(
+        &self,
+        ctx: &Context<'_>,
+        scan_id: Uuid,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Finding>> {
+        let window = PageArgs { first, after, page, page_size }.window()?;
+        Ok(super::findings(caller(ctx)?, state(ctx), scan_id, window).await?.into_connection())
+    }
+
+    /// Counts per severity, score and timings of one scan.
+    async fn scan_summary(&self, ctx: &Context<'_>, scan_id: Uuid) -> Result<ScanSummary> {
+        Ok(super::summary(caller(ctx)?, state(ctx), scan_id).await?)
+    }
+
+    /// What changed between two scans of one target.
+    async fn compare_scans(&self, ctx: &Context<'_>, scan_a: Uuid, scan_b: Uuid) -> Result<ScanComparison> {
+        Ok(super::compare(caller(ctx)?, state(ctx), scan_a, scan_b).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct ScansMutation;
+
+#[Object]
+impl ScansMutation {
+    /// Stops a queued or running scan (members).
+    async fn cancel_scan(&self, ctx: &Context<'_>, id: Uuid) -> Result<Scan> {
+        Ok(super::cancel(caller(ctx)?, state(ctx), id).await?)
+    }
+
+    /// Deletes a finished scan and its raw report (admins).
+    async fn delete_scan(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        super::delete(caller(ctx)?, state(ctx), id).await?;
+        Ok(true)
+    }
+}

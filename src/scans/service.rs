@@ -1,0 +1,257 @@
+//! Every rule about scans lives here.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use entity::{finding, scan, scan_finding};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::model::{Scan, ScanStatus, ScanSummary};
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::context::{Ctx, Permission};
+use crate::error::{AppError, AppResult};
+use crate::findings::Finding;
+use crate::graphql::pagination::{OrderDirection, Paged, Window};
+
+/// Which scans to list.
+#[derive(Clone, Debug, Default)]
+pub struct ScanFilter {
+    pub target_id: Option<Uuid>,
+    pub status: Vec<ScanStatus>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Sort keys for scans.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, async_graphql::Enum)]
+pub enum ScanOrderField {
+    #[default]
+    ScannedAt,
+    CreatedAt,
+    Score,
+}
+
+/// The org's scans.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn list(
+    ctx: &Ctx,
+    state: &AppState,
+    filter: &ScanFilter,
+    order: (ScanOrderField, OrderDirection),
+    window: Window,
+) -> AppResult<Paged<Scan>> {
+    ctx.require(Permission::Read)?;
+    let mut query = scan::Entity::find().filter(scan::Column::OrgId.eq(ctx.org_id));
+    if let Some(target_id) = filter.target_id {
+        query = query.filter(scan::Column::TargetId.eq(target_id));
+    }
+    if !filter.status.is_empty() {
+        query = query.filter(scan::Column::Status.is_in(filter.status.iter().map(|s| s.as_str())));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(scan::Column::ScannedAt.gte(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(scan::Column::ScannedAt.lt(until));
+    }
+    let total = query.clone().count(&state.db).await?;
+    let column = match order.0 {
+        ScanOrderField::ScannedAt => scan::Column::ScannedAt,
+        ScanOrderField::CreatedAt => scan::Column::CreatedAt,
+        ScanOrderField::Score => scan::Column::Score,
+    };
+    let items = query
+        .order_by(column, order.1.order())
+        .order_by(scan::Column::Id, order.1.order())
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(Scan::from)
+        .collect();
+    Ok(Paged { items, total, window })
+}
+
+pub(crate) async fn find_in_org(db: &impl ConnectionTrait, ctx: &Ctx, id: Uuid) -> AppResult<scan::Model> {
+    scan::Entity::find_by_id(id)
+        .filter(scan::Column::OrgId.eq(ctx.org_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("scan"))
+}
+
+/// One scan of the org.
+///
+/// # Errors
+/// `NOT_FOUND`.
+pub async fn get(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
+    ctx.require(Permission::Read)?;
+    Ok(find_in_org(&state.db, ctx, id).await?.into())
+}
+
+/// Counts, score and timings of a scan.
+///
+/// # Errors
+/// `NOT_FOUND`.
+pub async fn summary(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ScanSummary> {
+    Ok(ScanSummary::from(&get(ctx, state, id).await?))
+}
+
+/// The findings a scan saw.
+///
+/// # Errors
+/// `NOT_FOUND` for a scan outside the org.
+pub async fn findings(ctx: &Ctx, state: &AppState, scan_id: Uuid, window: Window) -> AppResult<Paged<Finding>> {
+    ctx.require(Permission::Read)?;
+    find_in_org(&state.db, ctx, scan_id).await?;
+    let seen = Query::select()
+        .column(scan_finding::Column::FindingId)
+        .from(scan_finding::Entity)
+        .and_where(Expr::col(scan_finding::Column::ScanId).eq(scan_id))
+        .to_owned();
+    let query = finding::Entity::find()
+        .filter(finding::Column::OrgId.eq(ctx.org_id))
+        .filter(finding::Column::Id.in_subquery(seen));
+    let total = query.clone().count(&state.db).await?;
+    let now = Utc::now();
+    let items = query
+        .order_by_desc(crate::findings::severity_rank_expr())
+        .order_by_asc(finding::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|m| Finding::from_model(m, now))
+        .collect();
+    Ok(Paged { items, total, window })
+}
+
+/// How two scans of a target differ.
+#[derive(Clone, Debug, async_graphql::SimpleObject)]
+pub struct ScanComparison {
+    /// Seen by `scanB`, not by `scanA`.
+    pub new: Vec<Finding>,
+    /// Seen by `scanA`, not by `scanB`.
+    pub fixed: Vec<Finding>,
+    /// Seen by both.
+    pub unchanged: Vec<Finding>,
+}
+
+/// Compares what two scans of one target saw.
+///
+/// # Errors
+/// `NOT_FOUND`; `BAD_REQUEST` when the scans belong to different targets.
+pub async fn compare(ctx: &Ctx, state: &AppState, a: Uuid, b: Uuid) -> AppResult<ScanComparison> {
+    ctx.require(Permission::Read)?;
+    let scan_a = find_in_org(&state.db, ctx, a).await?;
+    let scan_b = find_in_org(&state.db, ctx, b).await?;
+    if scan_a.target_id != scan_b.target_id {
+        return Err(AppError::bad_request("the two scans belong to different targets"));
+    }
+    let seen_by = |scan_id: Uuid| {
+        scan_finding::Entity::find()
+            .select_only()
+            .column(scan_finding::Column::FindingId)
+            .filter(scan_finding::Column::ScanId.eq(scan_id))
+            .into_tuple::<Uuid>()
+            .all(&state.db)
+    };
+    let in_a: HashSet<Uuid> = seen_by(a).await?.into_iter().collect();
+    let in_b: HashSet<Uuid> = seen_by(b).await?.into_iter().collect();
+    let all: Vec<Uuid> = in_a.union(&in_b).copied().collect();
+    let now = Utc::now();
+    let mut result = ScanComparison { new: vec![], fixed: vec![], unchanged: vec![] };
+    for chunk in all.chunks(500) {
+        let rows = finding::Entity::find()
+            .filter(finding::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_desc(crate::findings::severity_rank_expr())
+            .order_by_asc(finding::Column::Id)
+            .all(&state.db)
+            .await?;
+        for row in rows {
+            let (a_has, b_has) = (in_a.contains(&row.id), in_b.contains(&row.id));
+            let f = Finding::from_model(row, now);
+            match (a_has, b_has) {
+                (true, true) => result.unchanged.push(f),
+                (false, true) => result.new.push(f),
+                _ => result.fixed.push(f),
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// Asks a queued or running scan to stop; the worker honours it between batches.
+///
+/// # Errors
+/// `NOT_FOUND`, `FORBIDDEN`, `CONFLICT` when it has already finished.
+pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
+    ctx.require(Permission::Write)?;
+    let row = find_in_org(&state.db, ctx, id).await?;
+    let now = Utc::now();
+    let updated = scan::Entity::update_many()
+        .col_expr(scan::Column::Status, Expr::value(ScanStatus::Cancelled.as_str()))
+        .col_expr(scan::Column::FinishedAt, Expr::value(Some(now)))
+        .filter(scan::Column::Id.eq(row.id))
+        .filter(scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]))
+        .exec(&state.db)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(AppError::conflict(format!("scan already {}", row.status)));
+    }
+    audit::record(&state.db, AuditEntry::by(ctx, "scan.cancel", "scan", row.id)).await?;
+    Ok(find_in_org(&state.db, ctx, id).await?.into())
+}
+
+/// Deletes a finished scan, its sightings, the findings only it saw, and its raw report; then
+/// recomputes the target's latest state (admins).
+///
+/// # Errors
+/// `NOT_FOUND`, `FORBIDDEN`, `CONFLICT` while it is queued or running.
+pub async fn delete(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
+    ctx.require(Permission::Admin)?;
+    let row = find_in_org(&state.db, ctx, id).await?;
+    if !ScanStatus::parse(&row.status)?.is_finished() {
+        return Err(AppError::conflict("the scan is still running; cancel it first"));
+    }
+    let txn = state.db.begin().await?;
+    let seen: Vec<Uuid> = scan_finding::Entity::find()
+        .select_only()
+        .column(scan_finding::Column::FindingId)
+        .filter(scan_finding::Column::ScanId.eq(row.id))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    scan::Entity::delete_by_id(row.id).exec(&txn).await?;
+    for chunk in seen.chunks(500) {
+        let still_seen = Query::select()
+            .column(scan_finding::Column::FindingId)
+            .from(scan_finding::Entity)
+            .and_where(Expr::col(scan_finding::Column::FindingId).is_in(chunk.iter().copied()))
+            .to_owned();
+        finding::Entity::delete_many()
+            .filter(finding::Column::Id.is_in(chunk.iter().copied()))
+            .filter(finding::Column::Id.not_in_subquery(still_seen))
+            .exec(&txn)
+            .await?;
+    }
+    crate::targets::refresh_latest(&txn, row.target_id).await?;
+    audit::record(&txn, AuditEntry::by(ctx, "scan.delete", "scan", row.id)).await?;
+    txn.commit().await?;
+    if let Some(key) = row.raw_key {
+        if let Err(err) = state.store.delete(&key).await {
+            tracing::warn!(%key, %err, "raw report left behind after deleting its scan");
+        }
+    }
+    Ok(())
+}

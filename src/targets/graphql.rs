@@ -1,0 +1,194 @@
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use async_graphql::{ComplexObject, Context, InputObject, Object, Result};
+use entity::{finding, scan, target};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use super::{Target, TargetFilter, TargetKind, TargetOrderField, TargetUpdate};
+use crate::error::AppError;
+use crate::findings::{Severity, SeverityCounts};
+use crate::graphql::pagination::{OrderDirection, PageArgs, PagedConnection};
+use crate::graphql::{caller, loader, state};
+use crate::scans::Scan;
+
+/// Targets by id.
+pub struct TargetLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for TargetLoader {
+    type Value = Target;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Target>, Self::Error> {
+        let rows = target::Entity::find()
+            .filter(target::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.0)
+            .await
+            .map_err(AppError::from)?;
+        Ok(rows.into_iter().map(|t| (t.id, Target::from(t))).collect())
+    }
+}
+
+/// The latest scan of each target, in one query.
+pub struct LatestScanLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for LatestScanLoader {
+    type Value = Scan;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Scan>, Self::Error> {
+        let latest = Query::select()
+            .column(scan::Column::TargetId)
+            .expr(Func::max(Expr::col(scan::Column::ScannedAt)))
+            .from(scan::Entity)
+            .and_where(Expr::col(scan::Column::TargetId).is_in(keys.iter().copied()))
+            .group_by_col(scan::Column::TargetId)
+            .to_owned();
+        let rows = scan::Entity::find()
+            .filter(
+                Expr::tuple([
+                    Expr::col((scan::Entity, scan::Column::TargetId)).into(),
+                    Expr::col((scan::Entity, scan::Column::ScannedAt)).into(),
+                ])
+                .in_subquery(latest),
+            )
+            .all(&self.0)
+            .await
+            .map_err(AppError::from)?;
+        let mut out = HashMap::new();
+        for row in rows {
+            // Two scans at the same instant: the later id wins, deterministically.
+            let keep = out
+                .get(&row.target_id)
+                .is_none_or(|s: &Scan| s.id < row.id);
+            if keep {
+                out.insert(row.target_id, Scan::from(row));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Open findings per severity of each target, in one grouped query.
+pub struct OpenCountsLoader(pub DatabaseConnection);
+
+impl Loader<Uuid> for OpenCountsLoader {
+    type Value = SeverityCounts;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, SeverityCounts>, Self::Error> {
+        let rows: Vec<(Uuid, String, i64)> = finding::Entity::find()
+            .select_only()
+            .column(finding::Column::TargetId)
+            .column(finding::Column::Severity)
+            .column_as(finding::Column::Id.count(), "n")
+            .filter(finding::Column::TargetId.is_in(keys.iter().copied()))
+            .filter(finding::Column::Status.eq("open"))
+            .group_by(finding::Column::TargetId)
+            .group_by(finding::Column::Severity)
+            .into_tuple()
+            .all(&self.0)
+            .await
+            .map_err(AppError::from)?;
+        let mut out: HashMap<Uuid, SeverityCounts> =
+            keys.iter().map(|k| (*k, SeverityCounts::default())).collect();
+        for (target_id, severity, n) in rows {
+            if let (Some(counts), Ok(severity)) = (out.get_mut(&target_id), Severity::parse(&severity)) {
+                counts.add(severity, n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[ComplexObject]
+impl Target {
+    /// The most recent scan of this target, whatever its status.
+    async fn latest_scan(&self, ctx: &Context<'_>) -> Result<Option<Scan>> {
+        loader::<LatestScanLoader>(ctx).load_one(self.id).await
+    }
+
+    /// Open findings per severity.
+    async fn open_findings(&self, ctx: &Context<'_>) -> Result<SeverityCounts> {
+        Ok(loader::<OpenCountsLoader>(ctx)
+            .load_one(self.id)
+            .await?
+            .unwrap_or_default())
+    }
+}
+
+/// How to sort targets.
+#[derive(InputObject, Default)]
+pub struct TargetOrder {
+    #[graphql(default)]
+    pub field: TargetOrderField,
+    #[graphql(default_with = "OrderDirection::Asc")]
+    pub direction: OrderDirection,
+}
+
+/// Changes to a target; absent fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateTargetInput {
+    pub name: Option<String>,
+    /// Replaces all labels: an object of string values.
+    pub labels: Option<async_graphql::Json<serde_json::Value>>,
+    /// Replaces the metadata object.
+    pub metadata: Option<async_graphql::Json<serde_json::Value>>,
+}
+
+#[derive(Default)]
+pub struct TargetsQuery;
+
+#[Object]
+impl TargetsQuery {
+    /// The org's targets.
+    #[allow(clippy::too_many_arguments)]
+    async fn targets(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<TargetKind>,
+        #[graphql(desc = "Case-insensitive part of the name.")] search: Option<String>,
+        #[graphql(desc = "`key` or `key=value`.")] label: Option<String>,
+        order_by: Option<TargetOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Target>> {
+        let window = PageArgs { first, after, page, page_size }.window()?;
+        let order = order_by.unwrap_or(TargetOrder { field: TargetOrderField::Name, direction: OrderDirection::Asc });
+        let filter = TargetFilter { kind, search, label };
+        Ok(super::list(caller(ctx)?, state(ctx), &filter, (order.field, order.direction), window)
+            .await?
+            .into_connection())
+    }
+
+    /// One target.
+    async fn target(&self, ctx: &Context<'_>, id: Uuid) -> Result<Target> {
+        Ok(super::get(caller(ctx)?, state(ctx), id).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct TargetsMutation;
+
+#[Object]
+impl TargetsMutation {
+    /// Renames, relabels or re-describes a target (members).
+    async fn update_target(&self, ctx: &Context<'_>, id: Uuid, input: UpdateTargetInput) -> Result<Target> {
+        let change = TargetUpdate {
+            name: input.name,
+            labels: input.labels.map(|j| j.0),
+            metadata: input.metadata.map(|j| j.0),
+        };
+        Ok(super::update(caller(ctx)?, state(ctx), id, change).await?)
+    }
+
+    /// Deletes a target with its scans, findings and raw reports (admins).
+    async fn delete_target(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        super::delete(caller(ctx)?, state(ctx), id).await?;
+        Ok(true)
+    }
+}

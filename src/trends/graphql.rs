@@ -1,0 +1,33 @@
+use async_graphql::{Context, Object, Result};
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{FleetEntry, Period, TrendPoint};
+use crate::graphql::{caller, state};
+
+#[derive(Default)]
+pub struct TrendsQuery;
+
+#[Object]
+impl TrendsQuery {
+    /// A target's scores over a period (`7d`, `30d`, `90d`, `1y`), oldest first.
+    async fn target_trend(
+        &self,
+        ctx: &Context<'_>,
+        target_id: Uuid,
+        #[graphql(default = "90d")] period: String,
+    ) -> Result<Vec<TrendPoint>> {
+        let period = Period::parse(&period)?;
+        Ok(super::target_trend(caller(ctx)?, state(ctx), target_id, period, Utc::now()).await?)
+    }
+
+    /// Every target with its current score, change over the period and sparkline.
+    async fn fleet_comparison(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = "30d")] period: String,
+    ) -> Result<Vec<FleetEntry>> {
+        let period = Period::parse(&period)?;
+        Ok(super::fleet(caller(ctx)?, state(ctx), period, Utc::now()).await?)
+    }
+}

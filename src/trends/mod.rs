@@ -1,0 +1,6 @@
+//! Score over time: one target's trend, and the fleet compared.
+
+pub mod graphql;
+mod service;
+
+pub use service::*;
