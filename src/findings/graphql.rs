@@ -62,7 +62,10 @@ impl Finding {
 
     /// Notes on it, oldest first.
     async fn comments(&self, ctx: &Context<'_>) -> Result<Vec<Comment>> {
-        Ok(loader::<CommentsLoader>(ctx).load_one(self.id).await?.unwrap_or_default())
+        Ok(loader::<CommentsLoader>(ctx)
+            .load_one(self.id)
+            .await?
+            .unwrap_or_default())
     }
 }
 
@@ -102,17 +105,39 @@ impl FindingsQuery {
         triage_state: Option<TriageState>,
         rule_id: Option<String>,
         #[graphql(desc = "A CVE id, e.g. `CVE-2024-3094`.")] cve: Option<String>,
-        #[graphql(desc = "Case-insensitive part of title, description, rule or path.")] search: Option<String>,
+        #[graphql(desc = "Case-insensitive part of title, description, rule or path.")]
+        search: Option<String>,
         order_by: Option<FindingOrder>,
         first: Option<i32>,
         after: Option<String>,
         page: Option<i32>,
         page_size: Option<i32>,
     ) -> Result<PagedConnection<Finding>> {
-        let window = PageArgs { first, after, page, page_size }.window()?;
-        let order = order_by.map_or((FindingOrderField::Severity, OrderDirection::Desc), |o| (o.field, o.direction));
-        let filter = FindingFilter { target_id, scan_id, severity, status, triage_state, rule_id, cve, search };
-        Ok(super::list(caller(ctx)?, state(ctx), &filter, order, window).await?.into_connection())
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
+        let order = order_by.map_or((FindingOrderField::Severity, OrderDirection::Desc), |o| {
+            (o.field, o.direction)
+        });
+        let filter = FindingFilter {
+            target_id,
+            scan_id,
+            severity,
+            status,
+            triage_state,
+            rule_id,
+            cve,
+            search,
+        };
+        Ok(
+            super::list(caller(ctx)?, state(ctx), &filter, order, window)
+                .await?
+                .into_connection(),
+        )
     }
 
     /// One finding.
@@ -132,13 +157,27 @@ pub struct FindingsMutation;
 #[Object]
 impl FindingsMutation {
     /// Records a triage decision (members); kept in the audit log.
-    async fn set_finding_state(&self, ctx: &Context<'_>, id: Uuid, input: SetFindingStateInput) -> Result<Finding> {
-        let change = TriageChange { state: input.state, note: input.note, expires_at: input.expires_at };
+    async fn set_finding_state(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        input: SetFindingStateInput,
+    ) -> Result<Finding> {
+        let change = TriageChange {
+            state: input.state,
+            note: input.note,
+            expires_at: input.expires_at,
+        };
         Ok(super::set_state(caller(ctx)?, state(ctx), id, change).await?)
     }
 
     /// Adds a comment to a finding (members).
-    async fn add_comment(&self, ctx: &Context<'_>, finding_id: Uuid, body: String) -> Result<Comment> {
+    async fn add_comment(
+        &self,
+        ctx: &Context<'_>,
+        finding_id: Uuid,
+        body: String,
+    ) -> Result<Comment> {
         Ok(super::add_comment(caller(ctx)?, state(ctx), finding_id, &body).await?)
     }
 

@@ -4,5 +4,7 @@ pub mod graphql;
 mod model;
 mod service;
 
-pub use model::{Comment, Finding, FindingStatus, Location, Severity, SeverityCounts, Triage, TriageState};
+pub use model::{
+    Comment, Finding, FindingStatus, Location, Severity, SeverityCounts, Triage, TriageState,
+};
 pub use service::*;

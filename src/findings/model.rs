@@ -111,7 +111,8 @@ impl Finding {
     /// lapse takes effect on time without a sweeper.
     pub fn from_model(m: finding::Model, now: DateTime<Utc>) -> Self {
         let mut state = TriageState::parse(&m.triage_state).unwrap_or(TriageState::Untriaged);
-        let lapsed = state == TriageState::AcceptedRisk && m.triage_expires_at.is_some_and(|e| e <= now);
+        let lapsed =
+            state == TriageState::AcceptedRisk && m.triage_expires_at.is_some_and(|e| e <= now);
         if lapsed {
             state = TriageState::Untriaged;
         }

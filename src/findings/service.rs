@@ -20,9 +20,15 @@ use crate::validate::bounded_text;
 
 /// `CASE severity WHEN 'critical' THEN 5 ... END`, so "worst first" sorts in SQL.
 pub fn severity_rank_expr() -> SimpleExpr {
-    let mut case = Expr::case(finding::Column::Severity.eq(Severity::Critical.as_str()), Severity::Critical.rank());
+    let mut case = Expr::case(
+        finding::Column::Severity.eq(Severity::Critical.as_str()),
+        Severity::Critical.rank(),
+    );
     for severity in &Severity::ALL[1..] {
-        case = case.case(finding::Column::Severity.eq(severity.as_str()), severity.rank());
+        case = case.case(
+            finding::Column::Severity.eq(severity.as_str()),
+            severity.rank(),
+        );
     }
     case.finally(0).into()
 }
@@ -99,7 +105,8 @@ pub async fn list(
         query = query.filter(finding::Column::Id.in_subquery(seen));
     }
     if !filter.severity.is_empty() {
-        query = query.filter(finding::Column::Severity.is_in(filter.severity.iter().map(|s| s.as_str())));
+        query = query
+            .filter(finding::Column::Severity.is_in(filter.severity.iter().map(|s| s.as_str())));
     }
     if let Some(status) = filter.status {
         query = query.filter(finding::Column::Status.eq(status.as_str()));
@@ -117,17 +124,33 @@ pub async fn list(
     if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
         query = query.filter(
             Condition::any()
-                .add(contains_ci((finding::Entity, finding::Column::Title), search))
-                .add(contains_ci((finding::Entity, finding::Column::Description), search))
-                .add(contains_ci((finding::Entity, finding::Column::RuleId), search))
-                .add(contains_ci((finding::Entity, finding::Column::LocationPath), search)),
+                .add(contains_ci(
+                    (finding::Entity, finding::Column::Title),
+                    search,
+                ))
+                .add(contains_ci(
+                    (finding::Entity, finding::Column::Description),
+                    search,
+                ))
+                .add(contains_ci(
+                    (finding::Entity, finding::Column::RuleId),
+                    search,
+                ))
+                .add(contains_ci(
+                    (finding::Entity, finding::Column::LocationPath),
+                    search,
+                )),
         );
     }
     let total = query.clone().count(&state.db).await?;
     let query = match order.0 {
         FindingOrderField::Severity => query.order_by(severity_rank_expr(), order.1.order()),
-        FindingOrderField::LastSeenAt => query.order_by(finding::Column::LastSeenAt, order.1.order()),
-        FindingOrderField::FirstSeenAt => query.order_by(finding::Column::FirstSeenAt, order.1.order()),
+        FindingOrderField::LastSeenAt => {
+            query.order_by(finding::Column::LastSeenAt, order.1.order())
+        }
+        FindingOrderField::FirstSeenAt => {
+            query.order_by(finding::Column::FirstSeenAt, order.1.order())
+        }
         FindingOrderField::Title => query.order_by(finding::Column::Title, order.1.order()),
     };
     let items = query
@@ -139,7 +162,11 @@ pub async fn list(
         .into_iter()
         .map(|m| Finding::from_model(m, now))
         .collect();
-    Ok(Paged { items, total, window })
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 async fn find_in_org(db: &impl ConnectionTrait, ctx: &Ctx, id: Uuid) -> AppResult<finding::Model> {
@@ -156,7 +183,10 @@ async fn find_in_org(db: &impl ConnectionTrait, ctx: &Ctx, id: Uuid) -> AppResul
 /// `NOT_FOUND`.
 pub async fn get(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Finding> {
     ctx.require(Permission::Read)?;
-    Ok(Finding::from_model(find_in_org(&state.db, ctx, id).await?, Utc::now()))
+    Ok(Finding::from_model(
+        find_in_org(&state.db, ctx, id).await?,
+        Utc::now(),
+    ))
 }
 
 /// A triage decision.
@@ -172,19 +202,30 @@ pub struct TriageChange {
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`, `VALIDATION_FAILED`.
-pub async fn set_state(ctx: &Ctx, state: &AppState, id: Uuid, change: TriageChange) -> AppResult<Finding> {
+pub async fn set_state(
+    ctx: &Ctx,
+    state: &AppState,
+    id: Uuid,
+    change: TriageChange,
+) -> AppResult<Finding> {
     ctx.require(Permission::Write)?;
     let now = Utc::now();
     match (change.state, change.expires_at) {
         (TriageState::AcceptedRisk, None) => {
-            return Err(AppError::invalid("expires_at", "is required to accept a risk"))
+            return Err(AppError::invalid(
+                "expires_at",
+                "is required to accept a risk",
+            ))
         }
         (TriageState::AcceptedRisk, Some(at)) if at <= now => {
             return Err(AppError::invalid("expires_at", "must be in the future"))
         }
         (TriageState::AcceptedRisk, Some(_)) | (_, None) => {}
         (_, Some(_)) => {
-            return Err(AppError::invalid("expires_at", "only applies to accepted_risk"))
+            return Err(AppError::invalid(
+                "expires_at",
+                "only applies to accepted_risk",
+            ))
         }
     }
     let note = change
@@ -238,7 +279,12 @@ pub async fn comments(ctx: &Ctx, state: &AppState, finding_id: Uuid) -> AppResul
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`, `VALIDATION_FAILED`.
-pub async fn add_comment(ctx: &Ctx, state: &AppState, finding_id: Uuid, body: &str) -> AppResult<Comment> {
+pub async fn add_comment(
+    ctx: &Ctx,
+    state: &AppState,
+    finding_id: Uuid,
+    body: &str,
+) -> AppResult<Comment> {
     ctx.require(Permission::Write)?;
     let body = bounded_text("body", body, 10_000)?;
     find_in_org(&state.db, ctx, finding_id).await?;
@@ -271,7 +317,13 @@ pub async fn delete_comment(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<
     if !own {
         ctx.require(Permission::Admin)?;
     }
-    comment::Entity::delete_by_id(row.id).exec(&state.db).await?;
-    audit::record(&state.db, AuditEntry::by(ctx, "comment.delete", "comment", row.id)).await?;
+    comment::Entity::delete_by_id(row.id)
+        .exec(&state.db)
+        .await?;
+    audit::record(
+        &state.db,
+        AuditEntry::by(ctx, "comment.delete", "comment", row.id),
+    )
+    .await?;
     Ok(())
 }

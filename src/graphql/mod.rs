@@ -9,11 +9,11 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, Si
 use async_graphql::dataloader::DataLoader;
 
 use crate::app::AppState;
+use crate::context::{Ctx, RequestMeta};
+use crate::error::{AppError, AppResult};
 use crate::findings::graphql::CommentsLoader;
 use crate::scans::graphql::ScanLoader;
 use crate::targets::graphql::{LatestScanLoader, OpenCountsLoader, TargetLoader};
-use crate::context::{Ctx, RequestMeta};
-use crate::error::{AppError, AppResult};
 
 /// The schema every surface executes against (REST rows run operations on it too).
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -81,17 +81,23 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         if !config.graphql_introspection {
             builder = builder.disable_introspection();
         }
-        // Loaders batch within one request's resolution; they do not cache across requests.
         let db = &state.db;
         builder = builder
-            .data(DataLoader::new(TargetLoader(db.clone()), tokio::spawn))
-            .data(DataLoader::new(LatestScanLoader(db.clone()), tokio::spawn))
-            .data(DataLoader::new(OpenCountsLoader(db.clone()), tokio::spawn))
-            .data(DataLoader::new(ScanLoader(db.clone()), tokio::spawn))
-            .data(DataLoader::new(CommentsLoader(db.clone()), tokio::spawn))
+            .data(batching(TargetLoader(db.clone())))
+            .data(batching(LatestScanLoader(db.clone())))
+            .data(batching(OpenCountsLoader(db.clone())))
+            .data(batching(ScanLoader(db.clone())))
+            .data(batching(CommentsLoader(db.clone())))
             .data(state);
     }
     builder.finish()
+}
+
+/// A loader that batches the keys requested within a short window into one query; it does not
+/// cache across requests. The window must cover the time a page of objects takes to register
+/// its keys: a batch that goes out early costs one more query, never a wrong answer.
+fn batching<T: Send + Sync + 'static>(loader: T) -> DataLoader<T> {
+    DataLoader::new(loader, tokio::spawn).delay(std::time::Duration::from_millis(10))
 }
 
 /// A registered data loader.

@@ -77,10 +77,27 @@ impl ScansQuery {
         page: Option<i32>,
         page_size: Option<i32>,
     ) -> Result<PagedConnection<Scan>> {
-        let window = PageArgs { first, after, page, page_size }.window()?;
-        let order = order_by.map_or((ScanOrderField::ScannedAt, OrderDirection::Desc), |o| (o.field, o.direction));
-        let filter = ScanFilter { target_id, status, since, until };
-        Ok(super::list(caller(ctx)?, state(ctx), &filter, order, window).await?.into_connection())
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
+        let order = order_by.map_or((ScanOrderField::ScannedAt, OrderDirection::Desc), |o| {
+            (o.field, o.direction)
+        });
+        let filter = ScanFilter {
+            target_id,
+            status,
+            since,
+            until,
+        };
+        Ok(
+            super::list(caller(ctx)?, state(ctx), &filter, order, window)
+                .await?
+                .into_connection(),
+        )
     }
 
     /// One scan.
@@ -98,8 +115,16 @@ impl ScansQuery {
         page: Option<i32>,
         page_size: Option<i32>,
     ) -> Result<PagedConnection<Finding>> {
-        let window = PageArgs { first, after, page, page_size }.window()?;
-        Ok(super::findings(caller(ctx)?, state(ctx), scan_id, window).await?.into_connection())
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
+        Ok(super::findings(caller(ctx)?, state(ctx), scan_id, window)
+            .await?
+            .into_connection())
     }
 
     /// Counts per severity, score and timings of one scan.
@@ -108,7 +133,12 @@ impl ScansQuery {
     }
 
     /// What changed between two scans of one target.
-    async fn compare_scans(&self, ctx: &Context<'_>, scan_a: Uuid, scan_b: Uuid) -> Result<ScanComparison> {
+    async fn compare_scans(
+        &self,
+        ctx: &Context<'_>,
+        scan_a: Uuid,
+        scan_b: Uuid,
+    ) -> Result<ScanComparison> {
         Ok(super::compare(caller(ctx)?, state(ctx), scan_a, scan_b).await?)
     }
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use entity::{finding, scan, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -78,10 +78,18 @@ pub async fn list(
         .into_iter()
         .map(Scan::from)
         .collect();
-    Ok(Paged { items, total, window })
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
-pub(crate) async fn find_in_org(db: &impl ConnectionTrait, ctx: &Ctx, id: Uuid) -> AppResult<scan::Model> {
+pub(crate) async fn find_in_org(
+    db: &impl ConnectionTrait,
+    ctx: &Ctx,
+    id: Uuid,
+) -> AppResult<scan::Model> {
     scan::Entity::find_by_id(id)
         .filter(scan::Column::OrgId.eq(ctx.org_id))
         .one(db)
@@ -110,7 +118,12 @@ pub async fn summary(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ScanSum
 ///
 /// # Errors
 /// `NOT_FOUND` for a scan outside the org.
-pub async fn findings(ctx: &Ctx, state: &AppState, scan_id: Uuid, window: Window) -> AppResult<Paged<Finding>> {
+pub async fn findings(
+    ctx: &Ctx,
+    state: &AppState,
+    scan_id: Uuid,
+    window: Window,
+) -> AppResult<Paged<Finding>> {
     ctx.require(Permission::Read)?;
     find_in_org(&state.db, ctx, scan_id).await?;
     let seen = Query::select()
@@ -133,7 +146,11 @@ pub async fn findings(ctx: &Ctx, state: &AppState, scan_id: Uuid, window: Window
         .into_iter()
         .map(|m| Finding::from_model(m, now))
         .collect();
-    Ok(Paged { items, total, window })
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// How two scans of a target differ.
@@ -156,7 +173,9 @@ pub async fn compare(ctx: &Ctx, state: &AppState, a: Uuid, b: Uuid) -> AppResult
     let scan_a = find_in_org(&state.db, ctx, a).await?;
     let scan_b = find_in_org(&state.db, ctx, b).await?;
     if scan_a.target_id != scan_b.target_id {
-        return Err(AppError::bad_request("the two scans belong to different targets"));
+        return Err(AppError::bad_request(
+            "the two scans belong to different targets",
+        ));
     }
     let seen_by = |scan_id: Uuid| {
         scan_finding::Entity::find()
@@ -170,7 +189,11 @@ pub async fn compare(ctx: &Ctx, state: &AppState, a: Uuid, b: Uuid) -> AppResult
     let in_b: HashSet<Uuid> = seen_by(b).await?.into_iter().collect();
     let all: Vec<Uuid> = in_a.union(&in_b).copied().collect();
     let now = Utc::now();
-    let mut result = ScanComparison { new: vec![], fixed: vec![], unchanged: vec![] };
+    let mut result = ScanComparison {
+        new: vec![],
+        fixed: vec![],
+        unchanged: vec![],
+    };
     for chunk in all.chunks(500) {
         let rows = finding::Entity::find()
             .filter(finding::Column::Id.is_in(chunk.iter().copied()))
@@ -200,16 +223,25 @@ pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     let row = find_in_org(&state.db, ctx, id).await?;
     let now = Utc::now();
     let updated = scan::Entity::update_many()
-        .col_expr(scan::Column::Status, Expr::value(ScanStatus::Cancelled.as_str()))
+        .col_expr(
+            scan::Column::Status,
+            Expr::value(ScanStatus::Cancelled.as_str()),
+        )
         .col_expr(scan::Column::FinishedAt, Expr::value(Some(now)))
         .filter(scan::Column::Id.eq(row.id))
-        .filter(scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]))
+        .filter(
+            scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]),
+        )
         .exec(&state.db)
         .await?;
     if updated.rows_affected == 0 {
         return Err(AppError::conflict(format!("scan already {}", row.status)));
     }
-    audit::record(&state.db, AuditEntry::by(ctx, "scan.cancel", "scan", row.id)).await?;
+    audit::record(
+        &state.db,
+        AuditEntry::by(ctx, "scan.cancel", "scan", row.id),
+    )
+    .await?;
     Ok(find_in_org(&state.db, ctx, id).await?.into())
 }
 
@@ -222,7 +254,9 @@ pub async fn delete(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
     ctx.require(Permission::Admin)?;
     let row = find_in_org(&state.db, ctx, id).await?;
     if !ScanStatus::parse(&row.status)?.is_finished() {
-        return Err(AppError::conflict("the scan is still running; cancel it first"));
+        return Err(AppError::conflict(
+            "the scan is still running; cancel it first",
+        ));
     }
     let txn = state.db.begin().await?;
     let seen: Vec<Uuid> = scan_finding::Entity::find()

@@ -60,9 +60,7 @@ impl Loader<Uuid> for LatestScanLoader {
         let mut out = HashMap::new();
         for row in rows {
             // Two scans at the same instant: the later id wins, deterministically.
-            let keep = out
-                .get(&row.target_id)
-                .is_none_or(|s: &Scan| s.id < row.id);
+            let keep = out.get(&row.target_id).is_none_or(|s: &Scan| s.id < row.id);
             if keep {
                 out.insert(row.target_id, Scan::from(row));
             }
@@ -92,10 +90,14 @@ impl Loader<Uuid> for OpenCountsLoader {
             .all(&self.0)
             .await
             .map_err(AppError::from)?;
-        let mut out: HashMap<Uuid, SeverityCounts> =
-            keys.iter().map(|k| (*k, SeverityCounts::default())).collect();
+        let mut out: HashMap<Uuid, SeverityCounts> = keys
+            .iter()
+            .map(|k| (*k, SeverityCounts::default()))
+            .collect();
         for (target_id, severity, n) in rows {
-            if let (Some(counts), Ok(severity)) = (out.get_mut(&target_id), Severity::parse(&severity)) {
+            if let (Some(counts), Ok(severity)) =
+                (out.get_mut(&target_id), Severity::parse(&severity))
+            {
                 counts.add(severity, n);
             }
         }
@@ -157,12 +159,31 @@ impl TargetsQuery {
         page: Option<i32>,
         page_size: Option<i32>,
     ) -> Result<PagedConnection<Target>> {
-        let window = PageArgs { first, after, page, page_size }.window()?;
-        let order = order_by.unwrap_or(TargetOrder { field: TargetOrderField::Name, direction: OrderDirection::Asc });
-        let filter = TargetFilter { kind, search, label };
-        Ok(super::list(caller(ctx)?, state(ctx), &filter, (order.field, order.direction), window)
-            .await?
-            .into_connection())
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
+        let order = order_by.unwrap_or(TargetOrder {
+            field: TargetOrderField::Name,
+            direction: OrderDirection::Asc,
+        });
+        let filter = TargetFilter {
+            kind,
+            search,
+            label,
+        };
+        Ok(super::list(
+            caller(ctx)?,
+            state(ctx),
+            &filter,
+            (order.field, order.direction),
+            window,
+        )
+        .await?
+        .into_connection())
     }
 
     /// One target.
@@ -177,7 +198,12 @@ pub struct TargetsMutation;
 #[Object]
 impl TargetsMutation {
     /// Renames, relabels or re-describes a target (members).
-    async fn update_target(&self, ctx: &Context<'_>, id: Uuid, input: UpdateTargetInput) -> Result<Target> {
+    async fn update_target(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        input: UpdateTargetInput,
+    ) -> Result<Target> {
         let change = TargetUpdate {
             name: input.name,
             labels: input.labels.map(|j| j.0),

@@ -44,9 +44,8 @@ pub fn contains_ci(column: impl sea_orm::sea_query::IntoColumnRef, needle: &str)
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
-    Expr::expr(Func::lower(Expr::col(column))).like(
-        sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\'),
-    )
+    Expr::expr(Func::lower(Expr::col(column)))
+        .like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
 /// A condition on the JSON `labels` column, written for each backend.
@@ -113,7 +112,11 @@ pub async fn list(
         .into_iter()
         .map(Target::from)
         .collect();
-    Ok(Paged { items, total, window })
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// A target row of the caller's org.
@@ -150,7 +153,12 @@ pub struct TargetUpdate {
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`, `VALIDATION_FAILED`, `CONFLICT` for a taken name.
-pub async fn update(ctx: &Ctx, state: &AppState, id: Uuid, change: TargetUpdate) -> AppResult<Target> {
+pub async fn update(
+    ctx: &Ctx,
+    state: &AppState,
+    id: Uuid,
+    change: TargetUpdate,
+) -> AppResult<Target> {
     ctx.require(Permission::Write)?;
     let row = find_in_org(&state.db, ctx, id).await?;
     let mut active: target::ActiveModel = row.into();
@@ -162,7 +170,10 @@ pub async fn update(ctx: &Ctx, state: &AppState, id: Uuid, change: TargetUpdate)
             .as_object()
             .is_some_and(|m| m.values().all(|v| v.is_string()) && m.len() <= 64);
         if !valid {
-            return Err(AppError::invalid("labels", "must be an object of up to 64 string values"));
+            return Err(AppError::invalid(
+                "labels",
+                "must be an object of up to 64 string values",
+            ));
         }
         active.labels = Set(labels);
     }
@@ -173,12 +184,15 @@ pub async fn update(ctx: &Ctx, state: &AppState, id: Uuid, change: TargetUpdate)
         active.metadata = Set(metadata);
     }
     active.updated_at = Set(Utc::now());
-    let row = active.update(&state.db).await.map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            AppError::conflict("a target of this kind with this name exists")
-        }
-        _ => e.into(),
-    })?;
+    let row = active
+        .update(&state.db)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                AppError::conflict("a target of this kind with this name exists")
+            }
+            _ => e.into(),
+        })?;
     Ok(row.into())
 }
 
@@ -226,8 +240,14 @@ pub async fn refresh_latest(db: &impl ConnectionTrait, target_id: Uuid) -> AppRe
         .one(db)
         .await?;
     target::Entity::update_many()
-        .col_expr(target::Column::LastScanAt, Expr::value(latest.as_ref().map(|s| s.scanned_at)))
-        .col_expr(target::Column::LastScore, Expr::value(latest.and_then(|s| s.score)))
+        .col_expr(
+            target::Column::LastScanAt,
+            Expr::value(latest.as_ref().map(|s| s.scanned_at)),
+        )
+        .col_expr(
+            target::Column::LastScore,
+            Expr::value(latest.and_then(|s| s.score)),
+        )
         .filter(target::Column::Id.eq(target_id))
         .exec(db)
         .await?;

@@ -85,7 +85,11 @@ pub async fn target_trend(
     crate::targets::get(ctx, state, target_id).await?;
     let rows: Vec<(Uuid, DateTime<Utc>, Option<f64>)> = scan::Entity::find()
         .select_only()
-        .columns([scan::Column::Id, scan::Column::ScannedAt, scan::Column::Score])
+        .columns([
+            scan::Column::Id,
+            scan::Column::ScannedAt,
+            scan::Column::Score,
+        ])
         .filter(scan::Column::OrgId.eq(ctx.org_id))
         .filter(scan::Column::TargetId.eq(target_id))
         .filter(scan::Column::Status.eq("complete"))
@@ -98,7 +102,13 @@ pub async fn target_trend(
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(scan_id, scanned_at, score)| Some(TrendPoint { scan_id, scanned_at, score: score? }))
+        .filter_map(|(scan_id, scanned_at, score)| {
+            Some(TrendPoint {
+                scan_id,
+                scanned_at,
+                score: score?,
+            })
+        })
         .collect())
 }
 
@@ -106,7 +116,12 @@ pub async fn target_trend(
 ///
 /// # Errors
 /// Only on database failure.
-pub async fn fleet(ctx: &Ctx, state: &AppState, period: Period, now: DateTime<Utc>) -> AppResult<Vec<FleetEntry>> {
+pub async fn fleet(
+    ctx: &Ctx,
+    state: &AppState,
+    period: Period,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<FleetEntry>> {
     ctx.require(Permission::Read)?;
     let targets = target::Entity::find()
         .filter(target::Column::OrgId.eq(ctx.org_id))
@@ -116,7 +131,11 @@ pub async fn fleet(ctx: &Ctx, state: &AppState, period: Period, now: DateTime<Ut
         .await?;
     let rows: Vec<(Uuid, DateTime<Utc>, Option<f64>)> = scan::Entity::find()
         .select_only()
-        .columns([scan::Column::TargetId, scan::Column::ScannedAt, scan::Column::Score])
+        .columns([
+            scan::Column::TargetId,
+            scan::Column::ScannedAt,
+            scan::Column::Score,
+        ])
         .filter(scan::Column::OrgId.eq(ctx.org_id))
         .filter(scan::Column::Status.eq("complete"))
         .filter(scan::Column::ScannedAt.gte(now - period.duration()))

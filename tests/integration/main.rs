@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod cli;
 mod events;
+mod graphql_api;
 mod health;
 mod isolation;
 mod migrations;

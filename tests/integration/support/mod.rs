@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod builders;
 pub mod proxy;
 
 use std::net::SocketAddr;
@@ -245,10 +246,18 @@ impl TestApp {
     }
 
     /// Starts the app with exactly this configuration (bind is forced to port 0).
-    pub async fn spawn_with(mut config: Config) -> Self {
+    pub async fn spawn_with(config: Config) -> Self {
+        let backends = rampart::app::open_backends(&config)
+            .await
+            .expect("backends open");
+        Self::spawn_with_backends(config, backends).await
+    }
+
+    /// Starts the app on backends the test opened itself (e.g. to observe the database).
+    pub async fn spawn_with_backends(mut config: Config, backends: rampart::app::Backends) -> Self {
         capture_logs();
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        let app = App::build(config).await.expect("app starts");
+        let app = App::build_with(config, backends).await.expect("app starts");
         let addr = app.local_addr();
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
