@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod ingest;
 pub mod rest;
 pub mod secrets;
 pub mod store;
