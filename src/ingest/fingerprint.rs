@@ -74,7 +74,7 @@ impl IdentityHasher {
             buf.clear();
             blank_line_refs(word.as_bytes(), after_line_word, &mut buf);
             self.hasher.update(&buf);
-            let bare = word.trim_end_matches([':', '=', '.', ',']);
+            let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
             after_line_word = bare.eq_ignore_ascii_case("line")
                 || bare.eq_ignore_ascii_case("lines")
                 || bare.eq_ignore_ascii_case("ln");

@@ -136,4 +136,6 @@ fn unsupported(head: &[u8], keys: &HeadKeys) -> IngestError {
 }
 
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;

@@ -449,7 +449,7 @@ pub(crate) fn name_at_version(name: &str, version: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    #[derive(Deserialize, Default)]
+    #[derive(serde::Deserialize, Default, Debug)]
     #[serde(default)]
     struct Probe {
         t: Text,
