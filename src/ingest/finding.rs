@@ -215,7 +215,7 @@ pub(crate) fn first_line_title(text: &str) -> String {
 
 /// Pushes `id` into `ids` unless already present.
 pub(crate) fn push_unique(ids: &mut Vec<String>, id: String) {
-    if !ids.iter().any(|x| *x == id) {
+    if !ids.contains(&id) {
         ids.push(id);
     }
 }
@@ -320,7 +320,10 @@ mod tests {
 
         let mut cves = Vec::new();
         extract_cves("python.lang.cve-2021-44228.rule", &mut cves);
-        extract_cves("CVE-2016-2781 and cve-2016-2781 and CVE-99-1 XCVE-2020-12345", &mut cves);
+        extract_cves(
+            "CVE-2016-2781 and cve-2016-2781 and CVE-99-1 XCVE-2020-12345",
+            &mut cves,
+        );
         assert_eq!(cves, vec!["CVE-2021-44228", "CVE-2016-2781"]);
     }
 

@@ -281,9 +281,15 @@ mod tests {
             h.normalized_message(m);
             h.finish()
         };
-        assert_eq!(hash("tainted at app.py:12 (line 12)"), hash("tainted at app.py:40 (line 40)"));
+        assert_eq!(
+            hash("tainted at app.py:12 (line 12)"),
+            hash("tainted at app.py:40 (line 40)")
+        );
         assert_eq!(hash("see Line: 7"), hash("see Line: 9"));
-        assert_ne!(hash("Import of 'x1' is not used"), hash("Import of 'x2' is not used"));
+        assert_ne!(
+            hash("Import of 'x1' is not used"),
+            hash("Import of 'x2' is not used")
+        );
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub fn parse_report(
     let mut first = open()?;
     let (head, at_eof) = read_head(&mut *first)?;
     check_head(&head, at_eof)?;
-    let mut pending: Option<Box<dyn Read + Send>> = Some(Box::new(Cursor::new(head.clone()).chain(first)));
+    let mut pending: Option<Box<dyn Read + Send>> =
+        Some(Box::new(Cursor::new(head.clone()).chain(first)));
     let format = match format {
         Some(f) => f,
         None => match detect(&head) {
@@ -88,7 +89,10 @@ pub fn parse_report(
 ///
 /// # Errors
 /// As [`parse_report`], without [`IngestError::Sink`].
-pub fn read_meta(format: Option<ReportFormat>, reader: impl Read) -> Result<ReportMeta, IngestError> {
+pub fn read_meta(
+    format: Option<ReportFormat>,
+    reader: impl Read,
+) -> Result<ReportMeta, IngestError> {
     let mut reader = reader;
     let (head, at_eof) = read_head(&mut reader)?;
     check_head(&head, at_eof)?;

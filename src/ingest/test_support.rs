@@ -21,7 +21,11 @@ impl Parsed {
 
     /// Asserts that no two findings share a fingerprint.
     pub fn assert_unique_fingerprints(&self) {
-        let mut fps: Vec<&str> = self.findings.iter().map(|f| f.fingerprint.as_str()).collect();
+        let mut fps: Vec<&str> = self
+            .findings
+            .iter()
+            .map(|f| f.fingerprint.as_str())
+            .collect();
         fps.sort_unstable();
         let before = fps.len();
         fps.dedup();
@@ -30,7 +34,10 @@ impl Parsed {
 }
 
 /// Parses `bytes` as a report.
-pub(crate) fn parse_bytes(format: Option<ReportFormat>, bytes: &[u8]) -> Result<Parsed, IngestError> {
+pub(crate) fn parse_bytes(
+    format: Option<ReportFormat>,
+    bytes: &[u8],
+) -> Result<Parsed, IngestError> {
     let data: Arc<[u8]> = Arc::from(bytes);
     let mut opens = 0usize;
     let mut open = || -> std::io::Result<Box<dyn Read + Send>> {
@@ -66,7 +73,10 @@ pub(crate) fn samples_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("note: {} not found; skipping the real-sample test", dir.display());
+        eprintln!(
+            "note: {} not found; skipping the real-sample test",
+            dir.display()
+        );
         None
     }
 }

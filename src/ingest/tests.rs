@@ -87,7 +87,10 @@ fn truncated_reports_name_line_and_column() {
         let err = message(half);
         // The format when its telling key is in the first half, plain JSON otherwise.
         let prefix = format!("invalid {} at line ", format.display_name());
-        assert!(err.starts_with(&prefix) || err.starts_with("invalid JSON at line "), "{err}");
+        assert!(
+            err.starts_with(&prefix) || err.starts_with("invalid JSON at line "),
+            "{err}"
+        );
         assert!(err.contains(", column "), "{err}");
         assert!(err.contains("truncated"), "{err}");
     }
@@ -100,17 +103,32 @@ fn truncated_reports_name_line_and_column() {
 
 #[test]
 fn non_reports_are_rejected_with_a_reason() {
-    let unsupported = "unsupported format: JSON document is not a SARIF, CycloneDX, Trivy or Rampart report";
-    assert!(message(b"{}").starts_with(unsupported), "{}", message(b"{}"));
+    let unsupported =
+        "unsupported format: JSON document is not a SARIF, CycloneDX, Trivy or Rampart report";
+    assert!(
+        message(b"{}").starts_with(unsupported),
+        "{}",
+        message(b"{}")
+    );
     assert!(message(br#"{"foo":1}"#).starts_with(unsupported));
     assert!(message(br#"{"foo":1}"#).contains("`foo`"));
     assert!(message(b"[1, 2]").starts_with("unsupported format: the JSON document is an array"));
     assert_eq!(message(b""), "empty report");
     assert_eq!(message(b" \n\t "), "empty report");
-    assert_eq!(message(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00"), "not JSON (binary data)");
-    assert_eq!(message(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]), "not JSON (binary data)");
-    assert_eq!(message(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xed\xbd"), "not JSON (binary data)");
-    assert!(message(b"<?xml version=\"1.0\"?><x/>").starts_with("not JSON: expected a JSON object at line 1, column 1"));
+    assert_eq!(
+        message(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00"),
+        "not JSON (binary data)"
+    );
+    assert_eq!(
+        message(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]),
+        "not JSON (binary data)"
+    );
+    assert_eq!(
+        message(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xed\xbd"),
+        "not JSON (binary data)"
+    );
+    assert!(message(b"<?xml version=\"1.0\"?><x/>")
+        .starts_with("not JSON: expected a JSON object at line 1, column 1"));
     assert!(message(b"\xFF\xFE{\x00}\x00").contains("UTF-16"));
     let err = message(br#"{"foo": "#);
     assert!(err.starts_with("invalid JSON at line 1, column"), "{err}");
@@ -121,9 +139,15 @@ fn non_reports_are_rejected_with_a_reason() {
 #[test]
 fn named_format_must_match_the_content() {
     let trivy = serde_json::to_vec(&small_reports()[2].1).unwrap();
-    let err = parse_bytes(Some(ReportFormat::Sarif), &trivy).err().unwrap().to_string();
+    let err = parse_bytes(Some(ReportFormat::Sarif), &trivy)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("missing field `runs`"), "{err}");
-    let err = parse_bytes(Some(ReportFormat::Native), b"\x00\x00").err().unwrap().to_string();
+    let err = parse_bytes(Some(ReportFormat::Native), b"\x00\x00")
+        .err()
+        .unwrap()
+        .to_string();
     assert_eq!(err, "not JSON (binary data)");
 }
 
@@ -156,14 +180,18 @@ fn a_bom_is_skipped() {
 #[test]
 fn the_sink_can_stop_the_parse() {
     let bytes: std::sync::Arc<[u8]> = serde_json::to_vec(&small_reports()[0].1).unwrap().into();
-    let mut open = || -> io::Result<Box<dyn Read + Send>> { Ok(Box::new(Cursor::new(bytes.clone()))) };
+    let mut open =
+        || -> io::Result<Box<dyn Read + Send>> { Ok(Box::new(Cursor::new(bytes.clone()))) };
     let mut seen = 0;
     let mut sink = |_f: NormalizedFinding| {
         seen += 1;
         Err(SinkError::Cancelled)
     };
     let err = parse_report(None, &mut open, &mut sink).unwrap_err();
-    assert!(matches!(err, IngestError::Sink(SinkError::Cancelled)), "{err:?}");
+    assert!(
+        matches!(err, IngestError::Sink(SinkError::Cancelled)),
+        "{err:?}"
+    );
     assert_eq!(seen, 1);
 }
 
@@ -176,7 +204,10 @@ struct FailingReader {
 impl Read for FailingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.inner.position() >= self.ok {
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "object store went away"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "object store went away",
+            ));
         }
         let limit = (self.ok - self.inner.position()).min(buf.len() as u64) as usize;
         self.inner.read(&mut buf[..limit])
@@ -198,9 +229,13 @@ fn read_failures_are_io_errors() {
         let err = parse_report(None, &mut open, &mut sink).unwrap_err();
         assert!(matches!(err, IngestError::Io(_)), "{err:?}");
     }
-    let mut open = || -> io::Result<Box<dyn Read + Send>> { Err(io::Error::other("no such object")) };
+    let mut open =
+        || -> io::Result<Box<dyn Read + Send>> { Err(io::Error::other("no such object")) };
     let mut sink = |_f: NormalizedFinding| Ok(());
-    assert!(matches!(parse_report(None, &mut open, &mut sink), Err(IngestError::Io(_))));
+    assert!(matches!(
+        parse_report(None, &mut open, &mut sink),
+        Err(IngestError::Io(_))
+    ));
 }
 
 /// Replaces the `target`-th node (pre-order) of `v` with `with`.
@@ -211,8 +246,12 @@ fn replace_node(v: &mut Value, target: &mut usize, with: &Value) -> bool {
     }
     *target -= 1;
     match v {
-        Value::Array(items) => items.iter_mut().any(|item| replace_node(item, target, with)),
-        Value::Object(map) => map.values_mut().any(|item| replace_node(item, target, with)),
+        Value::Array(items) => items
+            .iter_mut()
+            .any(|item| replace_node(item, target, with)),
+        Value::Object(map) => map
+            .values_mut()
+            .any(|item| replace_node(item, target, with)),
         _ => false,
     }
 }

@@ -460,14 +460,16 @@ mod tests {
 
     #[test]
     fn lenient_types() {
-        let p: Probe =
-            serde_json::from_str(r#"{"t": 7.5, "l": ["a", 1, {"x": 1}, null], "n": "9.8", "f": [3, {}, []]}"#)
-                .unwrap();
+        let p: Probe = serde_json::from_str(
+            r#"{"t": 7.5, "l": ["a", 1, {"x": 1}, null], "n": "9.8", "f": [3, {}, []]}"#,
+        )
+        .unwrap();
         assert_eq!(p.t.0.as_deref(), Some("7.5"));
         assert_eq!(p.l.0, vec!["a", "1"]);
         assert_eq!(p.n.0, Some(9.8));
         assert_eq!(p.f.0, Some(3));
-        let p: Probe = serde_json::from_str(r#"{"t": {"a": [1]}, "l": "one", "n": "x", "f": null}"#).unwrap();
+        let p: Probe =
+            serde_json::from_str(r#"{"t": {"a": [1]}, "l": "one", "n": "x", "f": null}"#).unwrap();
         assert_eq!(p.t.0, None);
         assert_eq!(p.l.0, vec!["one"]);
         assert_eq!(p.n.0, None);

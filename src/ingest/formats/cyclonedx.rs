@@ -50,7 +50,11 @@ impl FormatParser for CycloneDxParser {
         Ok(state.meta())
     }
 
-    fn parse(&self, open: &mut OpenFn<'_>, sink: &mut SinkFn<'_>) -> Result<ReportMeta, IngestError> {
+    fn parse(
+        &self,
+        open: &mut OpenFn<'_>,
+        sink: &mut SinkFn<'_>,
+    ) -> Result<ReportMeta, IngestError> {
         let mut state = CdxState::default();
         run_passes(&mut state, open, sink)?;
         Ok(state.meta())
@@ -245,7 +249,9 @@ impl<'de> Visitor<'de> for BomVisitor<'_, '_> {
                 BomKey::BomFormat => {
                     let Text(f) = map.next_value()?;
                     if let Some(f) = f.filter(|f| !f.eq_ignore_ascii_case("cyclonedx")) {
-                        return Err(de::Error::custom(format!("`bomFormat` is `{f}`, not `CycloneDX`")));
+                        return Err(de::Error::custom(format!(
+                            "`bomFormat` is `{f}`, not `CycloneDX`"
+                        )));
                     }
                 }
                 BomKey::SpecVersion => {
@@ -470,7 +476,10 @@ fn build_finding(
         None => one_line_title(id),
     };
     let mut description = description_text.unwrap_or("").trim().to_string();
-    if let (Some(detail), Some(_)) = (non_blank(v.detail.as_deref()), non_blank(v.description.as_deref())) {
+    if let (Some(detail), Some(_)) = (
+        non_blank(v.detail.as_deref()),
+        non_blank(v.description.as_deref()),
+    ) {
         description.push_str("\n\n");
         description.push_str(detail.trim());
     }

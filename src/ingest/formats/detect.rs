@@ -367,7 +367,8 @@ mod tests {
         assert_eq!(k.str("version"), Some("2.1.0"));
         assert_eq!(k.get("runs"), Some(&HeadValue::Cut));
         assert!(!k.complete);
-        let k = head_keys(b"\xEF\xBB\xBF {\"a\\\"b\": [1, \"]\"], \"n\": -1.5, \"t\": true}").unwrap();
+        let k =
+            head_keys(b"\xEF\xBB\xBF {\"a\\\"b\": [1, \"]\"], \"n\": -1.5, \"t\": true}").unwrap();
         assert!(k.complete);
         assert_eq!(k.get("a\"b"), Some(&HeadValue::Array));
         assert_eq!(k.get("n"), Some(&HeadValue::Number("-1.5".into())));
@@ -381,7 +382,10 @@ mod tests {
         assert_eq!(check_head(b"", true), Err(ParseError::Empty));
         assert_eq!(check_head(b" \n ", true), Err(ParseError::Empty));
         assert_eq!(check_head(b"\x00\x01\x02{", true), Err(ParseError::Binary));
-        assert_eq!(check_head(b"{\"a\": \"\xFF\xFE\x80\"}", true), Err(ParseError::Binary));
+        assert_eq!(
+            check_head(b"{\"a\": \"\xFF\xFE\x80\"}", true),
+            Err(ParseError::Binary)
+        );
         let err = check_head(b"\n  <html>", true).unwrap_err().to_string();
         assert!(err.contains("line 2, column 3"), "{err}");
         assert!(check_head(b"{\"a\": \"\xE2\x82", false).is_ok());

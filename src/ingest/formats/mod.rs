@@ -174,7 +174,10 @@ mod tests {
             );
         }
         assert_eq!(ReportFormat::parse_name("SARIF"), Some(ReportFormat::Sarif));
-        assert_eq!(ReportFormat::parse_name("CycloneDX"), Some(ReportFormat::CycloneDx));
+        assert_eq!(
+            ReportFormat::parse_name("CycloneDX"),
+            Some(ReportFormat::CycloneDx)
+        );
         assert!(ReportFormat::parse_name("spdx").is_none());
     }
 
@@ -182,7 +185,10 @@ mod tests {
     fn detection_from_head() {
         let sarif = br#"{"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [{"#;
         assert_eq!(detect(sarif), Some(ReportFormat::Sarif));
-        assert_eq!(detect(br#"{"version":"2.1.0","runs":[]}"#), Some(ReportFormat::Sarif));
+        assert_eq!(
+            detect(br#"{"version":"2.1.0","runs":[]}"#),
+            Some(ReportFormat::Sarif)
+        );
         assert_eq!(
             detect(br#"{"bomFormat": "CycloneDX", "specVersion": "1.5""#),
             Some(ReportFormat::CycloneDx)
@@ -191,7 +197,10 @@ mod tests {
             detect(br#"{"SchemaVersion": 2, "CreatedAt": "x", "ArtifactName": "alpine:3""#),
             Some(ReportFormat::Trivy)
         );
-        assert_eq!(detect(br#"{"rampart_report": "1""#), Some(ReportFormat::Native));
+        assert_eq!(
+            detect(br#"{"rampart_report": "1""#),
+            Some(ReportFormat::Native)
+        );
         assert_eq!(detect(b"{}"), None);
         assert_eq!(detect(br#"{"foo": 1}"#), None);
         assert_eq!(detect(b"\x00\x01"), None);

@@ -11,7 +11,9 @@ use std::io::Read;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::common::{non_blank, run_meta_pass, run_passes, FormatPasses, JsonDe, PassCtx, Phase, Text};
+use super::common::{
+    non_blank, run_meta_pass, run_passes, FormatPasses, JsonDe, PassCtx, Phase, Text,
+};
 use super::{FormatParser, HeadKeys, OpenFn, ReportFormat, SinkFn};
 use crate::ingest::error::IngestError;
 use crate::ingest::finding::{
@@ -44,7 +46,11 @@ impl FormatParser for NativeParser {
         Ok(state.meta())
     }
 
-    fn parse(&self, open: &mut OpenFn<'_>, sink: &mut SinkFn<'_>) -> Result<ReportMeta, IngestError> {
+    fn parse(
+        &self,
+        open: &mut OpenFn<'_>,
+        sink: &mut SinkFn<'_>,
+    ) -> Result<ReportMeta, IngestError> {
         let mut state = NativeState::default();
         run_passes(&mut state, open, sink)?;
         Ok(state.meta())
@@ -68,7 +74,9 @@ impl NativeState {
     fn meta(&self) -> ReportMeta {
         let mut meta = ReportMeta::new(
             ReportFormat::Native,
-            self.scanner_name.clone().unwrap_or_else(|| "rampart".into()),
+            self.scanner_name
+                .clone()
+                .unwrap_or_else(|| "rampart".into()),
         );
         meta.scanner_version = self.scanner_version.clone();
         meta.target_name = self.target_name.clone();
@@ -189,7 +197,10 @@ impl<'de> Visitor<'de> for ReportVisitor<'_, '_> {
                 TopKey::Target => {
                     let t: RawTarget = map.next_value()?;
                     if t.name.trim().is_empty() {
-                        return Err(de::Error::invalid_value(de::Unexpected::Str(""), &"a target name"));
+                        return Err(de::Error::invalid_value(
+                            de::Unexpected::Str(""),
+                            &"a target name",
+                        ));
                     }
                     st.target_name = Some(t.name);
                     st.target_kind = t.kind.filter(|k| !k.trim().is_empty());
@@ -198,7 +209,10 @@ impl<'de> Visitor<'de> for ReportVisitor<'_, '_> {
                 TopKey::Scanner => {
                     let s: RawScanner = map.next_value()?;
                     if s.name.trim().is_empty() {
-                        return Err(de::Error::invalid_value(de::Unexpected::Str(""), &"a scanner name"));
+                        return Err(de::Error::invalid_value(
+                            de::Unexpected::Str(""),
+                            &"a scanner name",
+                        ));
                     }
                     st.scanner_name = Some(s.name);
                     st.scanner_version = s.version;
@@ -211,7 +225,10 @@ impl<'de> Visitor<'de> for ReportVisitor<'_, '_> {
                 TopKey::Score => {
                     let value: Option<f64> = map.next_value()?;
                     if let Some(v) = value.filter(|v| !(0.0..=100.0).contains(v)) {
-                        return Err(de::Error::invalid_value(de::Unexpected::Float(v), &"a score from 0 to 100"));
+                        return Err(de::Error::invalid_value(
+                            de::Unexpected::Float(v),
+                            &"a score from 0 to 100",
+                        ));
                     }
                     st.score = value;
                     score = true;
@@ -276,7 +293,10 @@ impl<'de> Visitor<'de> for ChecksSeed<'_, '_> {
         let collect = self.px.phase() == Phase::Collect;
         while let Some(check) = seq.next_element::<RawCheck>()? {
             if check.id.trim().is_empty() {
-                return Err(de::Error::invalid_value(de::Unexpected::Str(""), &"a check id"));
+                return Err(de::Error::invalid_value(
+                    de::Unexpected::Str(""),
+                    &"a check id",
+                ));
             }
             match check.status {
                 Status::Pass if collect => self.st.passed += 1,

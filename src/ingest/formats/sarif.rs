@@ -17,16 +17,18 @@ use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use self::raw::{LogKey, RawArtifact, RawLocation, RawMessage, RawProps, RawResult, RawRule, RawTool, RawVcp, RunKey};
+use self::raw::{
+    LogKey, RawArtifact, RawLocation, RawMessage, RawProps, RawResult, RawRule, RawTool, RawVcp,
+    RunKey,
+};
 use super::common::{
-    as_u32, non_blank, run_meta_pass, run_passes, First, FormatPasses, JsonDe, PassCtx, Phase,
-    Text,
+    as_u32, non_blank, run_meta_pass, run_passes, First, FormatPasses, JsonDe, PassCtx, Phase, Text,
 };
 use super::{FormatParser, HeadKeys, HeadValue, OpenFn, ReportFormat, SinkFn};
 use crate::ingest::error::IngestError;
 use crate::ingest::finding::{
-    extract_cves, extract_cwes, first_line_title, one_line_title, NormalizedFinding,
-    ReportMeta, Severity,
+    extract_cves, extract_cwes, first_line_title, one_line_title, NormalizedFinding, ReportMeta,
+    Severity,
 };
 use crate::ingest::fingerprint::{Identity, IdentityHasher};
 
@@ -53,7 +55,11 @@ impl FormatParser for SarifParser {
         Ok(state.meta())
     }
 
-    fn parse(&self, open: &mut OpenFn<'_>, sink: &mut SinkFn<'_>) -> Result<ReportMeta, IngestError> {
+    fn parse(
+        &self,
+        open: &mut OpenFn<'_>,
+        sink: &mut SinkFn<'_>,
+    ) -> Result<ReportMeta, IngestError> {
         let mut state = SarifState::default();
         run_passes(&mut state, open, sink)?;
         Ok(state.meta())
@@ -138,9 +144,14 @@ impl RunCtx {
         self.components.clear();
         self.rule_by_id.clear();
         let extensions = tool.extensions.unwrap_or_default();
-        let rule_lists = std::iter::once(driver.rules).chain(extensions.into_iter().map(|e| e.rules));
+        let rule_lists =
+            std::iter::once(driver.rules).chain(extensions.into_iter().map(|e| e.rules));
         for (ci, rules) in rule_lists.enumerate() {
-            let rules: Vec<RuleInfo> = rules.unwrap_or_default().into_iter().map(RuleInfo::from_raw).collect();
+            let rules: Vec<RuleInfo> = rules
+                .unwrap_or_default()
+                .into_iter()
+                .map(RuleInfo::from_raw)
+                .collect();
             for (ri, rule) in rules.iter().enumerate() {
                 if !rule.id.is_empty() {
                     self.rule_by_id.entry(rule.id.clone()).or_insert((ci, ri));
@@ -362,8 +373,9 @@ impl<'de> Visitor<'de> for RunSeed<'_, '_> {
                 }
                 RunKey::VersionControlProvenance if px.collects() => {
                     let First(vcp): First<RawVcp> = map.next_value()?;
-                    st.runs[index].repository_uri =
-                        vcp.and_then(|v| v.repository_uri.0).filter(|u| !u.trim().is_empty());
+                    st.runs[index].repository_uri = vcp
+                        .and_then(|v| v.repository_uri.0)
+                        .filter(|u| !u.trim().is_empty());
                 }
                 RunKey::Results if px.wants_results() => {
                     map.next_value_seed(ResultsSeed {
@@ -429,7 +441,10 @@ fn is_finding(r: &RawResult) -> bool {
         return false;
     }
     if let Some(suppressions) = &r.suppressions {
-        if suppressions.iter().any(|s| s.status.as_deref() != Some("rejected")) {
+        if suppressions
+            .iter()
+            .any(|s| s.status.as_deref() != Some("rejected"))
+        {
             return false;
         }
     }
@@ -448,7 +463,11 @@ fn on_result<E: de::Error>(
     let Some(run) = st.runs.get_mut(index) else {
         return Ok(());
     };
-    let message = r.message.as_ref().map(message_text).unwrap_or(Cow::Borrowed(""));
+    let message = r
+        .message
+        .as_ref()
+        .map(message_text)
+        .unwrap_or(Cow::Borrowed(""));
     let (rule_id, rule_pos, needed_rules) = resolve_rule(run, &r, &message);
     let location = r.locations.0.as_ref();
     let (path, needed_artifacts) = resolve_path(run, location);
@@ -484,7 +503,11 @@ fn on_result<E: de::Error>(
 /// The rule id and rule of a result: `ruleId`, `rule.id`, `rule.index`/`ruleIndex` into the
 /// run's rules, or the rule whose id starts the message. The flag tells whether the run's rules
 /// were needed to know the id.
-fn resolve_rule(run: &RunCtx, r: &RawResult, message: &str) -> (String, Option<(usize, usize)>, bool) {
+fn resolve_rule(
+    run: &RunCtx,
+    r: &RawResult,
+    message: &str,
+) -> (String, Option<(usize, usize)>, bool) {
     let rule_ref = r.rule.as_ref();
     let component = rule_ref
         .and_then(|x| x.tool_component.as_ref())
@@ -495,11 +518,13 @@ fn resolve_rule(run: &RunCtx, r: &RawResult, message: &str) -> (String, Option<(
         .and_then(|x| x.index)
         .or(r.rule_index)
         .and_then(|i| usize::try_from(i).ok());
-    let explicit = non_blank(r.rule_id.as_deref()).or(non_blank(rule_ref.and_then(|x| x.id.as_deref())));
+    let explicit =
+        non_blank(r.rule_id.as_deref()).or(non_blank(rule_ref.and_then(|x| x.id.as_deref())));
     if let Some(id) = explicit {
-        let by_index = index
-            .map(|i| (component, i))
-            .filter(|&pos| run.rule(pos).is_some_and(|rule| rule.id == id || rule.id.is_empty()));
+        let by_index = index.map(|i| (component, i)).filter(|&pos| {
+            run.rule(pos)
+                .is_some_and(|rule| rule.id == id || rule.id.is_empty())
+        });
         return (id.to_string(), by_index.or_else(|| run.find_id(id)), false);
     }
     if let Some(i) = index {
@@ -510,7 +535,10 @@ fn resolve_rule(run: &RunCtx, r: &RawResult, message: &str) -> (String, Option<(
     }
     if !message.trim().is_empty() {
         if let Some(pos) = run.find_by_message(message) {
-            let id = run.rule(pos).map(|rule| rule.id.clone()).unwrap_or_default();
+            let id = run
+                .rule(pos)
+                .map(|rule| rule.id.clone())
+                .unwrap_or_default();
             return (id, Some(pos), true);
         }
         return (String::new(), None, true);
@@ -604,7 +632,9 @@ fn identity(
     h.field(rule_id);
     h.opt_field(path);
     let logical = location.and_then(|l| l.logical_locations.0.as_ref());
-    h.opt_field(logical.and_then(|l| non_blank(l.fully_qualified_name.as_deref()).or(non_blank(l.name.as_deref()))));
+    h.opt_field(logical.and_then(|l| {
+        non_blank(l.fully_qualified_name.as_deref()).or(non_blank(l.name.as_deref()))
+    }));
     let snippet = location
         .and_then(|l| l.physical_location.as_ref())
         .and_then(|p| p.region.as_ref())
@@ -619,7 +649,9 @@ fn identity(
 
 /// The fingerprints to use, sorted by name: for each fingerprint name (`name/vN` is version N
 /// of `name`), the highest version the result carries.
-fn chosen_fingerprints(map: Option<&std::collections::BTreeMap<String, Text>>) -> Vec<(&str, &str)> {
+fn chosen_fingerprints(
+    map: Option<&std::collections::BTreeMap<String, Text>>,
+) -> Vec<(&str, &str)> {
     let Some(map) = map else {
         return Vec::new();
     };
@@ -636,7 +668,9 @@ fn chosen_fingerprints(map: Option<&std::collections::BTreeMap<String, Text>>) -
         }
     }
     best.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    best.into_iter().map(|(_, _, key, value)| (key, value)).collect()
+    best.into_iter()
+        .map(|(_, _, key, value)| (key, value))
+        .collect()
 }
 
 /// `("name", N)` for `name/vN`; `(key, 0)` otherwise.
@@ -750,7 +784,11 @@ fn build_finding(
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| first_line_title(message));
     let title = if title.is_empty() {
-        one_line_title(if rule_id.is_empty() { "SARIF result" } else { &rule_id })
+        one_line_title(if rule_id.is_empty() {
+            "SARIF result"
+        } else {
+            &rule_id
+        })
     } else {
         title
     };
@@ -766,7 +804,11 @@ fn build_finding(
     NormalizedFinding {
         fingerprint,
         scanner: run.driver_name.clone().unwrap_or_else(|| "sarif".into()),
-        rule_id: if rule_id.is_empty() { "unknown-rule".into() } else { rule_id },
+        rule_id: if rule_id.is_empty() {
+            "unknown-rule".into()
+        } else {
+            rule_id
+        },
         title,
         severity,
         cve_ids,

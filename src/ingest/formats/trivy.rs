@@ -43,7 +43,11 @@ impl FormatParser for TrivyParser {
         Ok(state.meta())
     }
 
-    fn parse(&self, open: &mut OpenFn<'_>, sink: &mut SinkFn<'_>) -> Result<ReportMeta, IngestError> {
+    fn parse(
+        &self,
+        open: &mut OpenFn<'_>,
+        sink: &mut SinkFn<'_>,
+    ) -> Result<ReportMeta, IngestError> {
         let mut state = TrivyState::default();
         run_passes(&mut state, open, sink)?;
         Ok(state.meta())
@@ -414,7 +418,9 @@ impl<'de> Visitor<'de> for ItemsSeed<'_, '_> {
 
 /// Trivy severity (`CRITICAL` … `LOW`, `UNKNOWN` → info).
 fn severity(s: &Text) -> Severity {
-    s.as_deref().and_then(Severity::parse_name).unwrap_or(Severity::Info)
+    s.as_deref()
+        .and_then(Severity::parse_name)
+        .unwrap_or(Severity::Info)
 }
 
 fn finding(rule_id: &str, title: &str, severity: Severity) -> NormalizedFinding {
@@ -422,7 +428,11 @@ fn finding(rule_id: &str, title: &str, severity: Severity) -> NormalizedFinding 
         fingerprint: String::new(),
         scanner: "trivy".into(),
         rule_id: rule_id.to_string(),
-        title: one_line_title(if title.trim().is_empty() { rule_id } else { title }),
+        title: one_line_title(if title.trim().is_empty() {
+            rule_id
+        } else {
+            title
+        }),
         severity,
         cve_ids: Vec::new(),
         cwe_ids: Vec::new(),
@@ -443,7 +453,9 @@ fn on_vulnerability<E: de::Error>(
     if v.status.as_deref() == Some("not_affected") {
         return Ok(());
     }
-    let id = non_blank(v.id.as_deref()).unwrap_or("unknown-vulnerability").trim();
+    let id = non_blank(v.id.as_deref())
+        .unwrap_or("unknown-vulnerability")
+        .trim();
     let pkg = v.pkg_name.as_deref().unwrap_or("");
     let installed = v.installed_version.as_deref().unwrap_or("");
     let pkg_path = non_blank(v.pkg_path.as_deref());
@@ -479,7 +491,10 @@ fn on_misconfiguration<E: de::Error>(
     target: Option<&str>,
     m: RawMisconfiguration,
 ) -> Result<(), E> {
-    if m.status.as_deref().is_some_and(|s| !s.eq_ignore_ascii_case("fail")) {
+    if m.status
+        .as_deref()
+        .is_some_and(|s| !s.eq_ignore_ascii_case("fail"))
+    {
         return Ok(());
     }
     let id = non_blank(m.id.as_deref())
@@ -533,7 +548,11 @@ fn on_secret<E: de::Error>(
     let Some(slot) = px.place(&identity, line, 0)? else {
         return Ok(());
     };
-    let mut f = finding(rule, s.title.as_deref().unwrap_or(""), severity(&s.severity));
+    let mut f = finding(
+        rule,
+        s.title.as_deref().unwrap_or(""),
+        severity(&s.severity),
+    );
     f.fingerprint = identity.fingerprint(slot.index, false);
     f.occurrences = slot.occurrences;
     f.location_path = target.map(str::to_owned);

@@ -50,7 +50,10 @@ fn vulns() -> Value {
 
 #[test]
 fn known_bom_gives_expected_findings() {
-    let parsed = parse_json(&bom(vulns(), json!({"components": [{"type": "application", "name": "trivy", "version": "0.48.1"}]})));
+    let parsed = parse_json(&bom(
+        vulns(),
+        json!({"components": [{"type": "application", "name": "trivy", "version": "0.48.1"}]}),
+    ));
     assert_eq!(parsed.meta.format, ReportFormat::CycloneDx);
     assert_eq!(parsed.meta.scanner_name, "trivy");
     assert_eq!(parsed.meta.scanner_version.as_deref(), Some("0.48.1"));
@@ -66,7 +69,10 @@ fn known_bom_gives_expected_findings() {
     assert_eq!(lodash.component.as_deref(), Some("pkg:npm/lodash@4.17.20"));
     assert_eq!(lodash.cve_ids, vec!["CVE-2021-23337"]);
     assert_eq!(lodash.cwe_ids, vec!["CWE-94"]);
-    assert_eq!(lodash.title, "CVE-2021-23337: Command injection in lodash template.");
+    assert_eq!(
+        lodash.title,
+        "CVE-2021-23337: Command injection in lodash template."
+    );
     assert_eq!(lodash.remediation.as_deref(), Some("Upgrade to 4.17.21."));
     assert_eq!(lodash.scanner, "trivy");
 
@@ -79,11 +85,18 @@ fn known_bom_gives_expected_findings() {
         .find(|f| f.component.as_deref() == Some("pkg:deb/debian/openssl@3.0.1"))
         .unwrap();
     assert_eq!(shared.occurrences, 2);
-    assert!(openssl.iter().any(|f| f.component.as_deref() == Some("libssl@3.0.1")));
-    assert!(openssl.iter().any(|f| f.component.as_deref() == Some("unknown-ref")));
+    assert!(openssl
+        .iter()
+        .any(|f| f.component.as_deref() == Some("libssl@3.0.1")));
+    assert!(openssl
+        .iter()
+        .any(|f| f.component.as_deref() == Some("unknown-ref")));
 
     let ghsa = &parsed.by_rule("GHSA-aaaa-bbbb")[0];
-    assert_eq!((ghsa.severity, ghsa.component.as_deref()), (Severity::Info, None));
+    assert_eq!(
+        (ghsa.severity, ghsa.component.as_deref()),
+        (Severity::Info, None)
+    );
 }
 
 #[test]
@@ -96,7 +109,10 @@ fn fingerprint_is_vulnerability_and_purl() {
         json!([{"vendor": "x", "name": "other", "version": "1"}]),
     ));
     assert_eq!(b.meta.scanner_name, "other");
-    assert_eq!(a.by_rule("CVE-2021-23337")[0].fingerprint, b.findings[0].fingerprint);
+    assert_eq!(
+        a.by_rule("CVE-2021-23337")[0].fingerprint,
+        b.findings[0].fingerprint
+    );
 }
 
 #[test]
@@ -113,7 +129,10 @@ fn components_after_vulnerabilities_are_joined() {
     let parsed = parse_bytes(None, text.as_bytes()).unwrap();
     assert_eq!(parsed.opens, 3);
     assert_eq!(parsed.findings.len(), 1);
-    assert_eq!(parsed.findings[0].component.as_deref(), Some("pkg:pypi/x@1"));
+    assert_eq!(
+        parsed.findings[0].component.as_deref(),
+        Some("pkg:pypi/x@1")
+    );
     assert_eq!(parsed.findings[0].occurrences, 2);
     assert_eq!(parsed.meta.scanner_name, "cyclonedx");
 }
@@ -124,7 +143,10 @@ fn meta_stops_after_metadata_and_versions_are_checked() {
     let meta = read_meta(None, &text[..]).unwrap();
     assert_eq!(meta.target_name.as_deref(), Some("web"));
     assert_eq!(meta.target_kind.as_deref(), Some("application"));
-    let err = parse_bytes(None, br#"{"bomFormat": "CycloneDX", "specVersion": "2.0"}"#).err().unwrap().to_string();
+    let err = parse_bytes(None, br#"{"bomFormat": "CycloneDX", "specVersion": "2.0"}"#)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("unsupported CycloneDX version `2.0`"), "{err}");
 }
 
@@ -133,7 +155,10 @@ fn sample_trivy_cyclonedx() {
     let Some(bytes) = sample("cyclonedx-1.5-trivy-0.48.1-vulns.json") else {
         return;
     };
-    assert_eq!(crate::ingest::detect(&bytes[..4096]), Some(ReportFormat::CycloneDx));
+    assert_eq!(
+        crate::ingest::detect(&bytes[..4096]),
+        Some(ReportFormat::CycloneDx)
+    );
     let parsed = parse_bytes(None, &bytes).unwrap();
     assert_eq!(parsed.findings.len(), 14);
     parsed.assert_unique_fingerprints();
@@ -141,7 +166,10 @@ fn sample_trivy_cyclonedx() {
     assert_eq!(parsed.meta.scanner_name, "trivy");
     assert_eq!(parsed.meta.target_name.as_deref(), Some("ubuntu:latest"));
     assert_eq!(parsed.meta.target_kind.as_deref(), Some("container_image"));
-    assert!(parsed.findings.iter().all(|f| f.component.as_deref().is_some_and(|c| c.starts_with("pkg:"))));
+    assert!(parsed.findings.iter().all(|f| f
+        .component
+        .as_deref()
+        .is_some_and(|c| c.starts_with("pkg:"))));
     let coreutils = &parsed.by_rule("CVE-2016-2781")[0];
     assert_eq!(coreutils.severity, Severity::Medium);
     assert_eq!(coreutils.cwe_ids, vec!["CWE-20"]);

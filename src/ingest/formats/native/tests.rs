@@ -1,8 +1,8 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::ingest::test_support::{parse_bytes, parse_json};
 use crate::ingest::read_meta;
+use crate::ingest::test_support::{parse_bytes, parse_json};
 
 fn report(score: Option<f64>) -> Value {
     let mut r = json!({
@@ -46,7 +46,10 @@ fn failed_checks_become_findings_and_checks_are_counted() {
     parsed.assert_unique_fingerprints();
     let anon = parsed.by_rule("KG-002");
     assert_eq!(anon.len(), 2);
-    let broker1 = anon.iter().find(|f| f.location_path.as_deref() == Some("broker/1")).unwrap();
+    let broker1 = anon
+        .iter()
+        .find(|f| f.location_path.as_deref() == Some("broker/1"))
+        .unwrap();
     assert_eq!(broker1.occurrences, 2);
     assert_eq!(broker1.severity, Severity::Critical);
     assert_eq!(broker1.cwe_ids, vec!["CWE-306", "CWE-287"]);
@@ -59,7 +62,10 @@ fn failed_checks_become_findings_and_checks_are_counted() {
     let again = parse_json(&report(Some(64.0)));
     assert_eq!(again.meta.score, Some(64.0));
     for f in &parsed.findings {
-        assert!(again.findings.iter().any(|g| g.fingerprint == f.fingerprint));
+        assert!(again
+            .findings
+            .iter()
+            .any(|g| g.fingerprint == f.fingerprint));
     }
 }
 
@@ -76,8 +82,14 @@ fn read_meta_needs_only_the_head() {
 #[test]
 fn invalid_native_reports_say_what_is_wrong() {
     let cases: [(Value, &str); 5] = [
-        (json!({"rampart_report": "2", "target": {"name": "x"}, "scanner": {"name": "s"}, "checks": []}), "version `2`"),
-        (json!({"rampart_report": "1", "scanner": {"name": "s"}, "checks": []}), "missing field `target`"),
+        (
+            json!({"rampart_report": "2", "target": {"name": "x"}, "scanner": {"name": "s"}, "checks": []}),
+            "version `2`",
+        ),
+        (
+            json!({"rampart_report": "1", "scanner": {"name": "s"}, "checks": []}),
+            "missing field `target`",
+        ),
         (
             json!({"rampart_report": "1", "target": {"name": "x"}, "scanner": {"name": "s"},
                    "checks": [{"id": "a", "status": "fail", "severity": "urgent"}]}),

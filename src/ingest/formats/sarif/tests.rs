@@ -55,16 +55,46 @@ fn log(results: Vec<Value>) -> Value {
 
 #[test]
 fn known_report_gives_expected_findings() {
-    let mut suppressed = result("py/unused-import", "app.py", 2, None, "Import of 'os' is not used.");
+    let mut suppressed = result(
+        "py/unused-import",
+        "app.py",
+        2,
+        None,
+        "Import of 'os' is not used.",
+    );
     suppressed["suppressions"] = json!([{"kind": "inSource"}]);
-    let mut rejected = result("py/unused-import", "app.py", 3, None, "Import of 'sys' is not used.");
+    let mut rejected = result(
+        "py/unused-import",
+        "app.py",
+        3,
+        None,
+        "Import of 'sys' is not used.",
+    );
     rejected["suppressions"] = json!([{"kind": "external", "status": "rejected"}]);
-    let mut passed = result("py/unused-import", "app.py", 4, None, "Import of 're' is not used.");
+    let mut passed = result(
+        "py/unused-import",
+        "app.py",
+        4,
+        None,
+        "Import of 're' is not used.",
+    );
     passed["kind"] = json!("pass");
-    let mut explicit_fail = result("py/weak-hash", "crypto.py", 7, Some("md5(x)"), "MD5 is weak.");
+    let mut explicit_fail = result(
+        "py/weak-hash",
+        "crypto.py",
+        7,
+        Some("md5(x)"),
+        "MD5 is weak.",
+    );
     explicit_fail["kind"] = json!("fail");
     explicit_fail["level"] = json!("error");
-    let mut scored = result("py/weak-hash", "crypto.py", 9, Some("sha1(x)"), "SHA-1 is weak.");
+    let mut scored = result(
+        "py/weak-hash",
+        "crypto.py",
+        9,
+        Some("sha1(x)"),
+        "SHA-1 is weak.",
+    );
     scored["properties"] = json!({"security-severity": 5.0, "tags": ["external/cwe/cwe-327"]});
     let mut absent = result("py/weak-hash", "crypto.py", 11, None, "gone");
     absent["baselineState"] = json!("absent");
@@ -76,7 +106,13 @@ fn known_report_gives_expected_findings() {
     by_index["partialFingerprints"] = json!({"primaryLocationLineHash": "abc:1"});
 
     let report = log(vec![
-        result("py/sql-injection", "src/db.py", 10, Some("cursor.execute(q)"), "Query built from [user input](1)."),
+        result(
+            "py/sql-injection",
+            "src/db.py",
+            10,
+            Some("cursor.execute(q)"),
+            "Query built from [user input](1).",
+        ),
         suppressed,
         rejected,
         passed,
@@ -89,7 +125,10 @@ fn known_report_gives_expected_findings() {
     assert_eq!(parsed.meta.format, ReportFormat::Sarif);
     assert_eq!(parsed.meta.scanner_name, "DemoQL");
     assert_eq!(parsed.meta.scanner_version.as_deref(), Some("1.2.3"));
-    assert_eq!(parsed.meta.target_name.as_deref(), Some("https://example.com/acme/shop"));
+    assert_eq!(
+        parsed.meta.target_name.as_deref(),
+        Some("https://example.com/acme/shop")
+    );
     assert_eq!(parsed.meta.target_kind.as_deref(), Some("repository"));
     assert_eq!(parsed.findings.len(), 5, "{:#?}", parsed.findings);
     parsed.assert_unique_fingerprints();
@@ -105,7 +144,10 @@ fn known_report_gives_expected_findings() {
         sqli.description,
         "Query built from [user input](1).\n\nBuilding SQL from user input allows SQL injection."
     );
-    assert_eq!(sqli.remediation.as_deref(), Some("Use parameterized queries."));
+    assert_eq!(
+        sqli.remediation.as_deref(),
+        Some("Use parameterized queries.")
+    );
     assert!(sqli.fingerprint.ends_with(":0"), "{}", sqli.fingerprint);
     assert_eq!(sqli.occurrences, 1);
 
@@ -117,7 +159,11 @@ fn known_report_gives_expected_findings() {
     let by_index = unused.iter().find(|f| f.location_line == Some(1)).unwrap();
     assert_eq!(by_index.description, "Import of 'json' is not used.");
     assert_eq!(by_index.location_path.as_deref(), Some("lib/util.py"));
-    assert_eq!(by_index.fingerprint.len(), 32, "tool fingerprints carry no index");
+    assert_eq!(
+        by_index.fingerprint.len(),
+        32,
+        "tool fingerprints carry no index"
+    );
 
     let weak = parsed.by_rule("py/weak-hash");
     assert_eq!(weak.len(), 2);
@@ -143,7 +189,15 @@ fn level_resolution_falls_back_to_warning() {
     }]});
     let parsed = parse_json(&report);
     let sev: Vec<Severity> = parsed.findings.iter().map(|f| f.severity).collect();
-    assert_eq!(sev, vec![Severity::Medium, Severity::Info, Severity::Medium, Severity::High]);
+    assert_eq!(
+        sev,
+        vec![
+            Severity::Medium,
+            Severity::Info,
+            Severity::Medium,
+            Severity::High
+        ]
+    );
     assert_eq!(parsed.findings[3].title, "m4");
 }
 
@@ -163,15 +217,42 @@ fn fingerprint_survives_code_moving_down() {
     ]));
     let after = parse_json(&log(vec![
         result("py/weak-hash", "a.py", 1, Some("import hashlib"), "MD5"),
-        result("py/weak-hash", "a.py", 17, Some("    h = md5(data)\n"), "MD5"),
+        result(
+            "py/weak-hash",
+            "a.py",
+            17,
+            Some("    h = md5(data)\n"),
+            "MD5",
+        ),
         result("py/weak-hash", "b.py", 3, Some("md5()"), "MD5"),
     ]));
-    assert_eq!(fingerprint_at(&before.findings, 10), fingerprint_at(&after.findings, 17));
-    assert_ne!(fingerprint_at(&after.findings, 1), fingerprint_at(&after.findings, 17));
+    assert_eq!(
+        fingerprint_at(&before.findings, 10),
+        fingerprint_at(&after.findings, 17)
+    );
+    assert_ne!(
+        fingerprint_at(&after.findings, 1),
+        fingerprint_at(&after.findings, 17)
+    );
     // Without snippets the message is the content, with its own line references blanked.
-    let before = parse_json(&log(vec![result("py/weak-hash", "a.py", 10, None, "weak hash at a.py:10")]));
-    let after = parse_json(&log(vec![result("py/weak-hash", "a.py", 30, None, "weak hash at a.py:30")]));
-    assert_eq!(before.findings[0].fingerprint, after.findings[0].fingerprint);
+    let before = parse_json(&log(vec![result(
+        "py/weak-hash",
+        "a.py",
+        10,
+        None,
+        "weak hash at a.py:10",
+    )]));
+    let after = parse_json(&log(vec![result(
+        "py/weak-hash",
+        "a.py",
+        30,
+        None,
+        "weak hash at a.py:30",
+    )]));
+    assert_eq!(
+        before.findings[0].fingerprint,
+        after.findings[0].fingerprint
+    );
 }
 
 #[test]
@@ -188,9 +269,16 @@ fn same_content_at_two_lines_stays_two_findings() {
     parsed.assert_unique_fingerprints();
     let first = fingerprint_at(&parsed.findings, 20);
     let second = fingerprint_at(&parsed.findings, 40);
-    assert!(first.ends_with(":0") && second.ends_with(":1"), "{first} {second}");
+    assert!(
+        first.ends_with(":0") && second.ends_with(":1"),
+        "{first} {second}"
+    );
     assert_eq!(first[..32], second[..32]);
-    let other = parsed.findings.iter().find(|f| f.location_path.as_deref() == Some("other.py")).unwrap();
+    let other = parsed
+        .findings
+        .iter()
+        .find(|f| f.location_path.as_deref() == Some("other.py"))
+        .unwrap();
     assert!(other.fingerprint.ends_with(":0"));
     assert_ne!(other.fingerprint, first);
 
@@ -205,12 +293,24 @@ fn exact_duplicates_merge_with_an_occurrence_count() {
     one["properties"] = json!({"commit": "aaaa"});
     let mut two = one.clone();
     two["properties"] = json!({"commit": "bbbb"});
-    let parsed = parse_json(&log(vec![one, result("py/weak-hash", "a.py", 9, Some("md5(x)"), "MD5"), two]));
+    let parsed = parse_json(&log(vec![
+        one,
+        result("py/weak-hash", "a.py", 9, Some("md5(x)"), "MD5"),
+        two,
+    ]));
     assert_eq!(parsed.findings.len(), 2);
-    let merged = parsed.findings.iter().find(|f| f.location_line == Some(5)).unwrap();
+    let merged = parsed
+        .findings
+        .iter()
+        .find(|f| f.location_line == Some(5))
+        .unwrap();
     assert_eq!(merged.occurrences, 2);
     assert!(merged.fingerprint.ends_with(":0"));
-    let single = parsed.findings.iter().find(|f| f.location_line == Some(9)).unwrap();
+    let single = parsed
+        .findings
+        .iter()
+        .find(|f| f.location_line == Some(9))
+        .unwrap();
     assert_eq!(single.occurrences, 1);
     assert!(single.fingerprint.ends_with(":1"));
 }
@@ -229,7 +329,10 @@ fn tool_fingerprints_use_highest_version_and_path() {
     // b and c agree (v10 is the highest), a and d differ by path: three findings.
     assert_eq!(parsed.findings.len(), 3);
     parsed.assert_unique_fingerprints();
-    assert_eq!(parsed.findings.iter().map(|f| f.occurrences).sum::<u32>(), 4);
+    assert_eq!(
+        parsed.findings.iter().map(|f| f.occurrences).sum::<u32>(),
+        4
+    );
 }
 
 #[test]
@@ -279,32 +382,48 @@ fn rule_from_message_and_extensions() {
     assert_eq!(leak.scanner, "Gitleaks");
     assert_eq!(leak.title, "AWS Access Key");
     let xss = &parsed.by_rule("js/xss")[0];
-    assert_eq!((xss.scanner.as_str(), xss.title.as_str(), xss.severity), ("CodeQL", "XSS", Severity::Medium));
+    assert_eq!(
+        (xss.scanner.as_str(), xss.title.as_str(), xss.severity),
+        ("CodeQL", "XSS", Severity::Medium)
+    );
     assert_eq!(parsed.meta.scanner_name, "Gitleaks");
 }
 
 #[test]
 fn read_meta_stops_after_the_first_run() {
-    let mut text = serde_json::to_vec(&log(vec![result("py/weak-hash", "a.py", 1, None, "m")])).unwrap();
+    let mut text =
+        serde_json::to_vec(&log(vec![result("py/weak-hash", "a.py", 1, None, "m")])).unwrap();
     // Garbage after the first run is never read.
     let cut = text.len() - 2;
     text.truncate(cut);
     text.extend_from_slice(b", {\"tool\": garbage");
     let meta = read_meta(None, text.as_slice()).unwrap();
     assert_eq!(meta.scanner_name, "DemoQL");
-    assert_eq!(meta.target_name.as_deref(), Some("https://example.com/acme/shop"));
+    assert_eq!(
+        meta.target_name.as_deref(),
+        Some("https://example.com/acme/shop")
+    );
 }
 
 #[test]
 fn broken_sarif_names_the_place() {
-    let err = parse_bytes(None, br#"{"version": "2.1.0", "runs": [{"results": [{"ruleId": 5, "locations": {}}]}]}"#)
+    let err = parse_bytes(
+        None,
+        br#"{"version": "2.1.0", "runs": [{"results": [{"ruleId": 5, "locations": {}}]}]}"#,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.starts_with("invalid SARIF at line 1, column"), "{err}");
+    let err = parse_bytes(None, br#"{"version": "1.0.0", "runs": []}"#)
         .err()
         .unwrap()
         .to_string();
-    assert!(err.starts_with("invalid SARIF at line 1, column"), "{err}");
-    let err = parse_bytes(None, br#"{"version": "1.0.0", "runs": []}"#).err().unwrap().to_string();
     assert!(err.contains("unsupported SARIF version `1.0.0`"), "{err}");
-    let err = parse_bytes(Some(ReportFormat::Sarif), b"{}").err().unwrap().to_string();
+    let err = parse_bytes(Some(ReportFormat::Sarif), b"{}")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("missing field `runs`"), "{err}");
 }
 
@@ -317,7 +436,11 @@ fn normalizes_uris() {
 
 fn count_sample(name: &str, expected: usize) -> Option<crate::ingest::test_support::Parsed> {
     let bytes = sample(name)?;
-    assert_eq!(crate::ingest::detect(&bytes[..bytes.len().min(4096)]), Some(ReportFormat::Sarif), "{name}");
+    assert_eq!(
+        crate::ingest::detect(&bytes[..bytes.len().min(4096)]),
+        Some(ReportFormat::Sarif),
+        "{name}"
+    );
     let parsed = parse_bytes(None, &bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(parsed.findings.len(), expected, "{name}");
     parsed.assert_unique_fingerprints();
@@ -348,8 +471,14 @@ fn sample_semgrep_oss_1_69() {
     let Some(parsed) = count_sample("semgrep-oss-1.69.0.sarif.json", 77) else {
         return;
     };
-    assert_eq!(parsed.opens, 2, "results before tool, but every result has a ruleId");
-    assert!(parsed.findings.iter().all(|f| f.severity != Severity::Info && !f.cwe_ids.is_empty()));
+    assert_eq!(
+        parsed.opens, 2,
+        "results before tool, but every result has a ruleId"
+    );
+    assert!(parsed
+        .findings
+        .iter()
+        .all(|f| f.severity != Severity::Info && !f.cwe_ids.is_empty()));
 }
 
 #[test]
@@ -357,9 +486,18 @@ fn sample_gitleaks() {
     let Some(parsed) = count_sample("gitleaks-7.x.sarif", 4) else {
         return;
     };
-    assert_eq!(parsed.findings.iter().map(|f| f.occurrences).sum::<u32>(), 8);
+    assert_eq!(
+        parsed.findings.iter().map(|f| f.occurrences).sum::<u32>(),
+        8
+    );
     assert!(parsed.findings.iter().all(|f| f.occurrences == 2));
     let rules: Vec<&str> = parsed.findings.iter().map(|f| f.rule_id.as_str()).collect();
     assert_eq!(rules.iter().filter(|r| **r == "AWS Access Key").count(), 3);
-    assert_eq!(rules.iter().filter(|r| **r == "Asymmetric Private Key").count(), 1);
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| **r == "Asymmetric Private Key")
+            .count(),
+        1
+    );
 }

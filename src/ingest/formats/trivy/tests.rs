@@ -63,7 +63,10 @@ fn known_report_gives_expected_findings() {
     let parsed = parse_json(&report());
     assert_eq!(parsed.meta.format, ReportFormat::Trivy);
     assert_eq!(parsed.meta.scanner_name, "trivy");
-    assert_eq!(parsed.meta.target_name.as_deref(), Some("registry.example.com/shop:1.0"));
+    assert_eq!(
+        parsed.meta.target_name.as_deref(),
+        Some("registry.example.com/shop:1.0")
+    );
     assert_eq!(parsed.meta.target_kind.as_deref(), Some("container_image"));
     assert_eq!(parsed.findings.len(), 6, "{:#?}", parsed.findings);
     parsed.assert_unique_fingerprints();
@@ -78,12 +81,21 @@ fn known_report_gives_expected_findings() {
     assert_eq!(busybox.title, "busybox: something bad");
     assert_eq!(busybox.cve_ids, vec!["CVE-2023-42363"]);
     assert_eq!(busybox.cwe_ids, vec!["CWE-416"]);
-    assert_eq!(busybox.location_path.as_deref(), Some("registry.example.com/shop:1.0 (alpine 3.19.1)"));
-    assert_eq!(busybox.remediation.as_deref(), Some("Upgrade busybox from 1.36.1-r15 to 9.9."));
+    assert_eq!(
+        busybox.location_path.as_deref(),
+        Some("registry.example.com/shop:1.0 (alpine 3.19.1)")
+    );
+    assert_eq!(
+        busybox.remediation.as_deref(),
+        Some("Upgrade busybox from 1.36.1-r15 to 9.9.")
+    );
     assert_eq!(parsed.by_rule("CVE-2024-0001")[0].severity, Severity::Info);
 
     let misconf = &parsed.by_rule("DS002")[0];
-    assert_eq!((misconf.severity, misconf.location_line), (Severity::High, Some(3)));
+    assert_eq!(
+        (misconf.severity, misconf.location_line),
+        (Severity::High, Some(3))
+    );
     assert_eq!(misconf.location_path.as_deref(), Some("Dockerfile"));
     assert_eq!(misconf.remediation.as_deref(), Some("Add USER"));
 
@@ -97,7 +109,8 @@ fn known_report_gives_expected_findings() {
 fn fingerprint_is_id_package_version_and_target() {
     let a = parse_json(&report());
     let mut other = report();
-    other["Results"][0]["Vulnerabilities"] = json!([vuln("CVE-2023-42363", "busybox", "1.36.1-r15", "HIGH")]);
+    other["Results"][0]["Vulnerabilities"] =
+        json!([vuln("CVE-2023-42363", "busybox", "1.36.1-r15", "HIGH")]);
     let b = parse_json(&other);
     let fp = |p: &crate::ingest::test_support::Parsed| {
         p.findings
@@ -107,7 +120,8 @@ fn fingerprint_is_id_package_version_and_target() {
             .unwrap()
     };
     assert_eq!(fp(&a), fp(&b));
-    other["Results"][0]["Vulnerabilities"] = json!([vuln("CVE-2023-42363", "busybox", "1.36.1-r16", "HIGH")]);
+    other["Results"][0]["Vulnerabilities"] =
+        json!([vuln("CVE-2023-42363", "busybox", "1.36.1-r16", "HIGH")]);
     let c = parse_json(&other);
     assert_ne!(c.by_rule("CVE-2023-42363")[0].fingerprint, fp(&a));
 }
@@ -134,11 +148,21 @@ fn sample_trivy_alpine() {
     let Some(bytes) = sample("trivy-schema2-alpine-image.json") else {
         return;
     };
-    assert_eq!(crate::ingest::detect(&bytes[..4096]), Some(ReportFormat::Trivy));
+    assert_eq!(
+        crate::ingest::detect(&bytes[..4096]),
+        Some(ReportFormat::Trivy)
+    );
     let parsed = parse_bytes(None, &bytes).unwrap();
     assert_eq!(parsed.findings.len(), 29);
     parsed.assert_unique_fingerprints();
     assert_eq!(parsed.meta.target_kind.as_deref(), Some("container_image"));
-    assert!(parsed.meta.target_name.as_deref().is_some_and(|n| n.ends_with("cilab-lifelong-api-master:dev-latest")));
-    assert!(parsed.findings.iter().all(|f| f.component.is_some() && f.occurrences == 1));
+    assert!(parsed
+        .meta
+        .target_name
+        .as_deref()
+        .is_some_and(|n| n.ends_with("cilab-lifelong-api-master:dev-latest")));
+    assert!(parsed
+        .findings
+        .iter()
+        .all(|f| f.component.is_some() && f.occurrences == 1));
 }
