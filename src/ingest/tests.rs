@@ -337,3 +337,29 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Byte mutations of a real report (when the samples are present).
+    #[test]
+    fn mutated_real_sample_never_panics(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..3, any::<u8>()), 1..6),
+    ) {
+        let Some(mut bytes) = SAMPLE.as_ref().cloned() else {
+            return Ok(());
+        };
+        for (at, op, byte) in edits {
+            let i = at.index(bytes.len());
+            match op {
+                0 => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ => { bytes.remove(i); }
+            }
+        }
+        exercise(&bytes);
+    }
+}
+
+static SAMPLE: std::sync::LazyLock<Option<Vec<u8>>> =
+    std::sync::LazyLock::new(|| sample("gitleaks-7.x.sarif"));

@@ -112,3 +112,31 @@ fn invalid_native_reports_say_what_is_wrong() {
         assert!(err.contains(expected), "{err} should contain {expected}");
     }
 }
+
+/// The example and the schema in `docs/report-formats.md` stay valid.
+#[test]
+fn documented_example_parses() {
+    let doc = include_str!("../../../../docs/report-formats.md");
+    let blocks: Vec<&str> = doc
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next())
+        .collect();
+    assert!(blocks.len() >= 2, "example and schema blocks");
+    let parsed = parse_bytes(None, blocks[0].as_bytes()).unwrap();
+    assert_eq!(parsed.meta.format, ReportFormat::Native);
+    assert_eq!(parsed.findings.len(), 1);
+    assert_eq!(
+        (parsed.meta.checks_total, parsed.meta.score),
+        (Some(2), Some(64.0))
+    );
+    let schema: Value = serde_json::from_str(blocks[1]).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert_eq!(
+        schema["properties"]["rampart_report"]["const"],
+        NATIVE_VERSION
+    );
+}
