@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod keys;
 pub mod orgs;
+pub mod ingest;
 pub mod rest;
 pub mod scans;
 pub mod secrets;
