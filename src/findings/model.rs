@@ -5,29 +5,7 @@ use uuid::Uuid;
 
 use crate::stored_enum;
 
-stored_enum! {
-    /// How bad a finding is.
-    Severity, "severity" {
-        Critical => "critical",
-        High => "high",
-        Medium => "medium",
-        Low => "low",
-        Info => "info",
-    }
-}
-
-impl Severity {
-    /// Higher is worse; used for ordering.
-    pub fn rank(self) -> i32 {
-        match self {
-            Self::Critical => 5,
-            Self::High => 4,
-            Self::Medium => 3,
-            Self::Low => 2,
-            Self::Info => 1,
-        }
-    }
-}
+pub use crate::ingest::Severity;
 
 stored_enum! {
     /// Whether the problem is still there.

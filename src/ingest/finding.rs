@@ -11,7 +11,9 @@ use super::formats::ReportFormat;
 /// How bad a finding is, on the one scale Rampart uses for every scanner.
 ///
 /// Ordered from least to most severe, so `max()` picks the worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, async_graphql::Enum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Informational: nothing to fix by itself (also SARIF `none`, CycloneDX `none`/`unknown`,
@@ -28,6 +30,19 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Higher is worse; used for ordering in SQL.
+    pub fn rank(self) -> i32 {
+        self as i32 + 1
+    }
+
+    /// The stored spelling parsed, or `VALIDATION_FAILED` on `severity`.
+    ///
+    /// # Errors
+    /// When `value` is not a severity.
+    pub fn parse(value: &str) -> crate::error::AppResult<Self> {
+        Self::from_str(value).map_err(|e| crate::error::AppError::invalid("severity", e.to_string()))
+    }
+
     /// All severities, most severe first.
     pub const ALL: [Severity; 5] = [
         Severity::Critical,
