@@ -27,6 +27,8 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     pub jwt: Arc<JwtKeys>,
     pub limiter: Arc<RateLimiter>,
+    /// Wakes this process's idle workers when a job is queued here.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The three swappable backends.
@@ -148,6 +150,7 @@ impl App {
             bus: backends.bus,
             jwt: Arc::new(JwtKeys::new(jwt_secret.expose())),
             limiter: Arc::new(limiter),
+            jobs_wake: Arc::new(tokio::sync::Notify::new()),
         };
         let schema = build_schema(Some(state.clone()));
         let router = crate::http::router(state.clone(), schema);
@@ -182,6 +185,10 @@ impl App {
         F: Future<Output = ()> + Send + 'static,
     {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        // Workers run beside the API unless this process is API-only; dropping the set at the
+        // end stops them (a job cut short is taken up again when its lease runs out).
+        let _workers = (self.state.config.role != crate::config::Role::Api)
+            .then(|| crate::ingest::worker::spawn(&self.state, self.state.jobs_wake.clone()));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(
             self.listener,

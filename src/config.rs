@@ -113,6 +113,19 @@ pub struct Config {
     #[arg(long, env = "RAMPART_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// Background workers processing reports in this process (with `--role all` or `worker`).
+    #[arg(long, env = "RAMPART_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Seconds a worker holds a job before it must renew its lease; a job whose worker died is
+    /// taken up again after this.
+    #[arg(long, env = "RAMPART_JOB_LEASE_SECS", default_value_t = 30)]
+    pub job_lease_secs: u64,
+
+    /// Attempts at a job before its scan is marked failed.
+    #[arg(long, env = "RAMPART_JOB_MAX_ATTEMPTS", default_value_t = 5)]
+    pub job_max_attempts: i32,
+
     /// Deepest GraphQL selection accepted.
     #[arg(long, env = "RAMPART_GRAPHQL_MAX_DEPTH", default_value_t = 12)]
     pub graphql_max_depth: usize,
@@ -154,6 +167,9 @@ impl Config {
             refresh_token_ttl_secs: 7 * 24 * 3600,
             rate_limit_per_minute: 600,
             secure_cookies: false,
+            workers: 2,
+            job_lease_secs: 30,
+            job_max_attempts: 5,
             graphql_max_depth: 12,
             graphql_max_complexity: 1000,
             graphql_introspection: true,

@@ -13,6 +13,7 @@ pub mod findings;
 pub mod graphql;
 pub mod http;
 pub mod keys;
+pub mod live;
 pub mod orgs;
 pub mod ingest;
 pub mod rest;

@@ -7,7 +7,7 @@ pub mod playground;
 pub mod request_id;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -65,6 +65,10 @@ fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
     utoipa_swagger_ui::SwaggerUi::new("/docs").config(config)
 }
 
+fn app_role_serves_api(state: &ServerState) -> bool {
+    state.app.config.role != crate::config::Role::Worker
+}
+
 /// The whole HTTP surface of one server process.
 pub fn router(app: AppState, schema: AppSchema) -> Router {
     let openapi = crate::rest::openapi_document();
@@ -95,6 +99,11 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             "/api/v1/openapi.json",
             get(move || async move { Json(openapi) }),
         )
+        .route(
+            "/api/v1/ingest",
+            post(crate::rest::streams::ingest).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/v1/scans/{id}/raw", get(crate::rest::streams::raw))
         .merge(swagger_ui())
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
@@ -102,6 +111,8 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             app,
             crate::auth::middleware::authenticate_and_limit,
         ));
+    // A worker-only process answers its probes and nothing else.
+    let api = if app_role_serves_api(&state) { api } else { Router::new() };
     probes
         .merge(api)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))

@@ -12,6 +12,10 @@ pub mod error;
 pub mod finding;
 pub mod fingerprint;
 pub mod formats;
+pub mod jobs;
+pub mod pipeline;
+pub mod upload;
+pub mod worker;
 
 use std::io::{self, Cursor, Read};
 

@@ -1,5 +1,7 @@
 //! The REST surface under `/api/v1` and its OpenAPI 3.1 description.
 
+pub mod streams;
+
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -12,9 +14,10 @@ use crate::http::health;
         title = "Rampart API",
         description = "Security-scan platform: scanners send reports, Rampart keeps them, turns them into de-duplicated findings per target and serves them. Every REST route runs a GraphQL operation on the same schema served at /graphql.",
     ),
-    paths(crate::http::index, health::live, health::ready, health::services),
+    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw),
     components(schemas(ErrorEnvelope, ErrorCode, FieldError)),
-    tags((name = "health", description = "Liveness, readiness and backend health")),
+    tags((name = "health", description = "Liveness, readiness and backend health"),
+        (name = "scans", description = "Reports in, scans and their raw reports out")),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;

@@ -1,0 +1,563 @@
+//! Processing one stored report: stream-parse it from the object store, record what the scan
+//! saw in batches, then decide new / fixed / unchanged and the score in one transaction.
+//!
+//! Streaming writes are idempotent (a finding is keyed by target and fingerprint, a sighting by
+//! scan and finding), so a worker that dies mid-way leaves nothing a retry cannot finish.
+//! Existing findings are only changed in the final transaction, so a cancelled or failed scan
+//! is cleaned up by removing its sightings and the findings only it created.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use entity::{finding, scan, scan_finding};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
+};
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+use uuid::Uuid;
+
+use super::{parse_report, IngestError, NormalizedFinding, ReportFormat, ReportMeta, SinkError};
+use crate::app::AppState;
+use crate::findings::Severity;
+use crate::live::{self, ScanProgress};
+use crate::scans::ScanStatus;
+
+/// Findings written per batch (bounded by SQLite's limit on statement variables).
+const BATCH: usize = 500;
+/// At most this many progress events per second per scan.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why processing stopped short.
+#[derive(Debug)]
+pub enum Failure {
+    /// The report is at fault; retrying cannot help. The scan fails with this message.
+    Report(String),
+    /// Someone cancelled the scan.
+    Cancelled,
+    /// Something that may work next time (store or database trouble).
+    Transient(String),
+}
+
+impl From<sea_orm::DbErr> for Failure {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Transient(format!("database: {err}"))
+    }
+}
+
+impl From<crate::error::AppError> for Failure {
+    fn from(err: crate::error::AppError) -> Self {
+        Self::Transient(format!("{err:?}"))
+    }
+}
+
+/// Counts `read` bytes across every pass over the report, for progress.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Processes the scan's stored report to the end: complete, failed or cancelled.
+///
+/// # Errors
+/// [`Failure::Transient`] when the job should be retried; everything else has been recorded on
+/// the scan by the time this returns.
+pub async fn process(state: &AppState, scan_id: Uuid) -> Result<(), Failure> {
+    let Some(row) = scan::Entity::find_by_id(scan_id).one(&state.db).await? else {
+        return Ok(());
+    };
+    let status = ScanStatus::parse(&row.status).unwrap_or(ScanStatus::Failed);
+    if status.is_finished() {
+        // Cancelled (or finished) before this attempt: make sure nothing half-written remains.
+        if status != ScanStatus::Complete {
+            discard_partial(&state.db, &row).await?;
+        }
+        return Ok(());
+    }
+    mark_running(state, &row).await?;
+    match run(state, &row).await {
+        Ok(()) => Ok(()),
+        Err(Failure::Cancelled) => {
+            discard_partial(&state.db, &row).await?;
+            finish(state, &row, ScanStatus::Cancelled, Some("cancelled".into())).await?;
+            Ok(())
+        }
+        Err(Failure::Report(message)) => {
+            discard_partial(&state.db, &row).await?;
+            finish(state, &row, ScanStatus::Failed, Some(message)).await?;
+            Ok(())
+        }
+        Err(transient) => Err(transient),
+    }
+}
+
+/// Gives up on a scan whose job ran out of attempts.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn give_up(state: &AppState, scan_id: Uuid, reason: &str) -> Result<(), Failure> {
+    if let Some(row) = scan::Entity::find_by_id(scan_id).one(&state.db).await? {
+        discard_partial(&state.db, &row).await?;
+        finish(state, &row, ScanStatus::Failed, Some(format!("processing failed repeatedly: {reason}"))).await?;
+    }
+    Ok(())
+}
+
+async fn mark_running(state: &AppState, row: &scan::Model) -> Result<(), Failure> {
+    let now = Utc::now();
+    let progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "parsing");
+    scan::Entity::update_many()
+        .col_expr(scan::Column::Status, Expr::value(ScanStatus::Running.as_str()))
+        .col_expr(scan::Column::StartedAt, Expr::value(Some(now)))
+        .col_expr(scan::Column::Progress, Expr::value(serde_json::to_value(&progress).ok()))
+        .filter(scan::Column::Id.eq(row.id))
+        .filter(scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]))
+        .exec(&state.db)
+        .await?;
+    live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+    Ok(())
+}
+
+/// What the streaming phase learned.
+struct Streamed {
+    meta: ReportMeta,
+    scanners: HashSet<String>,
+}
+
+async fn run(state: &AppState, row: &scan::Model) -> Result<(), Failure> {
+    let streamed = stream_findings(state, row).await?;
+    if is_cancelled(&state.db, row.id).await? {
+        return Err(Failure::Cancelled);
+    }
+    finalize(state, row, streamed).await
+}
+
+async fn is_cancelled(db: &DatabaseConnection, scan_id: Uuid) -> Result<bool, Failure> {
+    let status: Option<String> = scan::Entity::find_by_id(scan_id)
+        .select_only()
+        .column(scan::Column::Status)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(status.as_deref() == Some(ScanStatus::Cancelled.as_str()))
+}
+
+async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed, Failure> {
+    let key = row
+        .raw_key
+        .clone()
+        .ok_or_else(|| Failure::Report("the scan has no stored report".into()))?;
+    let format = row.format.as_deref().and_then(ReportFormat::parse_name);
+    let raw_size = Ord::max(row.raw_size.unwrap_or(0), 1) as f64;
+    let (tx, mut rx) = mpsc::channel::<Vec<NormalizedFinding>>(4);
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let stopped = Arc::new(AtomicBool::new(false));
+
+    let parser = {
+        let store = state.store.clone();
+        let handle = tokio::runtime::Handle::current();
+        let bytes_read = bytes_read.clone();
+        let stopped = stopped.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut open = || -> io::Result<Box<dyn Read + Send>> {
+                let object = handle
+                    .block_on(store.get(&key))
+                    .map_err(io::Error::other)?
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stored report is missing"))?;
+                let reader = SyncIoBridge::new_with_handle(StreamReader::new(object.body), handle.clone());
+                Ok(Box::new(Counting { inner: reader, read: bytes_read.clone() }))
+            };
+            let mut batch = Vec::with_capacity(BATCH);
+            let result = {
+                let mut sink = |f: NormalizedFinding| -> Result<(), SinkError> {
+                    if stopped.load(Ordering::Relaxed) {
+                        return Err(SinkError::Cancelled);
+                    }
+                    batch.push(f);
+                    if batch.len() >= BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        tx.blocking_send(full).map_err(|_| SinkError::Cancelled)?;
+                    }
+                    Ok(())
+                };
+                parse_report(format, &mut open, &mut sink)
+            };
+            if result.is_ok() && !batch.is_empty() && tx.blocking_send(batch).is_err() {
+                return Err(IngestError::Sink(SinkError::Cancelled));
+            }
+            result
+        })
+    };
+
+    let mut writer = BatchWriter::new(row);
+    let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "parsing");
+    let mut last_event = Instant::now();
+    let outcome: Result<(), Failure> = async {
+        while let Some(batch) = rx.recv().await {
+            writer.write(&state.db, batch).await?;
+            if last_event.elapsed() >= PROGRESS_INTERVAL {
+                if is_cancelled(&state.db, row.id).await? {
+                    return Err(Failure::Cancelled);
+                }
+                // Parsing reads the report about twice; the last 10% are for finalizing.
+                let read = bytes_read.load(Ordering::Relaxed) as f64;
+                progress.percent = (read / (2.0 * raw_size) * 90.0).min(90.0).floor();
+                progress.processed = writer.processed;
+                progress.findings_new = writer.new;
+                progress.at = Utc::now();
+                record_progress(state, row, &progress).await;
+                last_event = Instant::now();
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if outcome.is_err() {
+        stopped.store(true, Ordering::Relaxed);
+    }
+    drop(rx);
+    let parsed = parser
+        .await
+        .map_err(|e| Failure::Transient(format!("parser task: {e}")))?;
+    outcome?;
+    match parsed {
+        Ok(meta) => Ok(Streamed { meta, scanners: writer.scanners }),
+        Err(IngestError::Parse(err)) => Err(Failure::Report(err.to_string())),
+        Err(IngestError::Io(err)) => Err(Failure::Transient(format!("reading the report: {err}"))),
+        Err(IngestError::Sink(_)) => Err(Failure::Cancelled),
+    }
+}
+
+/// Writes batches of findings and the scan's sightings of them.
+struct BatchWriter<'a> {
+    scan: &'a scan::Model,
+    processed: u64,
+    new: u64,
+    scanners: HashSet<String>,
+}
+
+impl<'a> BatchWriter<'a> {
+    fn new(scan: &'a scan::Model) -> Self {
+        Self { scan, processed: 0, new: 0, scanners: HashSet::new() }
+    }
+
+    async fn write(&mut self, db: &DatabaseConnection, batch: Vec<NormalizedFinding>) -> Result<(), Failure> {
+        let scan = self.scan;
+        let now = Utc::now();
+        let json = |ids: &[String]| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let mut occurrences: HashMap<String, i32> = HashMap::with_capacity(batch.len());
+        let rows: Vec<finding::ActiveModel> = batch
+            .iter()
+            .map(|f| {
+                occurrences.insert(f.fingerprint.clone(), i32::try_from(f.occurrences).unwrap_or(i32::MAX));
+                if !self.scanners.contains(&f.scanner) {
+                    self.scanners.insert(f.scanner.clone());
+                }
+                finding::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    org_id: Set(scan.org_id),
+                    target_id: Set(scan.target_id),
+                    scanner: Set(f.scanner.clone()),
+                    fingerprint: Set(f.fingerprint.clone()),
+                    rule_id: Set(f.rule_id.clone()),
+                    title: Set(f.title.clone()),
+                    severity: Set(f.severity.as_str().into()),
+                    cve_ids: Set(json(&f.cve_ids)),
+                    cwe_ids: Set(json(&f.cwe_ids)),
+                    location_path: Set(f.location_path.clone()),
+                    location_line: Set(f.location_line.map(|l| i32::try_from(l).unwrap_or(i32::MAX))),
+                    component: Set(f.component.clone()),
+                    description: Set(f.description.clone()),
+                    remediation: Set(f.remediation.clone()),
+                    occurrences: Set(i32::try_from(f.occurrences).unwrap_or(i32::MAX)),
+                    status: Set("open".into()),
+                    first_seen_at: Set(scan.scanned_at),
+                    last_seen_at: Set(scan.scanned_at),
+                    fixed_at: Set(None),
+                    first_scan_id: Set(Some(scan.id)),
+                    last_scan_id: Set(Some(scan.id)),
+                    triage_state: Set("untriaged".into()),
+                    triage_note: Set(None),
+                    triage_expires_at: Set(None),
+                    triaged_by: Set(None),
+                    triaged_at: Set(None),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+            })
+            .collect();
+        finding::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([finding::Column::TargetId, finding::Column::Fingerprint])
+            .exec_without_returning(db)
+            .await?;
+        let ids: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
+            .select_only()
+            .columns([finding::Column::Id, finding::Column::Fingerprint, finding::Column::FirstScanId])
+            .filter(finding::Column::TargetId.eq(scan.target_id))
+            .filter(finding::Column::Fingerprint.is_in(batch.iter().map(|f| f.fingerprint.as_str())))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let sightings: Vec<scan_finding::ActiveModel> = ids
+            .iter()
+            .map(|(id, fingerprint, first_scan)| {
+                let is_new = *first_scan == Some(scan.id);
+                if is_new {
+                    self.new += 1;
+                }
+                scan_finding::ActiveModel {
+                    scan_id: Set(scan.id),
+                    finding_id: Set(*id),
+                    org_id: Set(scan.org_id),
+                    occurrences: Set(occurrences.get(fingerprint).copied().unwrap_or(1)),
+                    change: Set(if is_new { "new" } else { "unchanged" }.into()),
+                }
+            })
+            .collect();
+        scan_finding::Entity::insert_many(sightings)
+            .on_conflict_do_nothing_on([scan_finding::Column::ScanId, scan_finding::Column::FindingId])
+            .exec_without_returning(db)
+            .await?;
+        self.processed += batch.len() as u64;
+        Ok(())
+    }
+}
+
+/// Score of a report without its own: 100 with nothing found, falling as weighted findings
+/// grow (critical 20, high 10, medium 4, low 1, info 0), never below 0. See docs/architecture.md.
+pub fn score_from_counts(critical: i64, high: i64, medium: i64, low: i64) -> f64 {
+    let penalty = (20 * critical + 10 * high + 4 * medium + low) as f64;
+    (100.0 * 50.0 / (50.0 + penalty) * 10.0).round() / 10.0
+}
+
+fn sightings_of(scan_id: Uuid) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(scan_finding::Column::FindingId)
+        .from(scan_finding::Entity)
+        .and_where(Expr::col(scan_finding::Column::ScanId).eq(scan_id))
+        .to_owned()
+}
+
+/// New / fixed / unchanged, counts, score and the target's latest state, all at once.
+async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Result<(), Failure> {
+    let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "finalizing");
+    progress.percent = 90.0;
+    record_progress(state, row, &progress).await;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+
+    // Seen again after a fix: reopened.
+    scan_finding::Entity::update_many()
+        .col_expr(scan_finding::Column::Change, Expr::value("reopened"))
+        .filter(scan_finding::Column::ScanId.eq(row.id))
+        .filter(scan_finding::Column::Change.eq("unchanged"))
+        .filter(
+            scan_finding::Column::FindingId.in_subquery(
+                Query::select()
+                    .column(finding::Column::Id)
+                    .from(finding::Entity)
+                    .and_where(Expr::col(finding::Column::TargetId).eq(row.target_id))
+                    .and_where(Expr::col(finding::Column::Status).eq("fixed"))
+                    .to_owned(),
+            ),
+        )
+        .exec(&txn)
+        .await?;
+
+    // Everything seen is open, last seen now, with this scan's occurrence count.
+    let occurrences = Query::select()
+        .column(scan_finding::Column::Occurrences)
+        .from(scan_finding::Entity)
+        .and_where(Expr::col((scan_finding::Entity, scan_finding::Column::ScanId)).eq(row.id))
+        .and_where(
+            Expr::col((scan_finding::Entity, scan_finding::Column::FindingId))
+                .equals((finding::Entity, finding::Column::Id)),
+        )
+        .to_owned();
+    finding::Entity::update_many()
+        .col_expr(finding::Column::Status, Expr::value("open"))
+        .col_expr(finding::Column::FixedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(finding::Column::LastSeenAt, Expr::value(row.scanned_at))
+        .col_expr(finding::Column::LastScanId, Expr::value(Some(row.id)))
+        .col_expr(finding::Column::Occurrences, Expr::SubQuery(None, Box::new(occurrences.into_sub_query_statement())))
+        .col_expr(finding::Column::UpdatedAt, Expr::value(now))
+        .filter(finding::Column::Id.in_subquery(sightings_of(row.id)))
+        .exec(&txn)
+        .await?;
+
+    // Open before, of a scanner this report speaks for, and not seen now: fixed.
+    let mut scanners = streamed.scanners;
+    scanners.insert(streamed.meta.scanner_name.clone());
+    let fixed = finding::Entity::update_many()
+        .col_expr(finding::Column::Status, Expr::value("fixed"))
+        .col_expr(finding::Column::FixedAt, Expr::value(Some(now)))
+        .col_expr(finding::Column::UpdatedAt, Expr::value(now))
+        .filter(finding::Column::TargetId.eq(row.target_id))
+        .filter(finding::Column::Scanner.is_in(scanners.iter().map(String::as_str)))
+        .filter(finding::Column::Status.eq("open"))
+        .filter(finding::Column::Id.not_in_subquery(sightings_of(row.id)))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+
+    let by_severity: Vec<(String, i64)> = scan_finding::Entity::find()
+        .select_only()
+        .column(finding::Column::Severity)
+        .column_as(scan_finding::Column::FindingId.count(), "n")
+        .inner_join(finding::Entity)
+        .filter(scan_finding::Column::ScanId.eq(row.id))
+        .group_by(finding::Column::Severity)
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    let by_change: Vec<(String, i64)> = scan_finding::Entity::find()
+        .select_only()
+        .column(scan_finding::Column::Change)
+        .column_as(scan_finding::Column::FindingId.count(), "n")
+        .filter(scan_finding::Column::ScanId.eq(row.id))
+        .group_by(scan_finding::Column::Change)
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    let severity = |s: Severity| by_severity.iter().find(|(k, _)| k == s.as_str()).map_or(0, |(_, n)| *n);
+    let change = |c: &str| by_change.iter().find(|(k, _)| k == c).map_or(0, |(_, n)| *n);
+    let (critical, high, medium, low, info) = (
+        severity(Severity::Critical),
+        severity(Severity::High),
+        severity(Severity::Medium),
+        severity(Severity::Low),
+        severity(Severity::Info),
+    );
+    let meta = &streamed.meta;
+    let score = meta.score.unwrap_or_else(|| score_from_counts(critical, high, medium, low));
+    let new = change("new") + change("reopened");
+    progress.status = ScanStatus::Complete;
+    progress.phase = "complete".into();
+    progress.percent = 100.0;
+    progress.processed = (critical + high + medium + low + info) as u64;
+    progress.total = Some(progress.processed);
+    progress.findings_new = new as u64;
+    progress.findings_fixed = fixed;
+    progress.at = Utc::now();
+
+    let i32_of = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    let update = scan::ActiveModel {
+        id: Set(row.id),
+        status: Set(ScanStatus::Complete.as_str().into()),
+        scanner_name: Set(if row.scanner_name.is_empty() { meta.scanner_name.clone() } else { row.scanner_name.clone() }),
+        scanner_version: Set(row.scanner_version.clone().or(meta.scanner_version.clone())),
+        format: Set(Some(meta.format.as_str().into())),
+        policy_tier: Set(row.policy_tier.clone().or(meta.policy_tier.clone())),
+        score: Set(Some(score)),
+        count_critical: Set(i32_of(critical)),
+        count_high: Set(i32_of(high)),
+        count_medium: Set(i32_of(medium)),
+        count_low: Set(i32_of(low)),
+        count_info: Set(i32_of(info)),
+        findings_total: Set(i32_of(critical + high + medium + low + info)),
+        findings_new: Set(i32_of(new)),
+        findings_fixed: Set(i32_of(fixed as i64)),
+        findings_unchanged: Set(i32_of(change("unchanged"))),
+        progress: Set(serde_json::to_value(&progress).ok()),
+        error: Set(None),
+        finished_at: Set(Some(now)),
+        ..Default::default()
+    };
+    // Only a scan still running completes: a cancellation that raced us wins.
+    let done = scan::Entity::update_many()
+        .set(update)
+        .filter(scan::Column::Id.eq(row.id))
+        .filter(scan::Column::Status.eq(ScanStatus::Running.as_str()))
+        .exec(&txn)
+        .await?;
+    if done.rows_affected == 0 {
+        txn.rollback().await?;
+        return Err(Failure::Cancelled);
+    }
+    crate::targets::refresh_latest(&txn, row.target_id).await?;
+    txn.commit().await?;
+    live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+    Ok(())
+}
+
+/// Removes what a scan that will not complete wrote: its sightings and the findings only it
+/// created.
+async fn discard_partial(db: &DatabaseConnection, row: &scan::Model) -> Result<(), Failure> {
+    let txn = db.begin().await?;
+    scan_finding::Entity::delete_many()
+        .filter(scan_finding::Column::ScanId.eq(row.id))
+        .exec(&txn)
+        .await?;
+    let seen_elsewhere = Query::select()
+        .column(scan_finding::Column::FindingId)
+        .from(scan_finding::Entity)
+        .and_where(Expr::col(scan_finding::Column::OrgId).eq(row.org_id))
+        .to_owned();
+    finding::Entity::delete_many()
+        .filter(finding::Column::TargetId.eq(row.target_id))
+        .filter(finding::Column::FirstScanId.eq(row.id))
+        .filter(finding::Column::Id.not_in_subquery(seen_elsewhere))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Ends a scan that did not complete, keeping a cancellation that came first.
+async fn finish(state: &AppState, row: &scan::Model, status: ScanStatus, message: Option<String>) -> Result<(), Failure> {
+    let mut progress = ScanProgress::new(row.id, row.target_id, status, status.as_str());
+    progress.message = message.clone();
+    let now = Utc::now();
+    let mut query = scan::Entity::update_many()
+        .col_expr(scan::Column::Status, Expr::value(status.as_str()))
+        .col_expr(scan::Column::Error, Expr::value(message))
+        .col_expr(scan::Column::FinishedAt, Expr::value(Some(now)))
+        .col_expr(scan::Column::Progress, Expr::value(serde_json::to_value(&progress).ok()))
+        .filter(scan::Column::Id.eq(row.id));
+    if status == ScanStatus::Failed {
+        query = query.filter(scan::Column::Status.ne(ScanStatus::Cancelled.as_str()));
+    }
+    query.exec(&state.db).await?;
+    live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+    Ok(())
+}
+
+/// Keeps the latest progress on the scan row (for late subscribers) and publishes it.
+async fn record_progress(state: &AppState, row: &scan::Model, progress: &ScanProgress) {
+    let stored = scan::Entity::update_many()
+        .col_expr(scan::Column::Progress, Expr::value(serde_json::to_value(progress).ok()))
+        .filter(scan::Column::Id.eq(row.id))
+        .exec(&state.db)
+        .await;
+    if let Err(err) = stored {
+        tracing::warn!(%err, "could not record scan progress");
+    }
+    live::publish(state.bus.as_ref(), row.org_id, progress).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score_from_counts;
+
+    #[test]
+    fn score_falls_with_weighted_findings() {
+        assert_eq!(score_from_counts(0, 0, 0, 0), 100.0);
+        assert_eq!(score_from_counts(0, 5, 0, 0), 50.0);
+        assert_eq!(score_from_counts(1, 0, 0, 0), 71.4);
+        assert!(score_from_counts(100, 0, 0, 0) > 0.0);
+    }
+}
