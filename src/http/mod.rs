@@ -112,7 +112,11 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             crate::auth::middleware::authenticate_and_limit,
         ));
     // A worker-only process answers its probes and nothing else.
-    let api = if app_role_serves_api(&state) { api } else { Router::new() };
+    let api = if app_role_serves_api(&state) {
+        api
+    } else {
+        Router::new()
+    };
     probes
         .merge(api)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))

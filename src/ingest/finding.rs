@@ -12,7 +12,17 @@ use super::formats::ReportFormat;
 ///
 /// Ordered from least to most severe, so `max()` picks the worst.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, async_graphql::Enum,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    async_graphql::Enum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -40,7 +50,8 @@ impl Severity {
     /// # Errors
     /// When `value` is not a severity.
     pub fn parse(value: &str) -> crate::error::AppResult<Self> {
-        Self::from_str(value).map_err(|e| crate::error::AppError::invalid("severity", e.to_string()))
+        Self::from_str(value)
+            .map_err(|e| crate::error::AppError::invalid("severity", e.to_string()))
     }
 
     /// All severities, most severe first.

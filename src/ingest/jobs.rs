@@ -51,7 +51,11 @@ pub async fn enqueue(
 ///
 /// # Errors
 /// Only on database failure.
-pub async fn claim(db: &DatabaseConnection, worker: &str, lease: Duration) -> AppResult<Option<job::Model>> {
+pub async fn claim(
+    db: &DatabaseConnection,
+    worker: &str,
+    lease: Duration,
+) -> AppResult<Option<job::Model>> {
     let now = Utc::now();
     let until = now + lease;
     let backend = db.get_database_backend();
@@ -80,7 +84,13 @@ pub async fn claim(db: &DatabaseConnection, worker: &str, lease: Duration) -> Ap
     };
     let values: Vec<sea_orm::Value> = match backend {
         DbBackend::Postgres => vec![worker.into(), until.into(), now.into()],
-        _ => vec![worker.into(), until.into(), now.into(), now.into(), now.into()],
+        _ => vec![
+            worker.into(),
+            until.into(),
+            now.into(),
+            now.into(),
+            now.into(),
+        ],
     };
     let row = db
         .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -95,9 +105,17 @@ pub async fn claim(db: &DatabaseConnection, worker: &str, lease: Duration) -> Ap
 ///
 /// # Errors
 /// Only on database failure.
-pub async fn renew(db: &DatabaseConnection, id: Uuid, worker: &str, lease: Duration) -> AppResult<bool> {
+pub async fn renew(
+    db: &DatabaseConnection,
+    id: Uuid,
+    worker: &str,
+    lease: Duration,
+) -> AppResult<bool> {
     let res = job::Entity::update_many()
-        .col_expr(job::Column::LeaseExpiresAt, Expr::value(Some(Utc::now() + lease)))
+        .col_expr(
+            job::Column::LeaseExpiresAt,
+            Expr::value(Some(Utc::now() + lease)),
+        )
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::LeaseOwner.eq(worker))
         .filter(job::Column::Status.eq("running"))
@@ -131,7 +149,12 @@ pub fn backoff(attempts: i32) -> Duration {
 ///
 /// # Errors
 /// Only on database failure.
-pub async fn fail(db: &impl ConnectionTrait, job: &job::Model, error: &str, now: DateTime<Utc>) -> AppResult<bool> {
+pub async fn fail(
+    db: &impl ConnectionTrait,
+    job: &job::Model,
+    error: &str,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
     let exhausted = job.attempts >= job.max_attempts;
     let mut active: job::ActiveModel = job.clone().into();
     active.status = Set(if exhausted { "failed" } else { "queued" }.into());

@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod formats;
 pub mod jobs;
 pub mod pipeline;
+pub mod synthetic;
 pub mod upload;
 pub mod worker;
 

@@ -16,8 +16,7 @@ use chrono::{DateTime, Utc};
 use entity::{finding, scan, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -112,7 +111,13 @@ pub async fn process(state: &AppState, scan_id: Uuid) -> Result<(), Failure> {
 pub async fn give_up(state: &AppState, scan_id: Uuid, reason: &str) -> Result<(), Failure> {
     if let Some(row) = scan::Entity::find_by_id(scan_id).one(&state.db).await? {
         discard_partial(&state.db, &row).await?;
-        finish(state, &row, ScanStatus::Failed, Some(format!("processing failed repeatedly: {reason}"))).await?;
+        finish(
+            state,
+            &row,
+            ScanStatus::Failed,
+            Some(format!("processing failed repeatedly: {reason}")),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -121,11 +126,19 @@ async fn mark_running(state: &AppState, row: &scan::Model) -> Result<(), Failure
     let now = Utc::now();
     let progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "parsing");
     scan::Entity::update_many()
-        .col_expr(scan::Column::Status, Expr::value(ScanStatus::Running.as_str()))
+        .col_expr(
+            scan::Column::Status,
+            Expr::value(ScanStatus::Running.as_str()),
+        )
         .col_expr(scan::Column::StartedAt, Expr::value(Some(now)))
-        .col_expr(scan::Column::Progress, Expr::value(serde_json::to_value(&progress).ok()))
+        .col_expr(
+            scan::Column::Progress,
+            Expr::value(serde_json::to_value(&progress).ok()),
+        )
         .filter(scan::Column::Id.eq(row.id))
-        .filter(scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]))
+        .filter(
+            scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]),
+        )
         .exec(&state.db)
         .await?;
     live::publish(state.bus.as_ref(), row.org_id, &progress).await;
@@ -177,9 +190,15 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
                 let object = handle
                     .block_on(store.get(&key))
                     .map_err(io::Error::other)?
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stored report is missing"))?;
-                let reader = SyncIoBridge::new_with_handle(StreamReader::new(object.body), handle.clone());
-                Ok(Box::new(Counting { inner: reader, read: bytes_read.clone() }))
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::NotFound, "stored report is missing")
+                    })?;
+                let reader =
+                    SyncIoBridge::new_with_handle(StreamReader::new(object.body), handle.clone());
+                Ok(Box::new(Counting {
+                    inner: reader,
+                    read: bytes_read.clone(),
+                }))
             };
             let mut batch = Vec::with_capacity(BATCH);
             let result = {
@@ -235,7 +254,10 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
         .map_err(|e| Failure::Transient(format!("parser task: {e}")))?;
     outcome?;
     match parsed {
-        Ok(meta) => Ok(Streamed { meta, scanners: writer.scanners }),
+        Ok(meta) => Ok(Streamed {
+            meta,
+            scanners: writer.scanners,
+        }),
         Err(IngestError::Parse(err)) => Err(Failure::Report(err.to_string())),
         Err(IngestError::Io(err)) => Err(Failure::Transient(format!("reading the report: {err}"))),
         Err(IngestError::Sink(_)) => Err(Failure::Cancelled),
@@ -252,10 +274,19 @@ struct BatchWriter<'a> {
 
 impl<'a> BatchWriter<'a> {
     fn new(scan: &'a scan::Model) -> Self {
-        Self { scan, processed: 0, new: 0, scanners: HashSet::new() }
+        Self {
+            scan,
+            processed: 0,
+            new: 0,
+            scanners: HashSet::new(),
+        }
     }
 
-    async fn write(&mut self, db: &DatabaseConnection, batch: Vec<NormalizedFinding>) -> Result<(), Failure> {
+    async fn write(
+        &mut self,
+        db: &DatabaseConnection,
+        batch: Vec<NormalizedFinding>,
+    ) -> Result<(), Failure> {
         let scan = self.scan;
         let now = Utc::now();
         let json = |ids: &[String]| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
@@ -263,7 +294,10 @@ impl<'a> BatchWriter<'a> {
         let rows: Vec<finding::ActiveModel> = batch
             .iter()
             .map(|f| {
-                occurrences.insert(f.fingerprint.clone(), i32::try_from(f.occurrences).unwrap_or(i32::MAX));
+                occurrences.insert(
+                    f.fingerprint.clone(),
+                    i32::try_from(f.occurrences).unwrap_or(i32::MAX),
+                );
                 if !self.scanners.contains(&f.scanner) {
                     self.scanners.insert(f.scanner.clone());
                 }
@@ -279,7 +313,9 @@ impl<'a> BatchWriter<'a> {
                     cve_ids: Set(json(&f.cve_ids)),
                     cwe_ids: Set(json(&f.cwe_ids)),
                     location_path: Set(f.location_path.clone()),
-                    location_line: Set(f.location_line.map(|l| i32::try_from(l).unwrap_or(i32::MAX))),
+                    location_line: Set(f
+                        .location_line
+                        .map(|l| i32::try_from(l).unwrap_or(i32::MAX))),
                     component: Set(f.component.clone()),
                     description: Set(f.description.clone()),
                     remediation: Set(f.remediation.clone()),
@@ -306,9 +342,15 @@ impl<'a> BatchWriter<'a> {
             .await?;
         let ids: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
             .select_only()
-            .columns([finding::Column::Id, finding::Column::Fingerprint, finding::Column::FirstScanId])
+            .columns([
+                finding::Column::Id,
+                finding::Column::Fingerprint,
+                finding::Column::FirstScanId,
+            ])
             .filter(finding::Column::TargetId.eq(scan.target_id))
-            .filter(finding::Column::Fingerprint.is_in(batch.iter().map(|f| f.fingerprint.as_str())))
+            .filter(
+                finding::Column::Fingerprint.is_in(batch.iter().map(|f| f.fingerprint.as_str())),
+            )
             .into_tuple()
             .all(db)
             .await?;
@@ -329,7 +371,10 @@ impl<'a> BatchWriter<'a> {
             })
             .collect();
         scan_finding::Entity::insert_many(sightings)
-            .on_conflict_do_nothing_on([scan_finding::Column::ScanId, scan_finding::Column::FindingId])
+            .on_conflict_do_nothing_on([
+                scan_finding::Column::ScanId,
+                scan_finding::Column::FindingId,
+            ])
             .exec_without_returning(db)
             .await?;
         self.processed += batch.len() as u64;
@@ -390,10 +435,16 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
         .to_owned();
     finding::Entity::update_many()
         .col_expr(finding::Column::Status, Expr::value("open"))
-        .col_expr(finding::Column::FixedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(
+            finding::Column::FixedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
         .col_expr(finding::Column::LastSeenAt, Expr::value(row.scanned_at))
         .col_expr(finding::Column::LastScanId, Expr::value(Some(row.id)))
-        .col_expr(finding::Column::Occurrences, Expr::SubQuery(None, Box::new(occurrences.into_sub_query_statement())))
+        .col_expr(
+            finding::Column::Occurrences,
+            Expr::SubQuery(None, Box::new(occurrences.into_sub_query_statement())),
+        )
         .col_expr(finding::Column::UpdatedAt, Expr::value(now))
         .filter(finding::Column::Id.in_subquery(sightings_of(row.id)))
         .exec(&txn)
@@ -433,8 +484,18 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
         .into_tuple()
         .all(&txn)
         .await?;
-    let severity = |s: Severity| by_severity.iter().find(|(k, _)| k == s.as_str()).map_or(0, |(_, n)| *n);
-    let change = |c: &str| by_change.iter().find(|(k, _)| k == c).map_or(0, |(_, n)| *n);
+    let severity = |s: Severity| {
+        by_severity
+            .iter()
+            .find(|(k, _)| k == s.as_str())
+            .map_or(0, |(_, n)| *n)
+    };
+    let change = |c: &str| {
+        by_change
+            .iter()
+            .find(|(k, _)| k == c)
+            .map_or(0, |(_, n)| *n)
+    };
     let (critical, high, medium, low, info) = (
         severity(Severity::Critical),
         severity(Severity::High),
@@ -443,7 +504,9 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
         severity(Severity::Info),
     );
     let meta = &streamed.meta;
-    let score = meta.score.unwrap_or_else(|| score_from_counts(critical, high, medium, low));
+    let score = meta
+        .score
+        .unwrap_or_else(|| score_from_counts(critical, high, medium, low));
     let new = change("new") + change("reopened");
     progress.status = ScanStatus::Complete;
     progress.phase = "complete".into();
@@ -458,7 +521,11 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
     let update = scan::ActiveModel {
         id: Set(row.id),
         status: Set(ScanStatus::Complete.as_str().into()),
-        scanner_name: Set(if row.scanner_name.is_empty() { meta.scanner_name.clone() } else { row.scanner_name.clone() }),
+        scanner_name: Set(if row.scanner_name.is_empty() {
+            meta.scanner_name.clone()
+        } else {
+            row.scanner_name.clone()
+        }),
         scanner_version: Set(row.scanner_version.clone().or(meta.scanner_version.clone())),
         format: Set(Some(meta.format.as_str().into())),
         policy_tier: Set(row.policy_tier.clone().or(meta.policy_tier.clone())),
@@ -518,7 +585,12 @@ async fn discard_partial(db: &DatabaseConnection, row: &scan::Model) -> Result<(
 }
 
 /// Ends a scan that did not complete, keeping a cancellation that came first.
-async fn finish(state: &AppState, row: &scan::Model, status: ScanStatus, message: Option<String>) -> Result<(), Failure> {
+async fn finish(
+    state: &AppState,
+    row: &scan::Model,
+    status: ScanStatus,
+    message: Option<String>,
+) -> Result<(), Failure> {
     let mut progress = ScanProgress::new(row.id, row.target_id, status, status.as_str());
     progress.message = message.clone();
     let now = Utc::now();
@@ -526,7 +598,10 @@ async fn finish(state: &AppState, row: &scan::Model, status: ScanStatus, message
         .col_expr(scan::Column::Status, Expr::value(status.as_str()))
         .col_expr(scan::Column::Error, Expr::value(message))
         .col_expr(scan::Column::FinishedAt, Expr::value(Some(now)))
-        .col_expr(scan::Column::Progress, Expr::value(serde_json::to_value(&progress).ok()))
+        .col_expr(
+            scan::Column::Progress,
+            Expr::value(serde_json::to_value(&progress).ok()),
+        )
         .filter(scan::Column::Id.eq(row.id));
     if status == ScanStatus::Failed {
         query = query.filter(scan::Column::Status.ne(ScanStatus::Cancelled.as_str()));
@@ -539,7 +614,10 @@ async fn finish(state: &AppState, row: &scan::Model, status: ScanStatus, message
 /// Keeps the latest progress on the scan row (for late subscribers) and publishes it.
 async fn record_progress(state: &AppState, row: &scan::Model, progress: &ScanProgress) {
     let stored = scan::Entity::update_many()
-        .col_expr(scan::Column::Progress, Expr::value(serde_json::to_value(progress).ok()))
+        .col_expr(
+            scan::Column::Progress,
+            Expr::value(serde_json::to_value(progress).ok()),
+        )
         .filter(scan::Column::Id.eq(row.id))
         .exec(&state.db)
         .await;

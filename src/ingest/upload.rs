@@ -15,7 +15,9 @@ use sea_orm::{
 use tokio_util::io::{StreamReader, SyncIoBridge};
 use uuid::Uuid;
 
-use super::{detect, jobs, read_meta, IngestError, ParseError, ReportFormat, ReportMeta, HEAD_BYTES};
+use super::{
+    detect, jobs, read_meta, IngestError, ParseError, ReportFormat, ReportMeta, HEAD_BYTES,
+};
 use crate::app::AppState;
 use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -53,19 +55,43 @@ pub struct Accepted {
 /// `FORBIDDEN` below write; `PAYLOAD_TOO_LARGE`; `BAD_REQUEST` for an empty body;
 /// `UNSUPPORTED_FORMAT` when no target is named and the report cannot be read to find one;
 /// `SERVICE_UNAVAILABLE` when the object store fails.
-pub async fn accept(ctx: &Ctx, state: &AppState, req: UploadRequest, body: ByteStream) -> AppResult<Accepted> {
+pub async fn accept(
+    ctx: &Ctx,
+    state: &AppState,
+    req: UploadRequest,
+    body: ByteStream,
+) -> AppResult<Accepted> {
     ctx.require(Permission::Write)?;
-    let target_name = req.target.as_deref().map(|t| bounded_text("target", t, 255)).transpose()?;
-    let scanner = req.scanner.as_deref().map(|s| bounded_text("scanner", s, 100)).transpose()?;
-    let policy_tier = req.policy_tier.as_deref().map(|p| bounded_text("policy_tier", p, 100)).transpose()?;
-    let idempotency_key = req.idempotency_key.as_deref().map(|k| bounded_text("Idempotency-Key", k, 255)).transpose()?;
+    let target_name = req
+        .target
+        .as_deref()
+        .map(|t| bounded_text("target", t, 255))
+        .transpose()?;
+    let scanner = req
+        .scanner
+        .as_deref()
+        .map(|s| bounded_text("scanner", s, 100))
+        .transpose()?;
+    let policy_tier = req
+        .policy_tier
+        .as_deref()
+        .map(|p| bounded_text("policy_tier", p, 100))
+        .transpose()?;
+    let idempotency_key = req
+        .idempotency_key
+        .as_deref()
+        .map(|k| bounded_text("Idempotency-Key", k, 255))
+        .transpose()?;
     let limit = state.config.max_upload_bytes;
     if req.content_length.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
     if let Some(key) = &idempotency_key {
         if let Some(existing) = earlier_scan(ctx, state, key).await? {
-            return Ok(Accepted { scan: existing.into(), repeated: true });
+            return Ok(Accepted {
+                scan: existing.into(),
+                repeated: true,
+            });
         }
     }
 
@@ -76,12 +102,22 @@ pub async fn accept(ctx: &Ctx, state: &AppState, req: UploadRequest, body: ByteS
     let receipt = match put_hashed(state.store.as_ref(), &raw_key, limited).await {
         Ok(receipt) => receipt,
         Err(_) if over_limit.load(Ordering::Relaxed) => return Err(too_large(limit)),
-        Err(StoreError::Body(err)) => return Err(AppError::bad_request(format!("reading the upload failed: {err}"))),
-        Err(err) => return Err(AppError::unavailable(format!("the report could not be stored: {err}"))),
+        Err(StoreError::Body(err)) => {
+            return Err(AppError::bad_request(format!(
+                "reading the upload failed: {err}"
+            )))
+        }
+        Err(err) => {
+            return Err(AppError::unavailable(format!(
+                "the report could not be stored: {err}"
+            )))
+        }
     };
     if receipt.size == 0 {
         discard(state, &raw_key).await;
-        return Err(AppError::bad_request("empty report: the request body has no bytes"));
+        return Err(AppError::bad_request(
+            "empty report: the request body has no bytes",
+        ));
     }
 
     // Learn from the report only what the client did not say.
@@ -95,16 +131,26 @@ pub async fn accept(ctx: &Ctx, state: &AppState, req: UploadRequest, body: ByteS
             Err(err) => (req.format, None, Some(err)),
         }
     };
-    let Some(name) = target_name.clone().or_else(|| meta.as_ref().and_then(|m| m.target_name.clone())) else {
+    let Some(name) = target_name
+        .clone()
+        .or_else(|| meta.as_ref().and_then(|m| m.target_name.clone()))
+    else {
         discard(state, &raw_key).await;
         return Err(match unreadable {
             Some(err) => unreadable_error(&err),
-            None => AppError::invalid("target", "not given, and the report does not name its target"),
+            None => AppError::invalid(
+                "target",
+                "not given, and the report does not name its target",
+            ),
         });
     };
     let kind = req
         .target_kind
-        .or_else(|| meta.as_ref().and_then(|m| m.target_kind.as_deref()).and_then(|k| TargetKind::parse(k).ok()))
+        .or_else(|| {
+            meta.as_ref()
+                .and_then(|m| m.target_kind.as_deref())
+                .and_then(|k| TargetKind::parse(k).ok())
+        })
         .unwrap_or(TargetKind::Application);
     let target = find_or_create_target(ctx, state, kind, &name).await?;
 
@@ -116,7 +162,9 @@ pub async fn accept(ctx: &Ctx, state: &AppState, req: UploadRequest, body: ByteS
         target_id: Set(target.id),
         status: Set(ScanStatus::Queued.as_str().into()),
         source: Set("upload".into()),
-        scanner_name: Set(scanner.or_else(|| meta.as_ref().map(|m| m.scanner_name.clone())).unwrap_or_default()),
+        scanner_name: Set(scanner
+            .or_else(|| meta.as_ref().map(|m| m.scanner_name.clone()))
+            .unwrap_or_default()),
         scanner_version: Set(meta.as_ref().and_then(|m| m.scanner_version.clone())),
         format: Set(format.map(|f| f.as_str().to_string())),
         policy_tier: Set(policy_tier.or_else(|| meta.as_ref().and_then(|m| m.policy_tier.clone()))),
@@ -133,34 +181,60 @@ pub async fn accept(ctx: &Ctx, state: &AppState, req: UploadRequest, body: ByteS
     let txn = state.db.begin().await?;
     let inserted = match row.insert(&txn).await {
         Ok(inserted) => inserted,
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) && idempotency_key.is_some() => {
+        Err(e)
+            if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+                && idempotency_key.is_some() =>
+        {
             // A concurrent request with the same key won: answer with its scan.
             txn.rollback().await?;
             discard(state, &raw_key).await;
             let key = idempotency_key.as_deref().unwrap_or_default();
-            let existing = earlier_scan(ctx, state, key).await?.ok_or_else(|| AppError::conflict("idempotency key in use"))?;
-            return Ok(Accepted { scan: existing.into(), repeated: true });
+            let existing = earlier_scan(ctx, state, key)
+                .await?
+                .ok_or_else(|| AppError::conflict("idempotency key in use"))?;
+            return Ok(Accepted {
+                scan: existing.into(),
+                repeated: true,
+            });
         }
         Err(e) => return Err(e.into()),
     };
-    jobs::enqueue(&txn, jobs::INGEST, ctx.org_id, scan_id, state.config.job_max_attempts).await?;
+    jobs::enqueue(
+        &txn,
+        jobs::INGEST,
+        ctx.org_id,
+        scan_id,
+        state.config.job_max_attempts,
+    )
+    .await?;
     txn.commit().await?;
     live::publish(state.bus.as_ref(), ctx.org_id, &queued).await;
     state.jobs_wake.notify_waiters();
-    Ok(Accepted { scan: inserted.into(), repeated: false })
+    Ok(Accepted {
+        scan: inserted.into(),
+        repeated: false,
+    })
 }
 
 fn too_large(limit: u64) -> AppError {
-    AppError::payload_too_large(format!("the report is larger than the limit of {limit} bytes"))
+    AppError::payload_too_large(format!(
+        "the report is larger than the limit of {limit} bytes"
+    ))
 }
 
 /// The error for a report that names no target and cannot be read to find one.
 fn unreadable_error(err: &IngestError) -> AppError {
     let message = format!("the report cannot be read ({err}) and no target was given");
     match err.as_parse() {
-        Some(ParseError::Invalid { .. }) | Some(ParseError::NotJson(_)) => AppError::bad_request(message),
+        Some(ParseError::Invalid { .. }) | Some(ParseError::NotJson(_)) => {
+            AppError::bad_request(message)
+        }
         Some(ParseError::Empty) => AppError::bad_request(message),
-        _ => AppError::Client { code: ErrorCode::UnsupportedFormat, message, details: Vec::new() },
+        _ => AppError::Client {
+            code: ErrorCode::UnsupportedFormat,
+            message,
+            details: Vec::new(),
+        },
     }
 }
 
@@ -185,7 +259,10 @@ async fn earlier_scan(ctx: &Ctx, state: &AppState, key: &str) -> AppResult<Optio
         return Ok(Some(existing));
     }
     scan::Entity::update_many()
-        .col_expr(scan::Column::IdempotencyKey, Expr::value(Option::<String>::None))
+        .col_expr(
+            scan::Column::IdempotencyKey,
+            Expr::value(Option::<String>::None),
+        )
         .filter(scan::Column::Id.eq(existing.id))
         .exec(&state.db)
         .await?;
@@ -212,7 +289,10 @@ fn blocking_reader(state: &AppState, key: &str) -> io::Result<Box<dyn Read + Sen
         .block_on(state.store.get(key))
         .map_err(io::Error::other)?
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stored report is missing"))?;
-    Ok(Box::new(SyncIoBridge::new_with_handle(StreamReader::new(object.body), handle)))
+    Ok(Box::new(SyncIoBridge::new_with_handle(
+        StreamReader::new(object.body),
+        handle,
+    )))
 }
 
 /// The format, from the first bytes of the stored report.
@@ -245,13 +325,20 @@ async fn meta_of_stored(
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("metadata task: {e}")))?;
     match result {
-        Err(IngestError::Io(err)) => Err(AppError::unavailable(format!("the stored report cannot be read: {err}"))),
+        Err(IngestError::Io(err)) => Err(AppError::unavailable(format!(
+            "the stored report cannot be read: {err}"
+        ))),
         other => Ok(other),
     }
 }
 
 /// The org's target of this kind and name, created on first sight.
-async fn find_or_create_target(ctx: &Ctx, state: &AppState, kind: TargetKind, name: &str) -> AppResult<target::Model> {
+async fn find_or_create_target(
+    ctx: &Ctx,
+    state: &AppState,
+    kind: TargetKind,
+    name: &str,
+) -> AppResult<target::Model> {
     let find = || {
         target::Entity::find()
             .filter(target::Column::OrgId.eq(ctx.org_id))
@@ -280,9 +367,9 @@ async fn find_or_create_target(ctx: &Ctx, state: &AppState, kind: TargetKind, na
     match created {
         Ok(row) => Ok(row),
         // Created by a concurrent upload a moment ago.
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            find().await?.ok_or_else(|| AppError::conflict("target is being created; retry"))
-        }
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => find()
+            .await?
+            .ok_or_else(|| AppError::conflict("target is being created; retry")),
         Err(e) => Err(e.into()),
     }
 }

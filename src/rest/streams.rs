@@ -53,7 +53,8 @@ fn body_stream(headers: &HeaderMap, body: Body) -> AppResult<ByteStream> {
     match encoding.as_deref() {
         None | Some("identity") => Ok(Box::pin(raw)),
         Some("gzip") | Some("x-gzip") => {
-            let reader = async_compression::tokio::bufread::GzipDecoder::new(StreamReader::new(raw));
+            let reader =
+                async_compression::tokio::bufread::GzipDecoder::new(StreamReader::new(raw));
             Ok(Box::pin(ReaderStream::with_capacity(reader, 64 * 1024)))
         }
         Some(other) => Err(AppError::Client {
@@ -95,14 +96,20 @@ pub async fn ingest(
         .map(|f| {
             ReportFormat::parse_name(f).ok_or_else(|| AppError::Client {
                 code: crate::error::ErrorCode::UnsupportedFormat,
-                message: format!("unsupported format {f:?}; expected native, sarif, cyclonedx or trivy"),
+                message: format!(
+                    "unsupported format {f:?}; expected native, sarif, cyclonedx or trivy"
+                ),
                 details: Vec::new(),
             })
         })
         .transpose()?;
     let req = UploadRequest {
         target: params.target,
-        target_kind: params.target_kind.as_deref().map(TargetKind::parse).transpose()?,
+        target_kind: params
+            .target_kind
+            .as_deref()
+            .map(TargetKind::parse)
+            .transpose()?,
         format,
         scanner: params.scanner,
         policy_tier: params.policy_tier,
@@ -115,7 +122,11 @@ pub async fn ingest(
     let body = body_stream(&headers, request.into_body())?;
     let accepted = upload::accept(&ctx, &state, req, body).await?;
     let id = accepted.scan.id;
-    let status = if accepted.repeated { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let status = if accepted.repeated {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     let mut res = (
         status,
         Json(serde_json::json!({
@@ -172,7 +183,11 @@ pub async fn raw(
         return Err(AppError::not_found("raw report"));
     };
     let etag = format!("\"{sha}\"");
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let object = state
@@ -183,7 +198,10 @@ pub async fn raw(
         .ok_or_else(|| AppError::not_found("raw report"))?;
     let mut res = Response::new(Body::from_stream(object.body));
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(object.size));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);

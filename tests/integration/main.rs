@@ -8,6 +8,7 @@ mod cli;
 mod events;
 mod graphql_api;
 mod health;
+mod ingest;
 mod isolation;
 mod migrations;
 mod playground;

@@ -422,6 +422,88 @@ impl TestApp {
 
 pub const MEMBER_PASSWORD: &str = "member-password";
 
+/// An answer of a plain REST call.
+#[derive(Debug)]
+pub struct Rest {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl TestApp {
+    /// `POST /api/v1/ingest?{query}` with `body` as the report.
+    pub async fn ingest(&self, auth: Auth<'_>, query: &str, body: Vec<u8>) -> Rest {
+        self.ingest_with(auth, query, body, &[]).await
+    }
+
+    pub async fn ingest_with(
+        &self,
+        auth: Auth<'_>,
+        query: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Rest {
+        let mut req = self
+            .http
+            .post(self.url(&format!("/api/v1/ingest?{query}")))
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req = match auth {
+            Auth::None => req,
+            Auth::Bearer(token) => req.bearer_auth(token),
+            Auth::ApiKey(key) => req.header("x-api-key", key),
+        };
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Rest {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Polls a scan until it has finished; returns it (GraphQL shape).
+    pub async fn wait_scan(&self, auth: Auth<'_>, id: &str) -> serde_json::Value {
+        let query = "query($id: UUID!) { scan(id: $id) { id status error score findingsNew findingsFixed findingsUnchanged counts { critical high medium low info total } targetId } }";
+        for _ in 0..600 {
+            let res = self.gql(auth, query, serde_json::json!({"id": id})).await;
+            let scan = res.data("scan").clone();
+            if ["COMPLETE", "FAILED", "CANCELLED"].contains(&scan["status"].as_str().unwrap_or(""))
+            {
+                return scan;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("scan {id} did not finish in 60 s");
+    }
+
+    /// Uploads and waits: the finished scan.
+    pub async fn ingest_and_wait(
+        &self,
+        auth: Auth<'_>,
+        query: &str,
+        body: Vec<u8>,
+    ) -> serde_json::Value {
+        let res = self.ingest(auth, query, body).await;
+        assert!(
+            res.status == 202 || res.status == 200,
+            "{}: {}",
+            res.status,
+            res.body
+        );
+        let id = res.body["data"]["id"]
+            .as_str()
+            .expect("scan id")
+            .to_string();
+        self.wait_scan(auth, &id).await
+    }
+}
+
 /// Asserts that `body` is the contract's error envelope with this status and code.
 pub fn assert_envelope(body: &serde_json::Value, status: u16, code: &str) {
     assert_eq!(body["statusCode"], status, "envelope: {body}");
