@@ -46,6 +46,11 @@ impl Scan {
     async fn duration_ms(&self) -> Option<i64> {
         ScanSummary::from(self).duration_ms
     }
+
+    /// The latest progress the worker reported.
+    async fn progress(&self) -> Option<crate::live::ScanProgress> {
+        self.progress.clone()
+    }
 }
 
 /// How to sort scans.

@@ -59,6 +59,8 @@ pub struct Scan {
     pub finished_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
     pub raw_key: Option<String>,
+    #[graphql(skip)]
+    pub progress: Option<crate::live::ScanProgress>,
 }
 
 impl From<scan::Model> for Scan {
@@ -97,6 +99,7 @@ impl From<scan::Model> for Scan {
             started_at: m.started_at,
             finished_at: m.finished_at,
             raw_key: m.raw_key,
+            progress: m.progress.and_then(|p| serde_json::from_value(p).ok()),
         }
     }
 }

@@ -14,3 +14,4 @@ mod migrations;
 mod playground;
 mod server;
 mod store;
+mod crash;
