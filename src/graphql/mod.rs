@@ -64,6 +64,7 @@ pub struct MutationRoot(
     crate::targets::graphql::TargetsMutation,
     crate::scans::graphql::ScansMutation,
     crate::findings::graphql::FindingsMutation,
+    crate::ingest::graphql::IngestMutation,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].

@@ -47,6 +47,9 @@ pub async fn index() -> Json<ServiceIndex> {
     })
 }
 
+/// Largest `POST /graphql` body, multipart uploads included.
+const GRAPHQL_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
 /// What the router's handlers can extract.
 #[derive(Clone, FromRef)]
 pub struct ServerState {
@@ -86,7 +89,10 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         .route("/", get(index))
         .route(
             playground::PATH,
-            get(playground::page).post(graphql::execute),
+            get(playground::page)
+                .post(graphql::execute)
+                // Room for `ingestReport` uploads; big reports belong on the streaming ingest route.
+                .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT)),
         )
         .route(
             "/openapi.json",

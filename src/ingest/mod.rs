@@ -11,6 +11,7 @@
 pub mod error;
 pub mod finding;
 pub mod fingerprint;
+pub mod graphql;
 pub mod formats;
 pub mod jobs;
 pub mod pipeline;

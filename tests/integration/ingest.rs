@@ -477,3 +477,32 @@ async fn cancelling_during_processing_leaves_no_findings() {
     }
     assert_eq!(left, 0, "half-written findings remain");
 }
+
+#[tokio::test]
+async fn graphql_multipart_upload_queues_a_scan() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+    let operations = json!({
+        "query": "mutation($file: Upload!) { ingestReport(file: $file, target: \"gql-upload\", targetKind: REPOSITORY) { id status } }",
+        "variables": {"file": null}
+    });
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", json!({"0": ["variables.file"]}).to_string())
+        .part("0", reqwest::multipart::Part::bytes(sarif("semgrep", results(0..7))).file_name("report.sarif"));
+    let res: serde_json::Value = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scan = &res["data"]["ingestReport"];
+    assert_eq!(scan["status"], "QUEUED", "{res}");
+    let done = app.wait_scan(Auth::Bearer(&token), scan["id"].as_str().unwrap()).await;
+    assert_eq!(done["counts"]["total"], 7);
+}
