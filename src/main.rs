@@ -36,6 +36,8 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Upload a report to a server and wait for its scan.
+    Upload(rampart::cli::upload::UploadArgs),
     /// Write schema/schema.graphql and schema/openapi.json from the schema the server serves.
     ExportSchema {
         /// Directory to write into.
@@ -79,6 +81,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(config)) => serve(config).await,
         Some(Command::Migrate { action, config }) => migrate(action, config).await,
         Some(Command::ExportSchema { out }) => export_schema(out),
+        Some(Command::Upload(args)) => rampart::cli::upload::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,7 +25,8 @@ impl IngestMutation {
         file: Upload,
         #[graphql(desc = "Target name; read from the report when absent.")] target: Option<String>,
         target_kind: Option<TargetKind>,
-        #[graphql(desc = "`native`, `sarif`, `cyclonedx` or `trivy`; detected when absent.")] format: Option<String>,
+        #[graphql(desc = "`native`, `sarif`, `cyclonedx` or `trivy`; detected when absent.")]
+        format: Option<String>,
         scanner: Option<String>,
         policy_tier: Option<String>,
         idempotency_key: Option<String>,
@@ -37,7 +38,9 @@ impl IngestMutation {
             .map(|f| {
                 ReportFormat::parse_name(f).ok_or_else(|| AppError::Client {
                     code: ErrorCode::UnsupportedFormat,
-                    message: format!("unsupported format {f:?}; expected native, sarif, cyclonedx or trivy"),
+                    message: format!(
+                        "unsupported format {f:?}; expected native, sarif, cyclonedx or trivy"
+                    ),
                     details: Vec::new(),
                 })
             })
@@ -54,6 +57,8 @@ impl IngestMutation {
         // The multipart layer spooled the file to disk; stream it from there.
         let file = tokio::fs::File::from_std(value.content);
         let body = Box::pin(ReaderStream::with_capacity(file, 64 * 1024));
-        Ok(upload::accept(caller, state(ctx), request, body).await?.scan)
+        Ok(upload::accept(caller, state(ctx), request, body)
+            .await?
+            .scan)
     }
 }

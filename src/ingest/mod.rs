@@ -11,8 +11,8 @@
 pub mod error;
 pub mod finding;
 pub mod fingerprint;
-pub mod graphql;
 pub mod formats;
+pub mod graphql;
 pub mod jobs;
 pub mod pipeline;
 pub mod synthetic;

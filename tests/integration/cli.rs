@@ -224,3 +224,53 @@ fn blocking_status(url: &str) -> u16 {
     .join()
     .unwrap()
 }
+
+#[tokio::test]
+async fn upload_command_waits_for_the_scan_and_fails_when_it_does() {
+    let app = crate::support::TestApp::spawn().await;
+    let key = app.create_key(&app.login_admin().await, "WRITE").await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("report.sarif");
+    std::fs::write(
+        &good,
+        rampart::ingest::synthetic::sarif(
+            "semgrep",
+            (0..12).map(rampart::ingest::synthetic::SyntheticResult::numbered),
+        ),
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, b"{\"version\": \"2.1.0\", \"runs\": [").unwrap();
+
+    let upload = |file: std::path::PathBuf| {
+        let mut cmd = rampart(dir.path());
+        cmd.env("RAMPART_API_KEY", &key)
+            .args([
+                "upload",
+                "--api",
+                &app.base,
+                "--target",
+                "cli-target",
+                "--kind",
+                "repository",
+            ])
+            .arg(file);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let ok = upload(good).await.unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{stdout}\n{}", stderr_of(&ok));
+    assert!(
+        stdout.contains("queued") && stdout.contains("complete"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("new 12"), "{stdout}");
+
+    let failed = upload(broken).await.unwrap();
+    assert!(!failed.status.success());
+    assert!(
+        stderr_of(&failed).contains("ended failed"),
+        "{}",
+        stderr_of(&failed)
+    );
+}

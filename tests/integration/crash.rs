@@ -41,7 +41,10 @@ fn serve(tc: &TestConfig) -> (Child, String) {
     let mut line = String::new();
     let base = loop {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "server exited before listening");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "server exited before listening"
+        );
         if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
             break url.to_string();
         }
@@ -51,7 +54,13 @@ fn serve(tc: &TestConfig) -> (Child, String) {
     (child, base)
 }
 
-async fn gql(http: &reqwest::Client, base: &str, token: &str, query: &str, vars: serde_json::Value) -> serde_json::Value {
+async fn gql(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    query: &str,
+    vars: serde_json::Value,
+) -> serde_json::Value {
     http.post(format!("{base}/graphql"))
         .bearer_auth(token)
         .json(&json!({"query": query, "variables": vars}))
@@ -77,7 +86,10 @@ async fn sigkill_during_processing_then_restart_completes_exactly() {
         .json::<serde_json::Value>()
         .await
         .unwrap();
-    let token = login["data"]["login"]["token"].as_str().unwrap().to_string();
+    let token = login["data"]["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     const N: u64 = 40_000;
     let report = sarif("semgrep", (0..N).map(SyntheticResult::numbered));
@@ -97,7 +109,9 @@ async fn sigkill_during_processing_then_restart_completes_exactly() {
     let mut killed_mid_way = false;
     for _ in 0..1000 {
         let scan = gql(&http, &base, &token, progress_query, json!({"id": id})).await;
-        let processed = scan["data"]["scan"]["progress"]["processed"].as_u64().unwrap_or(0);
+        let processed = scan["data"]["scan"]["progress"]["processed"]
+            .as_u64()
+            .unwrap_or(0);
         if processed > 0 {
             first.kill().unwrap();
             first.wait().unwrap();
@@ -123,8 +137,17 @@ async fn sigkill_during_processing_then_restart_completes_exactly() {
     assert_eq!(last["data"]["scan"]["findingsNew"], N);
     assert_eq!(last["data"]["findings"]["totalCount"], N, "no duplicates");
 
-    let raw = http.get(format!("{base}/api/v1/scans/{id}/raw")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(raw.bytes().await.unwrap().to_vec(), report, "the raw report is intact");
+    let raw = http
+        .get(format!("{base}/api/v1/scans/{id}/raw"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.bytes().await.unwrap().to_vec(),
+        report,
+        "the raw report is intact"
+    );
     second.kill().unwrap();
     second.wait().unwrap();
 }

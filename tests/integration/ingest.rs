@@ -489,7 +489,11 @@ async fn graphql_multipart_upload_queues_a_scan() {
     let form = reqwest::multipart::Form::new()
         .text("operations", operations.to_string())
         .text("map", json!({"0": ["variables.file"]}).to_string())
-        .part("0", reqwest::multipart::Part::bytes(sarif("semgrep", results(0..7))).file_name("report.sarif"));
+        .part(
+            "0",
+            reqwest::multipart::Part::bytes(sarif("semgrep", results(0..7)))
+                .file_name("report.sarif"),
+        );
     let res: serde_json::Value = app
         .http
         .post(app.url("/graphql"))
@@ -503,6 +507,8 @@ async fn graphql_multipart_upload_queues_a_scan() {
         .unwrap();
     let scan = &res["data"]["ingestReport"];
     assert_eq!(scan["status"], "QUEUED", "{res}");
-    let done = app.wait_scan(Auth::Bearer(&token), scan["id"].as_str().unwrap()).await;
+    let done = app
+        .wait_scan(Auth::Bearer(&token), scan["id"].as_str().unwrap())
+        .await;
     assert_eq!(done["counts"]["total"], 7);
 }

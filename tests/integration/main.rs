@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod cli;
+mod crash;
 mod events;
 mod graphql_api;
 mod health;
@@ -14,4 +15,3 @@ mod migrations;
 mod playground;
 mod server;
 mod store;
-mod crash;
