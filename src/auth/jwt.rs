@@ -9,6 +9,18 @@ use crate::error::{AppError, AppResult};
 
 pub const ISSUER: &str = "rampart";
 pub const ACCESS_AUDIENCE: &str = "rampart-api";
+/// Event tokens are a different audience, so one can never pass as an access token.
+pub const EVENTS_AUDIENCE: &str = "rampart-scan-events";
+
+/// What an event token says: one scan's events, for a short while.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventClaims {
+    pub org: Uuid,
+    pub scan: Uuid,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+}
 
 /// What an access token says.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +44,7 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    events_validation: Validation,
 }
 
 impl JwtKeys {
@@ -42,10 +55,15 @@ impl JwtKeys {
         validation.set_audience(&[ACCESS_AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
+        let mut events_validation = validation.clone();
+        events_validation.set_audience(&[EVENTS_AUDIENCE]);
+        events_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        events_validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            events_validation,
         }
     }
 
@@ -72,6 +90,36 @@ impl JwtKeys {
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("jwt encode: {e}")))
+    }
+
+    /// A token for one scan's event stream, usable where headers cannot be set (`EventSource`).
+    ///
+    /// # Errors
+    /// Only if signing fails.
+    pub fn issue_events(&self, org: Uuid, scan: Uuid, ttl_secs: i64) -> AppResult<String> {
+        let claims = EventClaims {
+            org,
+            scan,
+            iss: ISSUER.into(),
+            aud: EVENTS_AUDIENCE.into(),
+            exp: Utc::now().timestamp() + ttl_secs,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("jwt encode: {e}")))
+    }
+
+    /// # Errors
+    /// `UNAUTHENTICATED` for anything but a valid, unexpired event token.
+    pub fn verify_events(&self, token: &str) -> AppResult<EventClaims> {
+        decode::<EventClaims>(token, &self.decoding, &self.events_validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                AppError::unauthenticated(match e.kind() {
+                    ErrorKind::ExpiredSignature => "event token expired",
+                    _ => "invalid event token",
+                })
+            })
     }
 
     /// # Errors

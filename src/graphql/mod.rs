@@ -4,7 +4,7 @@
 pub mod enums;
 pub mod pagination;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, SimpleObject};
+use async_graphql::{Context, MergedObject, Object, Schema, SimpleObject};
 
 use async_graphql::dataloader::DataLoader;
 
@@ -12,11 +12,12 @@ use crate::app::AppState;
 use crate::context::{Ctx, RequestMeta};
 use crate::error::{AppError, AppResult};
 use crate::findings::graphql::CommentsLoader;
+use crate::live::graphql::SubscriptionRoot;
 use crate::scans::graphql::ScanLoader;
 use crate::targets::graphql::{LatestScanLoader, OpenCountsLoader, TargetLoader};
 
 /// The schema every surface executes against (REST rows run operations on it too).
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Which server answered, so clients can check compatibility.
 #[derive(SimpleObject)]
@@ -72,7 +73,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     );
     if let Some(state) = state {
         let config = &state.config;

@@ -110,6 +110,12 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             post(crate::rest::streams::ingest).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/scans/{id}/raw", get(crate::rest::streams::raw))
+        .route("/api/v1/scans/{id}/events", get(crate::live::sse::events))
+        .route(
+            "/api/v1/scans/{id}/event-token",
+            post(crate::live::sse::event_token),
+        )
+        .route("/graphql/ws", get(crate::live::ws::upgrade))
         .merge(swagger_ui())
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)

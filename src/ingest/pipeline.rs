@@ -149,6 +149,8 @@ async fn mark_running(state: &AppState, row: &scan::Model) -> Result<(), Failure
 struct Streamed {
     meta: ReportMeta,
     scanners: HashSet<String>,
+    processed: u64,
+    new: u64,
 }
 
 async fn run(state: &AppState, row: &scan::Model) -> Result<(), Failure> {
@@ -256,6 +258,8 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
     match parsed {
         Ok(meta) => Ok(Streamed {
             meta,
+            processed: writer.processed,
+            new: writer.new,
             scanners: writer.scanners,
         }),
         Err(IngestError::Parse(err)) => Err(Failure::Report(err.to_string())),
@@ -401,6 +405,8 @@ fn sightings_of(scan_id: Uuid) -> sea_orm::sea_query::SelectStatement {
 async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Result<(), Failure> {
     let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "finalizing");
     progress.percent = 90.0;
+    progress.processed = streamed.processed;
+    progress.findings_new = streamed.new;
     record_progress(state, row, &progress).await;
     let now = Utc::now();
     let txn = state.db.begin().await?;

@@ -1,10 +1,16 @@
 //! Live scan events: what workers publish while a scan moves, and where it goes (the event bus
 //! topics and the scan row, so a late subscriber starts from the truth).
 
+pub mod graphql;
+pub mod sse;
+pub mod ws;
+
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use graphql::follow_scan_stream;
 
 use crate::events::EventBus;
 use crate::scans::ScanStatus;

@@ -14,7 +14,7 @@ use crate::http::health;
         title = "Rampart API",
         description = "Security-scan platform: scanners send reports, Rampart keeps them, turns them into de-duplicated findings per target and serves them. Every REST route runs a GraphQL operation on the same schema served at /graphql.",
     ),
-    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw),
+    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw, crate::live::sse::events, crate::live::sse::event_token),
     components(schemas(ErrorEnvelope, ErrorCode, FieldError)),
     tags((name = "health", description = "Liveness, readiness and backend health"),
         (name = "scans", description = "Reports in, scans and their raw reports out")),

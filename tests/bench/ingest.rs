@@ -36,10 +36,23 @@ async fn state_for(database_url: Option<String>, dir: &std::path::Path) -> AppSt
 }
 
 async fn owner_ctx(state: &AppState) -> Ctx {
-    let org = entity::organization::Entity::find().one(&state.db).await.unwrap().unwrap();
-    let user = entity::user::Entity::find().one(&state.db).await.unwrap().unwrap();
+    let org = entity::organization::Entity::find()
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let user = entity::user::Entity::find()
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
     Ctx {
-        actor: Actor::User { user_id: user.id, session_id: uuid::Uuid::nil(), email: user.email, role: Role::Owner },
+        actor: Actor::User {
+            user_id: user.id,
+            session_id: uuid::Uuid::nil(),
+            email: user.email,
+            role: Role::Owner,
+        },
         org_id: org.id,
         meta: RequestMeta::internal("bench"),
     }
@@ -58,10 +71,18 @@ async fn ingest_once(state: &AppState, ctx: &Ctx, report: &std::path::Path) -> (
         format: Some(rampart::ingest::ReportFormat::Sarif),
         ..Default::default()
     };
-    let accepted = upload::accept(ctx, state, request, body).await.expect("accepted");
-    pipeline::process(state, accepted.scan.id).await.expect("processed");
+    let accepted = upload::accept(ctx, state, request, body)
+        .await
+        .expect("accepted");
+    pipeline::process(state, accepted.scan.id)
+        .await
+        .expect("processed");
     let seconds = started.elapsed().as_secs_f64();
-    let scan = entity::scan::Entity::find_by_id(accepted.scan.id).one(&state.db).await.unwrap().unwrap();
+    let scan = entity::scan::Entity::find_by_id(accepted.scan.id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(scan.status, "complete", "{:?}", scan.error);
     let peak = kib("VmHWM:").saturating_sub(base) as f64 / 1024.0;
     (seconds, peak, i64::from(scan.findings_new))
@@ -69,7 +90,10 @@ async fn ingest_once(state: &AppState, ctx: &Ctx, report: &std::path::Path) -> (
 
 #[tokio::main]
 async fn main() {
-    let mut sizes: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let mut sizes: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     if sizes.is_empty() {
         sizes = vec![10_000, 100_000];
     }
@@ -88,7 +112,9 @@ async fn main() {
         if let Some(admin) = &postgres {
             let name = format!("rampart_bench_{}", uuid::Uuid::new_v4().simple());
             let conn = Database::connect(admin).await.expect("postgres");
-            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .unwrap();
             let base = admin.rsplit_once('/').unwrap().0;
             backends.push(("postgres", Some(format!("{base}/{name}"))));
         }

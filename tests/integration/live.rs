@@ -1,0 +1,436 @@
+//! Live progress: GraphQL subscriptions over both WebSocket protocols, SSE, across processes.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rampart::ingest::synthetic::{sarif, SyntheticResult};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Auth, TestApp, TestConfig, TestEnv};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, protocol: &str) -> Ws {
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let (ws, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket");
+    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+    ws
+}
+
+async fn send(ws: &mut Ws, message: Value) {
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol message, skipping keep-alives; `Err(code)` when the server closed.
+async fn recv(ws: &mut Ws) -> Result<Value, u16> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a message in time");
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if matches!(value["type"].as_str(), Some("ping" | "ka")) {
+                    continue;
+                }
+                return Ok(value);
+            }
+            Some(Ok(Message::Close(frame))) => return Err(frame.map_or(1005, |f| f.code.into())),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(1006),
+        }
+    }
+}
+
+async fn init(ws: &mut Ws, payload: Value) -> Result<Value, u16> {
+    send(ws, json!({"type": "connection_init", "payload": payload})).await;
+    recv(ws).await
+}
+
+const PROGRESS: &str = "subscription($id: UUID!) { scanProgress(scanId: $id) { scanId status phase percent processed findingsNew findingsFixed at } }";
+
+fn big_report(n: u64) -> Vec<u8> {
+    sarif("semgrep", (0..n).map(SyntheticResult::numbered))
+}
+
+#[tokio::test]
+async fn transport_ws_follows_a_scan_to_complete() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+    let mut ws = connect(&app, "graphql-transport-ws").await;
+    assert_eq!(
+        init(&mut ws, json!({"Authorization": format!("Bearer {token}")}))
+            .await
+            .unwrap()["type"],
+        "connection_ack"
+    );
+    send(&mut ws, json!({"id": "events", "type": "subscribe", "payload": {"query": "subscription { scanEvents { scanId status } }"}})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    const N: u64 = 20_000;
+    let accepted = app
+        .ingest(Auth::Bearer(&token), "target=live", big_report(N))
+        .await;
+    let id = accepted.body["data"]["id"].as_str().unwrap().to_string();
+    send(&mut ws, json!({"id": "p", "type": "subscribe", "payload": {"query": PROGRESS, "variables": {"id": id}}})).await;
+
+    let mut progress = Vec::new();
+    let mut statuses = Vec::new();
+    loop {
+        let message = recv(&mut ws).await.expect("open");
+        match (message["type"].as_str(), message["id"].as_str()) {
+            (Some("next"), Some("p")) => {
+                progress.push(message["payload"]["data"]["scanProgress"].clone())
+            }
+            (Some("next"), Some("events")) => statuses.push(
+                message["payload"]["data"]["scanEvents"]["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            (Some("complete"), Some("p")) => break,
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    }
+    let last = progress.last().unwrap();
+    assert_eq!(last["status"], "COMPLETE");
+    assert_eq!(last["percent"], 100.0);
+    assert_eq!(last["findingsNew"], N);
+    for pair in progress.windows(2) {
+        assert!(
+            pair[1]["percent"].as_f64() >= pair[0]["percent"].as_f64(),
+            "{pair:?}"
+        );
+        assert!(
+            pair[1]["processed"].as_u64() >= pair[0]["processed"].as_u64(),
+            "{pair:?}"
+        );
+        assert!(pair[1]["at"].as_str() >= pair[0]["at"].as_str(), "{pair:?}");
+    }
+    // The org-wide stream saw the status changes.
+    for _ in 0..20 {
+        if statuses.last().map(String::as_str) == Some("COMPLETE") {
+            break;
+        }
+        let message = recv(&mut ws).await.expect("open");
+        if message["id"] == "events" {
+            statuses.push(
+                message["payload"]["data"]["scanEvents"]["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+    }
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("QUEUED"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("COMPLETE"),
+        "{statuses:?}"
+    );
+
+    // A late subscriber to the finished scan gets its final state at once, then completion.
+    send(&mut ws, json!({"id": "late", "type": "subscribe", "payload": {"query": PROGRESS, "variables": {"id": id}}})).await;
+    let mut late = Vec::new();
+    loop {
+        let message = recv(&mut ws).await.expect("open");
+        if message["id"] != "late" {
+            continue;
+        }
+        if message["type"] == "complete" {
+            break;
+        }
+        late.push(message["payload"]["data"]["scanProgress"]["status"].clone());
+    }
+    assert_eq!(late, vec![json!("COMPLETE")]);
+}
+
+#[tokio::test]
+async fn legacy_graphql_ws_protocol_works_too() {
+    let app = TestApp::spawn().await;
+    let key = app.create_key(&app.login_admin().await, "WRITE").await;
+    let mut ws = connect(&app, "graphql-ws").await;
+    assert_eq!(
+        init(&mut ws, json!({"apiKey": key})).await.unwrap()["type"],
+        "connection_ack"
+    );
+    let accepted = app
+        .ingest(Auth::ApiKey(&key), "target=legacy", big_report(2_000))
+        .await;
+    let id = accepted.body["data"]["id"].as_str().unwrap().to_string();
+    send(&mut ws, json!({"id": "1", "type": "start", "payload": {"query": PROGRESS, "variables": {"id": id}}})).await;
+    let mut last = Value::Null;
+    loop {
+        let message = recv(&mut ws).await.expect("open");
+        match message["type"].as_str() {
+            Some("data") => last = message["payload"]["data"]["scanProgress"].clone(),
+            Some("complete") => break,
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    }
+    assert_eq!(last["status"], "COMPLETE");
+    assert_eq!(last["findingsNew"], 2_000);
+}
+
+#[tokio::test]
+async fn websocket_refusals_use_the_protocol_codes() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+
+    let mut ws = connect(&app, "graphql-transport-ws").await;
+    assert_eq!(init(&mut ws, json!({})).await, Err(4403), "no credential");
+    let mut ws = connect(&app, "graphql-transport-ws").await;
+    assert_eq!(
+        init(&mut ws, json!({"Authorization": "Bearer not-a-token"})).await,
+        Err(4403),
+        "bad token"
+    );
+
+    let mut ws = connect(&app, "graphql-transport-ws").await;
+    send(&mut ws, json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { scanEvents { status } }"}})).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        Err(4401),
+        "subscribe before connection_init"
+    );
+
+    let mut ws = connect(&app, "graphql-transport-ws").await;
+    init(&mut ws, json!({"Authorization": format!("Bearer {token}")}))
+        .await
+        .unwrap();
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(recv(&mut ws).await, Err(4400), "malformed message");
+
+    let mut ws = connect(&app, "graphql-transport-ws").await;
+    init(&mut ws, json!({"Authorization": format!("Bearer {token}")}))
+        .await
+        .unwrap();
+    let sub = json!({"id": "dup", "type": "subscribe", "payload": {"query": "subscription { scanEvents { status } }"}});
+    send(&mut ws, sub.clone()).await;
+    send(&mut ws, sub).await;
+    assert_eq!(recv(&mut ws).await, Err(4409), "duplicate id");
+
+    // Another org's scan (or none at all) is refused with an error, not an empty stream.
+    let mut ws = connect(&app, "graphql-transport-ws").await;
+    init(&mut ws, json!({"Authorization": format!("Bearer {token}")}))
+        .await
+        .unwrap();
+    send(&mut ws, json!({"id": "x", "type": "subscribe", "payload": {"query": PROGRESS, "variables": {"id": uuid::Uuid::now_v7()}}})).await;
+    let refused = recv(&mut ws).await.unwrap();
+    let errors = match refused["type"].as_str() {
+        Some("error") => refused["payload"].clone(),
+        _ => refused["payload"]["errors"].clone(),
+    };
+    assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{refused}");
+    assert!(refused["payload"]["data"].is_null());
+
+    // A flood of subscriptions on one connection hits the cap (which one is refused depends on
+    // the order the server starts them); the connection survives.
+    let cap = rampart::live::graphql::MAX_SUBSCRIPTIONS_PER_CONNECTION;
+    for n in 0..=cap {
+        send(&mut ws, json!({"id": format!("s{n}"), "type": "subscribe", "payload": {"query": "subscription { scanEvents { status } }"}})).await;
+    }
+    let capped = loop {
+        let message = recv(&mut ws).await.unwrap();
+        if message["type"] != "complete" {
+            break message;
+        }
+    };
+    let errors = match capped["type"].as_str() {
+        Some("error") => capped["payload"].clone(),
+        _ => capped["payload"]["errors"].clone(),
+    };
+    assert_eq!(errors[0]["extensions"]["code"], "RATE_LIMITED", "{capped}");
+    send(&mut ws, json!({"id": "s0", "type": "complete"})).await;
+    send(&mut ws, json!({"id": "after", "type": "subscribe", "payload": {"query": PROGRESS, "variables": {"id": uuid::Uuid::now_v7()}}})).await;
+    let freed = loop {
+        let message = recv(&mut ws).await.unwrap();
+        if message["id"] == "after" {
+            break message;
+        }
+    };
+    assert_eq!(
+        freed["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "a freed slot is usable: {freed}"
+    );
+    // Others are unaffected.
+    let other = app
+        .gql(Auth::Bearer(&token), "{ me { kind } }", json!({}))
+        .await;
+    assert_eq!(other.data("me")["kind"], "USER");
+}
+
+/// Reads SSE events (`event`, `id`, `data`) until the stream ends.
+async fn read_sse(res: reqwest::Response) -> Vec<(String, String, Value)> {
+    let text = tokio::time::timeout(Duration::from_secs(60), res.text())
+        .await
+        .expect("stream ends")
+        .unwrap();
+    text.split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            Some((
+                field("event:")?,
+                field("id:")?,
+                serde_json::from_str(&field("data:")?).ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn server_sent_events_with_resume_and_event_tokens() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+    let accepted = app
+        .ingest(Auth::Bearer(&token), "target=sse", big_report(10_000))
+        .await;
+    let id = accepted.body["data"]["id"].as_str().unwrap().to_string();
+    let url = app.url(&format!("/api/v1/scans/{id}/events"));
+    let res = app.http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let events = read_sse(res).await;
+    let (last_name, _, last) = events.last().unwrap();
+    assert_eq!(last_name, "done");
+    assert_eq!(last["status"], "complete");
+    assert_eq!(last["findings_new"], 10_000);
+    assert!(events
+        .iter()
+        .all(|(name, _, _)| ["progress", "status", "done"].contains(&name.as_str())));
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|(_, id, _)| id.parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[1] > w[0]), "{ids:?}");
+
+    // Resuming after an earlier event replays only what came after it: the final state.
+    let earlier = &events[0].1;
+    let resumed = read_sse(
+        app.http
+            .get(&url)
+            .bearer_auth(&token)
+            .header("last-event-id", earlier)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    if events.len() > 1 {
+        assert_eq!(resumed.len(), 1, "{resumed:?}");
+        assert_eq!(resumed[0].0, "done");
+    }
+    let caught_up = read_sse(
+        app.http
+            .get(&url)
+            .bearer_auth(&token)
+            .header("last-event-id", &events.last().unwrap().1)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(caught_up.is_empty());
+
+    // Browsers: a short-lived token in the query.
+    let minted: Value = app
+        .http
+        .post(app.url(&format!("/api/v1/scans/{id}/event-token")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event_token = minted["data"]["token"].as_str().unwrap();
+    let by_token = read_sse(
+        app.http
+            .get(format!("{url}?event_token={event_token}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(by_token.last().unwrap().0, "done");
+    let anonymous = app.http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    // An event token is not an access token, and an expired one is refused.
+    let as_bearer = app
+        .gql(Auth::Bearer(event_token), "{ me { kind } }", json!({}))
+        .await;
+    assert_eq!(as_bearer.status, 401);
+    let expired = app
+        .state
+        .jwt
+        .issue_events(uuid::Uuid::nil(), uuid::Uuid::parse_str(&id).unwrap(), -10)
+        .unwrap();
+    let refused = app
+        .http
+        .get(format!("{url}?event_token={expired}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
+async fn events_cross_processes_through_redis() {
+    let env = TestEnv::from_env();
+    if env.redis_url.is_none() || env.postgres_url.is_none() {
+        // Two processes need a shared database and Redis: the scale-out run covers this.
+        return;
+    }
+    let tc = TestConfig::for_env(&env).await;
+    let mut api_only = tc.config.clone();
+    api_only.role = rampart::config::Role::Api;
+    let first = TestApp::spawn_with(api_only).await;
+    let second = TestApp::spawn_with(tc.config.clone()).await;
+    let token = first.login_admin().await;
+
+    let mut ws = connect(&first, "graphql-transport-ws").await;
+    init(&mut ws, json!({"Authorization": format!("Bearer {token}")}))
+        .await
+        .unwrap();
+    send(&mut ws, json!({"id": "e", "type": "subscribe", "payload": {"query": "subscription { scanEvents { scanId status } }"}})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let accepted = second
+        .ingest(Auth::Bearer(&token), "target=cross", big_report(500))
+        .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let id = accepted.body["data"]["id"].as_str().unwrap();
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("COMPLETE") {
+        let message = recv(&mut ws).await.expect("open");
+        assert_eq!(message["payload"]["data"]["scanEvents"]["scanId"], id);
+        seen.push(
+            message["payload"]["data"]["scanEvents"]["status"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("QUEUED"));
+    drop(tc);
+}
