@@ -4,9 +4,7 @@ use async_graphql::SimpleObject;
 use chrono::{Duration, Utc};
 use entity::{membership, organization, session, user};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use super::password;
@@ -231,7 +229,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
     }
     let presented_hash = presented.hash();
     if presented_hash != row.refresh_hash {
-        let txn = state.db.begin().await?;
+        let txn = crate::db::begin_write(&state.db).await?;
         revoke_session(&txn, row.id).await?;
         let mut entry = AuditEntry::anonymous(meta, row.org_id, None, "session.refresh_reuse");
         entry.actor_user_id = Some(row.user_id);
@@ -254,7 +252,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
 /// `SESSION_REQUIRED` for API keys.
 pub async fn logout(ctx: &Ctx, state: &AppState) -> AppResult<()> {
     let (_, session_id) = ctx.require_session()?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     revoke_session(&txn, session_id).await?;
     audit::record(
         &txn,

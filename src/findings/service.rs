@@ -5,7 +5,7 @@ use entity::{comment, finding, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -235,7 +235,7 @@ pub async fn set_state(
         .transpose()?;
     let row = find_in_org(&state.db, ctx, id).await?;
     let before = Finding::from_model(row.clone(), now).triage.state;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let mut active: finding::ActiveModel = row.into();
     active.triage_state = Set(change.state.as_str().into());
     active.triage_note = Set(note);

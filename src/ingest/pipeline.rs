@@ -409,7 +409,7 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
     progress.findings_new = streamed.new;
     record_progress(state, row, &progress).await;
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
 
     // Seen again after a fix: reopened.
     scan_finding::Entity::update_many()
@@ -570,7 +570,7 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
 /// Removes what a scan that will not complete wrote: its sightings and the findings only it
 /// created.
 async fn discard_partial(db: &DatabaseConnection, row: &scan::Model) -> Result<(), Failure> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     scan_finding::Entity::delete_many()
         .filter(scan_finding::Column::ScanId.eq(row.id))
         .exec(&txn)

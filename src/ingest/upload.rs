@@ -9,9 +9,7 @@ use chrono::{Duration, Utc};
 use entity::{scan, target};
 use futures::StreamExt;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 use uuid::Uuid;
 
@@ -178,7 +176,7 @@ pub async fn accept(
         created_at: Set(now),
         ..Default::default()
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let inserted = match row.insert(&txn).await {
         Ok(inserted) => inserted,
         Err(e)

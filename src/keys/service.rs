@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::api_key;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -103,7 +103,7 @@ pub async fn create(
         return Err(AppError::invalid("expires_at", "must be in the future"));
     }
     let minted = tokens::new_api_key();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let row = api_key::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(ctx.org_id),
@@ -147,7 +147,7 @@ pub async fn revoke(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ApiKey> 
     if row.revoked_at.is_some() {
         return Ok(row.into());
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let mut active: api_key::ActiveModel = row.into();
     active.revoked_at = Set(Some(Utc::now()));
     let row = active.update(&txn).await?;

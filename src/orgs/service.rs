@@ -4,7 +4,7 @@ use chrono::Utc;
 use entity::{membership, organization, session, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use uuid::Uuid;
 
@@ -52,7 +52,7 @@ pub async fn bootstrap_admin(
     };
     let hash = password::hash(&password).await?;
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let org = organization::ActiveModel {
         id: Set(Uuid::now_v7()),
         slug: Set("default".into()),
@@ -161,7 +161,7 @@ pub async fn create(
         }
         None => slugify(&name),
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let org = organization::ActiveModel {
         id: Set(Uuid::now_v7()),
         slug: Set(slug.clone()),
@@ -256,7 +256,7 @@ pub async fn add_member(ctx: &Ctx, state: &AppState, input: NewMember<'_>) -> Ap
         }
         (None, None) => return Err(AppError::invalid("password", "is required for a new user")),
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let person = match existing {
         Some(u) => u,
         None => {
@@ -327,7 +327,7 @@ pub async fn change_role(
     role: Role,
 ) -> AppResult<Member> {
     ctx.require_session_with(Permission::Admin)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
     let current = Role::parse(&m.role)?;
     if current == Role::Owner || role == Role::Owner {
@@ -359,7 +359,7 @@ pub async fn change_role(
 /// As for [`change_role`].
 pub async fn remove_member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<()> {
     ctx.require_session_with(Permission::Admin)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
     if Role::parse(&m.role)? == Role::Owner {
         ctx.require(Permission::Owner)?;

@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{finding, scan, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -258,7 +257,7 @@ pub async fn delete(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
             "the scan is still running; cancel it first",
         ));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let seen: Vec<Uuid> = scan_finding::Entity::find()
         .select_only()
         .column(scan_finding::Column::FindingId)

@@ -5,7 +5,7 @@ use entity::{scan, target};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use uuid::Uuid;
 
@@ -210,7 +210,7 @@ pub async fn delete(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
         .into_iter()
         .filter_map(|s| s.raw_key)
         .collect();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     target::Entity::delete_by_id(row.id).exec(&txn).await?;
     audit::record(
         &txn,
