@@ -116,6 +116,8 @@ impl App {
     /// # Errors
     /// When a backend is unusable or the address cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // A malformed REST row stops start-up before anything is opened.
+        crate::rest::api()?;
         let backends = open_backends(&config).await?;
         let jwt_secret = secrets::jwt_secret(&config).await?;
         let limiter = match &config.redis_url {
@@ -142,7 +144,7 @@ impl App {
             limiter: Arc::new(limiter),
         };
         let schema = build_schema(Some(state.clone()));
-        let router = crate::http::router(state.clone(), schema);
+        let router = crate::http::router(state.clone(), schema)?;
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", state.config.bind))?;

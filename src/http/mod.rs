@@ -66,8 +66,11 @@ fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
 }
 
 /// The whole HTTP surface of one server process.
-pub fn router(app: AppState, schema: AppSchema) -> Router {
-    let openapi = crate::rest::openapi_document();
+///
+/// # Errors
+/// When the REST table is malformed.
+pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
+    let openapi = crate::rest::api()?.openapi.clone();
     let state = ServerState {
         app: app.clone(),
         schema,
@@ -96,17 +99,19 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
             get(move || async move { Json(openapi) }),
         )
         .merge(swagger_ui())
+        // The REST rows, authenticated like `/graphql`.
+        .merge(crate::rest::router()?)
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
         .layer(middleware::from_fn_with_state(
             app,
             crate::auth::middleware::authenticate_and_limit,
         ));
-    probes
+    Ok(probes
         .merge(api)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
         .layer(CatchPanicLayer::custom(errors::panic_response))
         .layer(middleware::from_fn(errors::enforce_envelope))
         .layer(middleware::from_fn(request_id::assign))
-        .with_state(state)
+        .with_state(state))
 }
