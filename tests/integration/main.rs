@@ -10,5 +10,6 @@ mod health;
 mod isolation;
 mod migrations;
 mod playground;
+mod rest;
 mod server;
 mod store;
