@@ -122,7 +122,13 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn shape(&mut self, ty: &Type, description: Option<String>, set: &SelectionSet, at: &str) -> Result<Shape, String> {
+    fn shape(
+        &mut self,
+        ty: &Type,
+        description: Option<String>,
+        set: &SelectionSet,
+        at: &str,
+    ) -> Result<Shape, String> {
         let kind = if let Some(item) = list_item(ty) {
             ShapeKind::List(Box::new(self.shape(item, None, set, at)?))
         } else {
@@ -149,7 +155,10 @@ impl Walker<'_> {
                 }
             }
         };
-        let type_description = self.index.get(named(ty)).and_then(|d| d.description.clone());
+        let type_description = self
+            .index
+            .get(named(ty))
+            .and_then(|d| d.description.clone());
         Ok(Shape {
             nullable: ty.nullable,
             description: description.or_else(|| type_description.clone()),
@@ -158,7 +167,12 @@ impl Walker<'_> {
         })
     }
 
-    fn fields(&mut self, parent: &str, set: &SelectionSet, at: &str) -> Result<Vec<(String, Shape)>, String> {
+    fn fields(
+        &mut self,
+        parent: &str,
+        set: &SelectionSet,
+        at: &str,
+    ) -> Result<Vec<(String, Shape)>, String> {
         let mut out: Vec<(String, Shape)> = Vec::new();
         for item in &set.items {
             let Selection::Field(field) = &item.node else {
@@ -183,7 +197,12 @@ impl Walker<'_> {
                 .ok_or_else(|| format!("{path}: {parent} has no field {name}"))?
                 .clone();
             self.arguments(&def, &field.arguments, &path)?;
-            let shape = self.shape(&def.ty, def.description.clone(), &field.selection_set.node, &path)?;
+            let shape = self.shape(
+                &def.ty,
+                def.description.clone(),
+                &field.selection_set.node,
+                &path,
+            )?;
             out.push((key.to_string(), shape));
         }
         Ok(out)
@@ -191,10 +210,17 @@ impl Walker<'_> {
 
     /// Records the variables in an argument value, with the type expected where each sits
     /// (inside input-object and list literals too). Literals are left to GraphQL to check.
-    fn collect(&mut self, value: &Value, ty: &Type, description: Option<&String>, at: &str) -> Result<(), String> {
+    fn collect(
+        &mut self,
+        value: &Value,
+        ty: &Type,
+        description: Option<&String>,
+        at: &str,
+    ) -> Result<(), String> {
         match value {
             Value::Variable(var) => {
-                self.used.push((var.to_string(), ty.clone(), description.cloned()));
+                self.used
+                    .push((var.to_string(), ty.clone(), description.cloned()));
             }
             Value::List(items) => {
                 let item_ty = list_item(ty).unwrap_or(ty).clone();
@@ -220,7 +246,12 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn arguments(&mut self, def: &FieldDef, args: &[(Positioned<async_graphql_value::Name>, Positioned<Value>)], at: &str) -> Result<(), String> {
+    fn arguments(
+        &mut self,
+        def: &FieldDef,
+        args: &[(Positioned<async_graphql_value::Name>, Positioned<Value>)],
+        at: &str,
+    ) -> Result<(), String> {
         for (name, value) in args {
             let arg = def
                 .args
@@ -306,25 +337,43 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
             .mutation
             .clone()
             .ok_or_else(|| fail("the schema has no mutations".into()))?,
-        OperationType::Subscription => return Err(fail("subscriptions cannot be REST rows".into())),
+        OperationType::Subscription => {
+            return Err(fail("subscriptions cannot be REST rows".into()))
+        }
     };
     let [root] = operation.selection_set.node.items.as_slice() else {
-        return Err(fail("the operation must select exactly one root field".into()));
+        return Err(fail(
+            "the operation must select exactly one root field".into(),
+        ));
     };
     let Selection::Field(root) = &root.node else {
         return Err(fail("the root selection must be a field".into()));
     };
     let root = &root.node;
     let root_name = root.name.node.as_str();
-    let root_key = root.alias.as_ref().map_or(root_name, |a| a.node.as_str()).to_string();
+    let root_key = root
+        .alias
+        .as_ref()
+        .map_or(root_name, |a| a.node.as_str())
+        .to_string();
     let def = index
         .field(&root_type, root_name)
         .ok_or_else(|| fail(format!("{root_type} has no field {root_name}")))?
         .clone();
-    let mut walker = Walker { index, used: Vec::new() };
-    walker.arguments(&def, &root.arguments, root_name).map_err(&fail)?;
+    let mut walker = Walker {
+        index,
+        used: Vec::new(),
+    };
+    walker
+        .arguments(&def, &root.arguments, root_name)
+        .map_err(&fail)?;
     let shape = walker
-        .shape(&def.ty, def.description.clone(), &root.selection_set.node, root_name)
+        .shape(
+            &def.ty,
+            def.description.clone(),
+            &root.selection_set.node,
+            root_name,
+        )
         .map_err(&fail)?;
 
     // Variables: each declared one is sourced exactly once, used, and fits where it is used.
@@ -334,17 +383,26 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
         let var_name = var_def.name.node.to_string();
         let sourced: Vec<_> = row.vars.iter().filter(|v| v.name == var_name).collect();
         let [source] = sourced.as_slice() else {
-            return Err(fail(format!("variable ${var_name} must be sourced exactly once (it is sourced {} times)", sourced.len())));
+            return Err(fail(format!(
+                "variable ${var_name} must be sourced exactly once (it is sourced {} times)",
+                sourced.len()
+            )));
         };
         let ty = var_def.var_type.node.clone();
         let has_default = var_def.default_value.is_some();
-        let uses: Vec<_> = walker.used.iter().filter(|(n, _, _)| *n == var_name).collect();
+        let uses: Vec<_> = walker
+            .used
+            .iter()
+            .filter(|(n, _, _)| *n == var_name)
+            .collect();
         if uses.is_empty() {
             return Err(fail(format!("variable ${var_name} is never used")));
         }
         for (_, expected, _) in &uses {
             if !fits(&ty, expected, has_default) {
-                return Err(fail(format!("variable ${var_name}: {ty} cannot be passed where {expected} is expected")));
+                return Err(fail(format!(
+                    "variable ${var_name}: {ty} cannot be passed where {expected} is expected"
+                )));
             }
         }
         let base = index
@@ -353,13 +411,19 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
         let simple = matches!(base.kind, Kind::Scalar | Kind::Enum(_));
         match source.source {
             Source::Path if !simple || list_item(&ty).is_some() || ty.nullable => {
-                return Err(fail(format!("path variable ${var_name} must be a non-null scalar or enum")))
+                return Err(fail(format!(
+                    "path variable ${var_name} must be a non-null scalar or enum"
+                )))
             }
             Source::Query if !simple || list_item(&ty).and_then(list_item).is_some() => {
-                return Err(fail(format!("query variable ${var_name} must be a scalar, an enum or a list of them")))
+                return Err(fail(format!(
+                    "query variable ${var_name} must be a scalar, an enum or a list of them"
+                )))
             }
             Source::Body if !matches!(base.kind, Kind::Input(_)) || list_item(&ty).is_some() => {
-                return Err(fail(format!("body variable ${var_name} must be an input object")))
+                return Err(fail(format!(
+                    "body variable ${var_name} must be an input object"
+                )))
             }
             _ => {}
         }
@@ -374,7 +438,10 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
     }
     for var in row.vars {
         if !vars.iter().any(|v| v.name == var.name) {
-            return Err(fail(format!("sources ${} but the operation declares no such variable", var.name)));
+            return Err(fail(format!(
+                "sources ${} but the operation declares no such variable",
+                var.name
+            )));
         }
     }
     for used in &walker.used {
@@ -385,19 +452,31 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
     let params = path_params(row.path);
     for var in vars.iter().filter(|v| v.source == Source::Path) {
         if !params.contains(&var.rest.as_str()) {
-            return Err(fail(format!("path variable ${} needs `{{{}}}` in the path", var.name, var.rest)));
+            return Err(fail(format!(
+                "path variable ${} needs `{{{}}}` in the path",
+                var.name, var.rest
+            )));
         }
     }
     for param in &params {
-        if !vars.iter().any(|v| v.source == Source::Path && v.rest == *param) {
-            return Err(fail(format!("path segment {{{param}}} is not a path variable")));
+        if !vars
+            .iter()
+            .any(|v| v.source == Source::Path && v.rest == *param)
+        {
+            return Err(fail(format!(
+                "path segment {{{param}}} is not a path variable"
+            )));
         }
     }
     if vars.iter().filter(|v| v.source == Source::Body).count() > 1
         || (vars.iter().any(|v| v.source == Source::Body)
-            && vars.iter().any(|v| matches!(v.source, Source::BodyField | Source::BodyFieldOrCookie(_))))
+            && vars
+                .iter()
+                .any(|v| matches!(v.source, Source::BodyField | Source::BodyFieldOrCookie(_))))
     {
-        return Err(fail("the body is either one input variable or a set of field variables".into()));
+        return Err(fail(
+            "the body is either one input variable or a set of field variables".into(),
+        ));
     }
     let mut rest_names = HashSet::new();
     for var in &vars {
@@ -412,14 +491,19 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
         (Envelope::Empty, _) | (_, 204) => {
             return Err(fail("204 and the empty envelope go together".into()))
         }
-        (_, 200 | 201 | 202) => {}
+        (_, 200..=202) => {}
         (_, other) => return Err(fail(format!("status {other} is not a success status"))),
     }
     let page = match row.envelope {
         Envelope::Page => {
             for needed in ["page", "pageSize"] {
-                if !vars.iter().any(|v| v.name == needed && v.source == Source::Query) {
-                    return Err(fail(format!("a paged row must take ${needed} from the query")));
+                if !vars
+                    .iter()
+                    .any(|v| v.name == needed && v.source == Source::Query)
+                {
+                    return Err(fail(format!(
+                        "a paged row must take ${needed} from the query"
+                    )));
                 }
             }
             Some(page_keys(&shape, root_name).map_err(&fail)?)
@@ -448,7 +532,11 @@ pub fn compile_all(index: &SchemaIndex, rows: &[Route]) -> Result<Vec<CompiledRo
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         if !seen.insert((row.method, row.path)) {
-            return Err(format!("REST row {} {} appears twice", row.method.as_str(), row.path));
+            return Err(format!(
+                "REST row {} {} appears twice",
+                row.method.as_str(),
+                row.path
+            ));
         }
         let compiled = compile(index, row)?;
         if !names.insert(compiled.operation_name.clone()) {

@@ -66,7 +66,13 @@ fn enum_values(index: &SchemaIndex, name: &str) -> Option<Vec<String>> {
     }
 }
 
-fn enum_from(index: &SchemaIndex, name: &str, raw: &str, at: &str, problems: &mut Problems) -> Json {
+fn enum_from(
+    index: &SchemaIndex,
+    name: &str,
+    raw: &str,
+    at: &str,
+    problems: &mut Problems,
+) -> Json {
     let values = enum_values(index, name).unwrap_or_default();
     match values.iter().find(|v| v.to_lowercase() == raw) {
         Some(v) => Json::String(v.clone()),
@@ -113,7 +119,13 @@ fn scalar_from_str(scalar: &str, raw: &str, at: &str, problems: &mut Problems) -
 }
 
 /// Coerces path or query strings (several for a list) into the variable's GraphQL JSON.
-pub fn from_strings(index: &SchemaIndex, ty: &Type, raw: &[String], at: &str, problems: &mut Problems) -> Json {
+pub fn from_strings(
+    index: &SchemaIndex,
+    ty: &Type,
+    raw: &[String],
+    at: &str,
+    problems: &mut Problems,
+) -> Json {
     if let Some(item) = list_item(ty) {
         return Json::Array(
             raw.iter()
@@ -135,7 +147,13 @@ pub fn from_strings(index: &SchemaIndex, ty: &Type, raw: &[String], at: &str, pr
 
 /// Coerces a JSON body value into the variable's GraphQL JSON (snake_case keys → GraphQL names,
 /// REST enum spellings → GraphQL's), reporting every problem by its REST path.
-pub fn from_json(index: &SchemaIndex, ty: &Type, value: &Json, at: &str, problems: &mut Problems) -> Json {
+pub fn from_json(
+    index: &SchemaIndex,
+    ty: &Type,
+    value: &Json,
+    at: &str,
+    problems: &mut Problems,
+) -> Json {
     if value.is_null() {
         if !ty.nullable {
             problems.add(at, "must not be null");
@@ -186,15 +204,24 @@ pub fn from_json(index: &SchemaIndex, ty: &Type, value: &Json, at: &str, problem
             Json::Null
         }
         (_, v) => match (name, v) {
-            ("Int", Json::Number(n)) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => v.clone(),
+            ("Int", Json::Number(n)) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => {
+                v.clone()
+            }
             ("Int", _) => {
                 problems.add(at, "must be an integer");
                 Json::Null
             }
-            ("Float", Json::Number(_)) | ("Boolean", Json::Bool(_)) | ("String", Json::String(_)) => v.clone(),
+            ("Float", Json::Number(_))
+            | ("Boolean", Json::Bool(_))
+            | ("String", Json::String(_)) => v.clone(),
             ("ID", Json::String(_) | Json::Number(_)) => v.clone(),
             ("UUID" | "DateTime", Json::String(s)) => scalar_from_str(name, s, at, problems),
-            ("Float", _) | ("Boolean", _) | ("String", _) | ("ID", _) | ("UUID", _) | ("DateTime", _) => {
+            ("Float", _)
+            | ("Boolean", _)
+            | ("String", _)
+            | ("ID", _)
+            | ("UUID", _)
+            | ("DateTime", _) => {
                 problems.add(at, format!("must be {}", json_kind(name)));
                 Json::Null
             }

@@ -9,9 +9,12 @@ pub mod compile;
 pub mod convert;
 pub mod index;
 pub mod openapi;
-pub mod row;
 pub mod routes;
+pub mod row;
 pub mod translate;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, OnceLock};
 
@@ -82,7 +85,10 @@ impl Modify for SecuritySchemes {
 
 /// Tags of the table's routes, with what each groups.
 const TAGS: &[(&str, &str)] = &[
-    ("auth", "Sessions: sign in, refresh, sign out, who am I, switch org"),
+    (
+        "auth",
+        "Sessions: sign in, refresh, sign out, who am I, switch org",
+    ),
     ("api-keys", "Machine credentials of the org"),
     ("users", "Members of the org (admins, signed in)"),
     ("organizations", "The caller's organizations"),
@@ -119,7 +125,12 @@ impl RestApi {
         openapi::describe(&mut doc, &index, &compiled);
         let tags = doc.tags.get_or_insert_with(Vec::new);
         for (name, description) in TAGS {
-            tags.push(TagBuilder::new().name(*name).description(Some(*description)).build());
+            tags.push(
+                TagBuilder::new()
+                    .name(*name)
+                    .description(Some(*description))
+                    .build(),
+            );
         }
         Ok(Self {
             index,
@@ -136,11 +147,9 @@ impl RestApi {
 /// When a row is malformed: the server must not start.
 pub fn api() -> anyhow::Result<&'static RestApi> {
     static API: OnceLock<Result<RestApi, String>> = OnceLock::new();
-    API.get_or_init(|| {
-        RestApi::compile(&crate::graphql::build_schema(None).sdl(), routes::ROUTES)
-    })
-    .as_ref()
-    .map_err(|e| anyhow::anyhow!("{e}"))
+    API.get_or_init(|| RestApi::compile(&crate::graphql::build_schema(None).sdl(), routes::ROUTES))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The OpenAPI document the server serves and `rampart export-schema` writes.
@@ -213,7 +222,9 @@ pub fn router() -> anyhow::Result<Router<ServerState>> {
         let method = filter(route.row.method);
         let route = Arc::clone(route);
         let handler = move |schema, meta, ctx, params, uri, headers, body| {
-            serve(route, &api.index, schema, meta, ctx, params, uri, headers, body)
+            serve(
+                route, &api.index, schema, meta, ctx, params, uri, headers, body,
+            )
         };
         match by_path.iter_mut().find(|(p, _)| *p == path) {
             Some((_, existing)) => *existing = std::mem::take(existing).on(method, handler),
@@ -222,5 +233,7 @@ pub fn router() -> anyhow::Result<Router<ServerState>> {
     }
     Ok(by_path
         .into_iter()
-        .fold(Router::new(), |router, (path, methods)| router.route(path, methods)))
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        }))
 }

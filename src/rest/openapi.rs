@@ -5,8 +5,8 @@
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, ArrayItems, KnownFormat, ObjectBuilder, Schema, SchemaFormat,
-    SchemaType, Type as JsonType,
+    AdditionalProperties, ArrayBuilder, ArrayItems, KnownFormat, ObjectBuilder, Schema,
+    SchemaFormat, SchemaType, Type as JsonType,
 };
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{
@@ -112,15 +112,24 @@ pub fn input(index: &SchemaIndex, ty: &Type, description: Option<&String>) -> Sc
     match def.map(|d| &d.kind) {
         Some(Kind::Enum(values)) => {
             let values: Vec<String> = values.iter().map(|(v, _)| v.to_lowercase()).collect();
-            enumeration(&values, ty.nullable, description.or(def.and_then(|d| d.description.as_ref())))
+            enumeration(
+                &values,
+                ty.nullable,
+                description.or(def.and_then(|d| d.description.as_ref())),
+            )
         }
         Some(Kind::Input(fields)) => {
             let mut builder = closed(ObjectBuilder::new())
                 .schema_type(types(JsonType::Object, ty.nullable))
-                .description(description.or(def.and_then(|d| d.description.as_ref())).cloned());
+                .description(
+                    description
+                        .or(def.and_then(|d| d.description.as_ref()))
+                        .cloned(),
+                );
             for field in fields {
                 let key = snake_case(&field.name);
-                builder = builder.property(&key, input(index, &field.ty, field.description.as_ref()));
+                builder =
+                    builder.property(&key, input(index, &field.ty, field.description.as_ref()));
                 if field.required() {
                     builder = builder.required(&key);
                 }
@@ -131,7 +140,12 @@ pub fn input(index: &SchemaIndex, ty: &Type, description: Option<&String>) -> Sc
     }
 }
 
-fn parameter(index: &SchemaIndex, var: &CompiledVar, place: ParameterIn, name: &str) -> utoipa::openapi::path::Parameter {
+fn parameter(
+    index: &SchemaIndex,
+    var: &CompiledVar,
+    place: ParameterIn,
+    name: &str,
+) -> utoipa::openapi::path::Parameter {
     let required = var.required() && !matches!(place, ParameterIn::Cookie);
     let mut schema = input(index, &var.ty, None);
     let mut description = var.description.clone();
@@ -168,7 +182,10 @@ fn parameter(index: &SchemaIndex, var: &CompiledVar, place: ParameterIn, name: &
         .build()
 }
 
-fn body(index: &SchemaIndex, route: &CompiledRoute) -> Option<utoipa::openapi::request_body::RequestBody> {
+fn body(
+    index: &SchemaIndex,
+    route: &CompiledRoute,
+) -> Option<utoipa::openapi::request_body::RequestBody> {
     let mut required = false;
     let schema: Schema = if let Some(var) = route.vars.iter().find(|v| v.source == Source::Body) {
         required = var.required();
@@ -201,7 +218,11 @@ fn body(index: &SchemaIndex, route: &CompiledRoute) -> Option<utoipa::openapi::r
     Some(
         RequestBodyBuilder::new()
             .content(JSON, ContentBuilder::new().schema(Some(schema)).build())
-            .required(Some(if required { Required::True } else { Required::False }))
+            .required(Some(if required {
+                Required::True
+            } else {
+                Required::False
+            }))
             .description(description)
             .build(),
     )
@@ -262,7 +283,9 @@ fn page_components(doc: &mut OpenApi) {
     };
     let links = closed(ObjectBuilder::new())
         .schema_type(JsonType::Object)
-        .description(Some("Relative URLs of neighbouring pages, keeping the other query parameters."))
+        .description(Some(
+            "Relative URLs of neighbouring pages, keeping the other query parameters.",
+        ))
         .property("self", link("This page.", false))
         .property("first", link("The first page.", false))
         .property("prev", link("The previous page; null on the first.", true))
@@ -274,8 +297,12 @@ fn page_components(doc: &mut OpenApi) {
         .required("next")
         .required("last");
     let components = doc.components.get_or_insert_with(Default::default);
-    components.schemas.insert("PageMeta".into(), RefOr::T(meta.into()));
-    components.schemas.insert("PageLinks".into(), RefOr::T(links.into()));
+    components
+        .schemas
+        .insert("PageMeta".into(), RefOr::T(meta.into()));
+    components
+        .schemas
+        .insert("PageLinks".into(), RefOr::T(links.into()));
 }
 
 fn error_response(description: &str, retry: bool) -> utoipa::openapi::Response {
@@ -327,7 +354,9 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
             .tag(row.tag);
         for var in &route.vars {
             match var.source {
-                Source::Path => op = op.parameter(parameter(index, var, ParameterIn::Path, &var.rest)),
+                Source::Path => {
+                    op = op.parameter(parameter(index, var, ParameterIn::Path, &var.rest))
+                }
                 Source::Query => {
                     op = op.parameter(parameter(index, var, ParameterIn::Query, &var.rest));
                     if var.name == "pageSize" {
@@ -362,7 +391,10 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
                         .build(),
                 )
             }
-            None => op.response(status, ResponseBuilder::new().description(row.summary).build()),
+            None => op.response(
+                status,
+                ResponseBuilder::new().description(row.summary).build(),
+            ),
         };
         let mut errors = vec![
             ("400", "Malformed request: unknown query parameter, malformed id or value, body that is not JSON (`BAD_REQUEST`, with `details`)"),
@@ -380,7 +412,10 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
         for (code, text) in errors {
             op = op.response(code, error_response(text, false));
         }
-        op = op.response("429", error_response("Too many requests (`RATE_LIMITED`)", true));
+        op = op.response(
+            "429",
+            error_response("Too many requests (`RATE_LIMITED`)", true),
+        );
         match row.access {
             Access::Public => {}
             Access::Any => {
@@ -401,6 +436,7 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
             Method::Patch => HttpMethod::Patch,
             Method::Delete => HttpMethod::Delete,
         };
-        doc.paths.add_path_operation(row.path, vec![method], op.build());
+        doc.paths
+            .add_path_operation(row.path, vec![method], op.build());
     }
 }

@@ -159,7 +159,12 @@ impl Route {
         Self::new(Method::Put, p, t, s, o)
     }
     /// A delete answers 204 unless told otherwise.
-    pub const fn delete(p: &'static str, t: &'static str, s: &'static str, o: &'static str) -> Self {
+    pub const fn delete(
+        p: &'static str,
+        t: &'static str,
+        s: &'static str,
+        o: &'static str,
+    ) -> Self {
         Self::new(Method::Delete, p, t, s, o).empty()
     }
     pub const fn vars(mut self, vars: &'static [Var]) -> Self {

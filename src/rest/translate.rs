@@ -45,12 +45,10 @@ fn summary(problems: &[FieldError]) -> String {
     }
 }
 
-fn query_values<'a>(req: &'a RestRequest<'_>, var: &CompiledVar) -> Vec<String> {
+fn query_values(req: &RestRequest<'_>, var: &CompiledVar) -> Vec<String> {
     req.query
         .iter()
-        .filter(|(k, _)| {
-            *k == var.rest || (var.rest == "page_size" && k == PAGE_SIZE_ALIAS)
-        })
+        .filter(|(k, _)| *k == var.rest || (var.rest == "page_size" && k == PAGE_SIZE_ALIAS))
         .map(|(_, v)| v.clone())
         .collect()
 }
@@ -101,7 +99,15 @@ pub fn variables(
                 .path_params
                 .iter()
                 .find(|(k, _)| *k == var.rest)
-                .map(|(_, v)| from_strings(index, &var.ty, std::slice::from_ref(v), &var.rest, &mut edge)),
+                .map(|(_, v)| {
+                    from_strings(
+                        index,
+                        &var.ty,
+                        std::slice::from_ref(v),
+                        &var.rest,
+                        &mut edge,
+                    )
+                }),
             Source::Query => {
                 let raw = query_values(req, var);
                 (!raw.is_empty()).then(|| from_strings(index, &var.ty, &raw, &var.rest, &mut edge))
@@ -116,9 +122,17 @@ pub fn variables(
                     ));
                 };
                 match (fields.get(&var.rest), var.source) {
-                    (Some(v), _) => Some(from_json(index, &var.ty, v, &var.rest, &mut body_problems)),
+                    (Some(v), _) => {
+                        Some(from_json(index, &var.ty, v, &var.rest, &mut body_problems))
+                    }
                     (None, Source::BodyFieldOrCookie(name)) => cookie(req.headers, name).map(|c| {
-                        from_strings(index, &var.ty, std::slice::from_ref(&c), &var.rest, &mut body_problems)
+                        from_strings(
+                            index,
+                            &var.ty,
+                            std::slice::from_ref(&c),
+                            &var.rest,
+                            &mut body_problems,
+                        )
                     }),
                     (None, _) => None,
                 }
@@ -154,7 +168,11 @@ pub fn variables(
         }
     }
     if !edge.0.is_empty() {
-        return Err(client_error(ErrorCode::BadRequest, summary(&edge.0), edge.0));
+        return Err(client_error(
+            ErrorCode::BadRequest,
+            summary(&edge.0),
+            edge.0,
+        ));
     }
     if !body_problems.0.is_empty() {
         return Err(client_error(
@@ -169,9 +187,19 @@ pub fn variables(
 fn error_code(code: &str) -> Option<ErrorCode> {
     use ErrorCode::*;
     [
-        BadRequest, ValidationFailed, Unauthenticated, Forbidden, SessionRequired, NotFound,
-        MethodNotAllowed, Conflict, PayloadTooLarge, UnsupportedFormat, RateLimited,
-        ServiceUnavailable, Internal,
+        BadRequest,
+        ValidationFailed,
+        Unauthenticated,
+        Forbidden,
+        SessionRequired,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedFormat,
+        RateLimited,
+        ServiceUnavailable,
+        Internal,
     ]
     .into_iter()
     .find(|c| c.as_str() == code)
@@ -271,7 +299,11 @@ fn page_envelope(route: &CompiledRoute, req: &RestRequest<'_>, mut value: JsonVa
     let data: Vec<JsonValue> = match value.get_mut(&keys.edges).map(JsonValue::take) {
         Some(JsonValue::Array(edges)) => edges
             .into_iter()
-            .map(|mut edge| edge.get_mut(&keys.node).map(JsonValue::take).unwrap_or(JsonValue::Null))
+            .map(|mut edge| {
+                edge.get_mut(&keys.node)
+                    .map(JsonValue::take)
+                    .unwrap_or(JsonValue::Null)
+            })
             .collect(),
         _ => Vec::new(),
     };
@@ -317,7 +349,9 @@ where
         graphql_error(route, err)
     } else {
         let mut root = match response.data.into_json() {
-            Ok(JsonValue::Object(mut map)) => map.remove(&route.root_key).unwrap_or(JsonValue::Null),
+            Ok(JsonValue::Object(mut map)) => {
+                map.remove(&route.root_key).unwrap_or(JsonValue::Null)
+            }
             _ => JsonValue::Null,
         };
         to_rest(&route.shape, &mut root);

@@ -144,7 +144,10 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
         );
     }
     if let Some(values) = schema["enum"].as_array() {
-        assert!(values.contains(value), "{at}: {value} is not one of {values:?}");
+        assert!(
+            values.contains(value),
+            "{at}: {value} is not one of {values:?}"
+        );
     }
     match (schema["format"].as_str(), value) {
         (Some("uuid"), Value::String(s)) => {
@@ -232,7 +235,10 @@ async fn rest_login(api: &Client<'_>) -> (String, String) {
     assert_eq!(res.status, 200, "{}", res.body);
     (
         res.body["data"]["token"].as_str().unwrap().to_string(),
-        res.body["data"]["refresh_token"].as_str().unwrap().to_string(),
+        res.body["data"]["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
     )
 }
 
@@ -256,8 +262,14 @@ async fn login_refresh_me_logout() {
     assert_eq!(data["user"]["org_slug"], "default");
     assert!(data["user"]["org_id"].is_string());
     let set = cookies(&login.headers);
-    assert!(set.iter().any(|c| c.starts_with("token=") && c.contains("HttpOnly")), "{set:?}");
-    assert!(set.iter().any(|c| c.starts_with("refresh_token=") && c.contains("Path=/api/v1/auth")));
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("token=") && c.contains("HttpOnly")),
+        "{set:?}"
+    );
+    assert!(set
+        .iter()
+        .any(|c| c.starts_with("refresh_token=") && c.contains("Path=/api/v1/auth")));
     let token = data["token"].as_str().unwrap().to_string();
     let refresh = data["refresh_token"].as_str().unwrap().to_string();
 
@@ -275,16 +287,27 @@ async fn login_refresh_me_logout() {
     assert!(alias.body["refresh_token"].is_string());
 
     // Wrong password and unknown email: the same 401.
-    for (email, password) in [(ADMIN_EMAIL, "wrong-password"), ("nobody@acme.test", ADMIN_PASSWORD)] {
+    for (email, password) in [
+        (ADMIN_EMAIL, "wrong-password"),
+        ("nobody@acme.test", ADMIN_PASSWORD),
+    ] {
         let denied = api
-            .post(Auth::None, "/api/v1/auth/login", json!({"email": email, "password": password}))
+            .post(
+                Auth::None,
+                "/api/v1/auth/login",
+                json!({"email": email, "password": password}),
+            )
             .await;
         assert_eq!(denied.status, 401);
         assert_envelope(&denied.body, 401, "UNAUTHENTICATED");
     }
     // A missing field is invalid input, named.
     let missing = api
-        .post(Auth::None, "/api/v1/auth/login", json!({"email": ADMIN_EMAIL}))
+        .post(
+            Auth::None,
+            "/api/v1/auth/login",
+            json!({"email": ADMIN_EMAIL}),
+        )
         .await;
     assert_eq!(missing.status, 422);
     assert_envelope(&missing.body, 422, "VALIDATION_FAILED");
@@ -309,10 +332,17 @@ async fn login_refresh_me_logout() {
 
     // Refresh from the body, then from the cookie.
     let rotated = api
-        .post(Auth::None, "/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+        .post(
+            Auth::None,
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": refresh}),
+        )
         .await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
-    let refresh2 = rotated.body["data"]["refresh_token"].as_str().unwrap().to_string();
+    let refresh2 = rotated.body["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(refresh2, refresh);
     let by_cookie = app
         .http
@@ -326,20 +356,33 @@ async fn login_refresh_me_logout() {
     let token3 = by_cookie["data"]["token"].as_str().unwrap().to_string();
     // Reusing a rotated-out token ends the session.
     let reused = api
-        .post(Auth::None, "/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+        .post(
+            Auth::None,
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": refresh}),
+        )
         .await;
     assert_eq!(reused.status, 401);
-    let no_token = api.post(Auth::None, "/api/v1/auth/refresh", json!({})).await;
+    let no_token = api
+        .post(Auth::None, "/api/v1/auth/refresh", json!({}))
+        .await;
     assert_eq!(no_token.status, 422);
     assert_eq!(no_token.body["details"][0]["field"], "refresh_token");
 
     let (token, _) = rest_login(&api).await;
     let _ = token3;
     let logout = api
-        .call(Auth::Bearer(&token), Method::POST, "/api/v1/auth/logout", None)
+        .call(
+            Auth::Bearer(&token),
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+        )
         .await;
     assert_eq!(logout.status, 204);
-    assert!(cookies(&logout.headers).iter().any(|c| c.starts_with("token=;")));
+    assert!(cookies(&logout.headers)
+        .iter()
+        .any(|c| c.starts_with("token=;")));
     let after = api.get(Auth::Bearer(&token), "/api/v1/auth/me").await;
     assert_eq!(after.status, 401);
 
@@ -366,7 +409,11 @@ async fn login_rate_limit_keeps_retry_after() {
     let last = last.unwrap();
     assert_eq!(last.status, 429);
     assert_envelope(&last.body, 429, "RATE_LIMITED");
-    let retry: u64 = last.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = last.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry >= 1);
 }
 
@@ -377,21 +424,39 @@ async fn organizations_and_switching() {
     let (token, _) = rest_login(&api).await;
 
     let created = api
-        .post(Auth::Bearer(&token), "/api/v1/organizations", json!({"name": "Globex", "slug": "globex"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/organizations",
+            json!({"name": "Globex", "slug": "globex"}),
+        )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["data"]["slug"], "globex");
     assert!(created.body["data"]["created_at"].is_string());
     let org_id = created.body["data"]["id"].as_str().unwrap().to_string();
     let taken = api
-        .post(Auth::Bearer(&token), "/api/v1/organizations", json!({"name": "Globex", "slug": "globex"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/organizations",
+            json!({"name": "Globex", "slug": "globex"}),
+        )
         .await;
     assert_eq!(taken.status, 409);
     let bad = api
-        .post(Auth::Bearer(&token), "/api/v1/organizations", json!({"name": "", "slug": "Bad Slug"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/organizations",
+            json!({"name": "", "slug": "Bad Slug"}),
+        )
         .await;
     assert_eq!(bad.status, 422);
-    assert!(bad.body["details"].as_array().is_some_and(|d| !d.is_empty()), "{}", bad.body);
+    assert!(
+        bad.body["details"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "{}",
+        bad.body
+    );
 
     let list = api.get(Auth::Bearer(&token), "/api/v1/organizations").await;
     assert_eq!(list.status, 200);
@@ -401,7 +466,11 @@ async fn organizations_and_switching() {
     assert!(orgs.iter().all(|o| o["role"] == "owner"));
 
     let switched = api
-        .post(Auth::Bearer(&token), "/api/v1/auth/switch-org", json!({"org_id": org_id}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/auth/switch-org",
+            json!({"org_id": org_id}),
+        )
         .await;
     assert_eq!(switched.status, 200, "{}", switched.body);
     assert_eq!(switched.body["data"]["user"]["org_id"], org_id.as_str());
@@ -409,7 +478,11 @@ async fn organizations_and_switching() {
     // Switching rotates the session: the old access token is done.
     let token = switched.body["data"]["token"].as_str().unwrap().to_string();
     let bad_id = api
-        .post(Auth::Bearer(&token), "/api/v1/auth/switch-org", json!({"org_id": "not-a-uuid"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/auth/switch-org",
+            json!({"org_id": "not-a-uuid"}),
+        )
         .await;
     assert_eq!(bad_id.status, 422);
     assert_eq!(bad_id.body["details"][0]["field"], "org_id");
@@ -422,13 +495,20 @@ async fn api_key_rows_and_their_errors() {
     let (token, _) = rest_login(&api).await;
 
     let created = api
-        .post(Auth::Bearer(&token), "/api/v1/api-keys", json!({"label": "ci", "scopes": "write"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/api-keys",
+            json!({"label": "ci", "scopes": "write"}),
+        )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let data = &created.body["data"];
     let key = data["key"].as_str().unwrap().to_string();
     assert!(key.starts_with("rmp_"));
-    assert!(data["message"].as_str().unwrap().contains("will not be shown again"));
+    assert!(data["message"]
+        .as_str()
+        .unwrap()
+        .contains("will not be shown again"));
     assert_eq!(data["api_key"]["scopes"], "write");
     assert_eq!(data["api_key"]["active"], true);
     assert!(data["api_key"]["expires_at"].is_null());
@@ -436,22 +516,38 @@ async fn api_key_rows_and_their_errors() {
 
     // The default scope, and the documented errors.
     let read = api
-        .post(Auth::Bearer(&token), "/api/v1/api-keys", json!({"label": "reader"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/api-keys",
+            json!({"label": "reader"}),
+        )
         .await;
     assert_eq!(read.body["data"]["api_key"]["scopes"], "read");
     let bad_enum = api
-        .post(Auth::Bearer(&token), "/api/v1/api-keys", json!({"label": "x", "scopes": "WRITE"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/api-keys",
+            json!({"label": "x", "scopes": "WRITE"}),
+        )
         .await;
     assert_eq!(bad_enum.status, 422);
     assert_eq!(bad_enum.body["details"][0]["field"], "scopes");
     let too_long = api
-        .post(Auth::Bearer(&token), "/api/v1/api-keys", json!({"label": "x".repeat(101)}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/api-keys",
+            json!({"label": "x".repeat(101)}),
+        )
         .await;
     assert_eq!(too_long.status, 422);
     assert_envelope(&too_long.body, 422, "VALIDATION_FAILED");
     assert_eq!(too_long.body["details"][0]["field"], "label");
     let unknown_field = api
-        .post(Auth::Bearer(&token), "/api/v1/api-keys", json!({"label": "x", "colour": "red"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/api-keys",
+            json!({"label": "x", "colour": "red"}),
+        )
         .await;
     assert_eq!(unknown_field.status, 422);
     assert_eq!(unknown_field.body["details"][0]["field"], "colour");
@@ -465,11 +561,17 @@ async fn api_key_rows_and_their_errors() {
     assert_eq!(past.status, 422);
     assert_eq!(past.body["details"][0]["field"], "expires_at");
 
-    let no_credentials = api.post(Auth::None, "/api/v1/api-keys", json!({"label": "x"})).await;
+    let no_credentials = api
+        .post(Auth::None, "/api/v1/api-keys", json!({"label": "x"}))
+        .await;
     assert_eq!(no_credentials.status, 401);
     assert_envelope(&no_credentials.body, 401, "UNAUTHENTICATED");
     let by_key = api
-        .post(Auth::ApiKey(&key), "/api/v1/api-keys", json!({"label": "minted by a key"}))
+        .post(
+            Auth::ApiKey(&key),
+            "/api/v1/api-keys",
+            json!({"label": "minted by a key"}),
+        )
         .await;
     assert_eq!(by_key.status, 403);
     assert_envelope(&by_key.body, 403, "SESSION_REQUIRED");
@@ -490,19 +592,30 @@ async fn api_key_rows_and_their_errors() {
     let by_key = api.get(Auth::ApiKey(&key), "/api/v1/api-keys").await;
     assert_eq!(by_key.status, 403);
 
-    let unknown_param = api.get(Auth::Bearer(&token), "/api/v1/api-keys?colour=red").await;
+    let unknown_param = api
+        .get(Auth::Bearer(&token), "/api/v1/api-keys?colour=red")
+        .await;
     assert_eq!(unknown_param.status, 400);
     assert_envelope(&unknown_param.body, 400, "BAD_REQUEST");
     assert_eq!(unknown_param.body["details"][0]["field"], "colour");
-    let bad_page = api.get(Auth::Bearer(&token), "/api/v1/api-keys?page=two").await;
+    let bad_page = api
+        .get(Auth::Bearer(&token), "/api/v1/api-keys?page=two")
+        .await;
     assert_eq!(bad_page.status, 400);
     assert_eq!(bad_page.body["details"][0]["field"], "page");
-    let big_page = api.get(Auth::Bearer(&token), "/api/v1/api-keys?page_size=501").await;
+    let big_page = api
+        .get(Auth::Bearer(&token), "/api/v1/api-keys?page_size=501")
+        .await;
     assert_eq!(big_page.status, 422);
     assert_eq!(big_page.body["details"][0]["field"], "page_size");
 
     let malformed = api
-        .call(Auth::Bearer(&token), Method::DELETE, "/api/v1/api-keys/not-a-uuid", None)
+        .call(
+            Auth::Bearer(&token),
+            Method::DELETE,
+            "/api/v1/api-keys/not-a-uuid",
+            None,
+        )
         .await;
     assert_eq!(malformed.status, 400);
     assert_envelope(&malformed.body, 400, "BAD_REQUEST");
@@ -510,17 +623,30 @@ async fn api_key_rows_and_their_errors() {
 
     // Another org's key answers exactly like a missing one.
     let other = api
-        .post(Auth::Bearer(&token), "/api/v1/organizations", json!({"name": "Other", "slug": "other"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/organizations",
+            json!({"name": "Other", "slug": "other"}),
+        )
         .await;
     let other_id = other.body["data"]["id"].as_str().unwrap();
     let switched = api
-        .post(Auth::Bearer(&token), "/api/v1/auth/switch-org", json!({"org_id": other_id}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/auth/switch-org",
+            json!({"org_id": other_id}),
+        )
         .await;
     let other_token = switched.body["data"]["token"].as_str().unwrap().to_string();
     // The switch rotated the session; sign in again for the first org.
     let (token, _) = rest_login(&api).await;
     let foreign = api
-        .call(Auth::Bearer(&other_token), Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), None)
+        .call(
+            Auth::Bearer(&other_token),
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{key_id}"),
+            None,
+        )
         .await;
     assert_eq!(foreign.status, 404);
     assert_envelope(&foreign.body, 404, "NOT_FOUND");
@@ -535,12 +661,22 @@ async fn api_key_rows_and_their_errors() {
     assert_eq!(missing.status, 404);
 
     let by_key = api
-        .call(Auth::ApiKey(&key), Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), None)
+        .call(
+            Auth::ApiKey(&key),
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{key_id}"),
+            None,
+        )
         .await;
     assert_eq!(by_key.status, 403);
     assert_envelope(&by_key.body, 403, "SESSION_REQUIRED");
     let revoked = api
-        .call(Auth::Bearer(&token), Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), None)
+        .call(
+            Auth::Bearer(&token),
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{key_id}"),
+            None,
+        )
         .await;
     assert_eq!(revoked.status, 204);
     let dead = api.get(Auth::ApiKey(&key), "/api/v1/api-keys/me").await;
@@ -554,7 +690,11 @@ async fn lists_page_with_meta_and_links() {
     let (token, _) = rest_login(&api).await;
     for i in 0..5 {
         let res = api
-            .post(Auth::Bearer(&token), "/api/v1/api-keys", json!({"label": format!("key {i}")}))
+            .post(
+                Auth::Bearer(&token),
+                "/api/v1/api-keys",
+                json!({"label": format!("key {i}")}),
+            )
             .await;
         assert_eq!(res.status, 201);
     }
@@ -564,7 +704,10 @@ async fn lists_page_with_meta_and_links() {
     let first = api.get(Auth::Bearer(&token), &page(1)).await;
     assert_eq!(first.status, 200);
     assert_eq!(first.body["data"].as_array().unwrap().len(), 2);
-    assert_eq!(first.body["meta"], json!({"total": 5, "page": 1, "page_size": 2, "total_pages": 3}));
+    assert_eq!(
+        first.body["meta"],
+        json!({"total": 5, "page": 1, "page_size": 2, "total_pages": 3})
+    );
     assert_eq!(
         first.body["links"],
         json!({"self": link(1), "first": link(1), "prev": null, "next": link(2), "last": link(3)})
@@ -574,8 +717,17 @@ async fn lists_page_with_meta_and_links() {
     assert_eq!(middle.body["meta"]["page"], 2);
     assert_eq!(middle.body["links"]["prev"], link(1));
     assert_eq!(middle.body["links"]["next"], link(3));
-    let first_ids: Vec<_> = first.body["data"].as_array().unwrap().iter().map(|k| k["id"].clone()).collect();
-    assert!(middle.body["data"].as_array().unwrap().iter().all(|k| !first_ids.contains(&k["id"])));
+    let first_ids: Vec<_> = first.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].clone())
+        .collect();
+    assert!(middle.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| !first_ids.contains(&k["id"])));
 
     let last = api.get(Auth::Bearer(&token), &page(3)).await;
     assert_eq!(last.body["data"].as_array().unwrap().len(), 1);
@@ -585,12 +737,17 @@ async fn lists_page_with_meta_and_links() {
     let beyond = api.get(Auth::Bearer(&token), &page(7)).await;
     assert_eq!(beyond.status, 200);
     assert_eq!(beyond.body["data"], json!([]));
-    assert_eq!(beyond.body["meta"], json!({"total": 5, "page": 7, "page_size": 2, "total_pages": 3}));
+    assert_eq!(
+        beyond.body["meta"],
+        json!({"total": 5, "page": 7, "page_size": 2, "total_pages": 3})
+    );
     assert_eq!(beyond.body["links"]["prev"], link(3));
     assert_eq!(beyond.body["links"]["next"], Value::Null);
 
     // `limit` is an alias of `page_size`; the default page size is 50.
-    let limited = api.get(Auth::Bearer(&token), "/api/v1/api-keys?limit=4").await;
+    let limited = api
+        .get(Auth::Bearer(&token), "/api/v1/api-keys?limit=4")
+        .await;
     assert_eq!(limited.body["meta"]["page_size"], 4);
     assert_eq!(limited.body["data"].as_array().unwrap().len(), 4);
     let default = api.get(Auth::Bearer(&token), "/api/v1/api-keys").await;
@@ -617,12 +774,20 @@ async fn user_rows_and_null_versus_absent() {
     let id = created.body["data"]["id"].as_str().unwrap().to_string();
 
     let bad_email = api
-        .post(Auth::Bearer(&token), "/api/v1/users", json!({"email": "nope", "password": "member-password", "role": "viewer"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/users",
+            json!({"email": "nope", "password": "member-password", "role": "viewer"}),
+        )
         .await;
     assert_eq!(bad_email.status, 422);
     assert_eq!(bad_email.body["details"][0]["field"], "email");
     let no_role = api
-        .post(Auth::Bearer(&token), "/api/v1/users", json!({"email": "x@acme.test"}))
+        .post(
+            Auth::Bearer(&token),
+            "/api/v1/users",
+            json!({"email": "x@acme.test"}),
+        )
         .await;
     assert_eq!(no_role.status, 422);
     assert_eq!(no_role.body["details"][0]["field"], "role");
@@ -632,18 +797,33 @@ async fn user_rows_and_null_versus_absent() {
     assert_eq!(list.body["meta"]["total"], 2);
 
     let patched = api
-        .call(Auth::Bearer(&token), Method::PATCH, &format!("/api/v1/users/{id}"), Some(json!({"role": "admin"})))
+        .call(
+            Auth::Bearer(&token),
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(json!({"role": "admin"})),
+        )
         .await;
     assert_eq!(patched.status, 200, "{}", patched.body);
     assert_eq!(patched.body["data"]["role"], "admin");
     // `role` may not be cleared: an explicit null is refused; absent means "not given".
     let null_role = api
-        .call(Auth::Bearer(&token), Method::PATCH, &format!("/api/v1/users/{id}"), Some(json!({"role": null})))
+        .call(
+            Auth::Bearer(&token),
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(json!({"role": null})),
+        )
         .await;
     assert_eq!(null_role.status, 422);
     assert_eq!(null_role.body["details"][0]["message"], "must not be null");
     let absent = api
-        .call(Auth::Bearer(&token), Method::PATCH, &format!("/api/v1/users/{id}"), Some(json!({})))
+        .call(
+            Auth::Bearer(&token),
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(absent.status, 422);
     assert_eq!(absent.body["details"][0]["message"], "is required");
@@ -654,11 +834,21 @@ async fn user_rows_and_null_versus_absent() {
     assert_envelope(&by_key.body, 403, "SESSION_REQUIRED");
 
     let removed = api
-        .call(Auth::Bearer(&token), Method::DELETE, &format!("/api/v1/users/{id}"), None)
+        .call(
+            Auth::Bearer(&token),
+            Method::DELETE,
+            &format!("/api/v1/users/{id}"),
+            None,
+        )
         .await;
     assert_eq!(removed.status, 204);
     let again = api
-        .call(Auth::Bearer(&token), Method::DELETE, &format!("/api/v1/users/{id}"), None)
+        .call(
+            Auth::Bearer(&token),
+            Method::DELETE,
+            &format!("/api/v1/users/{id}"),
+            None,
+        )
         .await;
     assert_eq!(again.status, 404);
 }
@@ -671,7 +861,12 @@ async fn read_routes_answer_what_graphql_answers() {
     let key = app.create_key(&token, "READ").await;
     app.add_member(&token, "viewer@acme.test", "VIEWER").await;
     // The key's first use sets `last_used_at` (then at most once a minute): use it once first.
-    assert_eq!(api.get(Auth::ApiKey(&key), "/api/v1/api-keys/me").await.status, 200);
+    assert_eq!(
+        api.get(Auth::ApiKey(&key), "/api/v1/api-keys/me")
+            .await
+            .status,
+        200
+    );
 
     const KEY: &str = "id label prefix scopes expiresAt lastUsedAt revokedAt createdAt active";
     const MEMBER: &str = "id email displayName role joinedAt";
@@ -784,18 +979,26 @@ async fn the_document_describes_every_row() {
     let scopes = &doc["components"]["schemas"]["CurrentApiKeyResponse"]["properties"]["data"]
         ["properties"]["scopes"];
     assert_eq!(scopes["enum"], json!(["read", "write"]));
-    assert_eq!(scopes["description"], "`read`, or `write` (which includes read).");
-    let body = &doc["paths"]["/api/v1/api-keys"]["post"]["requestBody"]["content"]["application/json"]
-        ["schema"];
+    assert_eq!(
+        scopes["description"],
+        "`read`, or `write` (which includes read)."
+    );
+    let body = &doc["paths"]["/api/v1/api-keys"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
     assert_eq!(body["required"], json!(["label"]));
-    assert_eq!(body["properties"]["expires_at"]["type"], json!(["string", "null"]));
+    assert_eq!(
+        body["properties"]["expires_at"]["type"],
+        json!(["string", "null"])
+    );
     assert!(doc["paths"]["/api/v1/auth/refresh"]["post"]["parameters"]
         .as_array()
         .unwrap()
         .iter()
         .any(|p| p["in"] == "cookie" && p["name"] == "refresh_token"));
-    assert!(doc["paths"]["/api/v1/users/{id}"]["patch"]["requestBody"]["description"]
-        .as_str()
-        .unwrap()
-        .contains("`null`"));
+    assert!(
+        doc["paths"]["/api/v1/users/{id}"]["patch"]["requestBody"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("`null`")
+    );
 }
