@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value as JsonValue};
 
-use super::compile::{CompiledRoute, CompiledVar};
+use super::compile::CompiledRoute;
 use super::convert::{from_json, from_strings, rest_field_path, to_rest, Problems};
 use super::index::SchemaIndex;
 use super::row::{Envelope, Source};
@@ -45,10 +45,11 @@ fn summary(problems: &[FieldError]) -> String {
     }
 }
 
-fn query_values(req: &RestRequest<'_>, var: &CompiledVar) -> Vec<String> {
+/// The values of a query key, in order.
+fn query_values(req: &RestRequest<'_>, name: &str) -> Vec<String> {
     req.query
         .iter()
-        .filter(|(k, _)| *k == var.rest || (var.rest == "page_size" && k == PAGE_SIZE_ALIAS))
+        .filter(|(k, _)| k == name)
         .map(|(_, v)| v.clone())
         .collect()
 }
@@ -109,8 +110,18 @@ pub fn variables(
                     )
                 }),
             Source::Query => {
-                let raw = query_values(req, var);
-                (!raw.is_empty()).then(|| from_strings(index, &var.ty, &raw, &var.rest, &mut edge))
+                let raw = query_values(req, &var.rest);
+                // `limit` is checked like `page_size` and used when `page_size` is absent.
+                let alias = match var.rest.as_str() {
+                    "page_size" => query_values(req, PAGE_SIZE_ALIAS),
+                    _ => Vec::new(),
+                };
+                let alias = (!alias.is_empty())
+                    .then(|| from_strings(index, &var.ty, &alias, PAGE_SIZE_ALIAS, &mut edge));
+                match raw.is_empty() {
+                    false => Some(from_strings(index, &var.ty, &raw, &var.rest, &mut edge)),
+                    true => alias,
+                }
             }
             Source::Body => Some(from_json(index, &var.ty, &body, "", &mut body_problems)),
             Source::BodyField | Source::BodyFieldOrCookie(_) => {
@@ -141,6 +152,13 @@ pub fn variables(
         match value {
             Some(v) => {
                 vars.insert(var.name.clone(), v);
+            }
+            // A credential that may come from a cookie: its absence is not being signed in.
+            None if var.required() && matches!(var.source, Source::BodyFieldOrCookie(_)) => {
+                return Err(AppError::unauthenticated(format!(
+                    "no {}: send it in the body or in its cookie",
+                    var.rest
+                )));
             }
             None if var.required() => {
                 let problems = if matches!(var.source, Source::Path | Source::Query) {

@@ -366,8 +366,8 @@ async fn login_refresh_me_logout() {
     let no_token = api
         .post(Auth::None, "/api/v1/auth/refresh", json!({}))
         .await;
-    assert_eq!(no_token.status, 422);
-    assert_eq!(no_token.body["details"][0]["field"], "refresh_token");
+    assert_eq!(no_token.status, 401);
+    assert_envelope(&no_token.body, 401, "UNAUTHENTICATED");
 
     let (token, _) = rest_login(&api).await;
     let _ = token3;
@@ -750,6 +750,13 @@ async fn lists_page_with_meta_and_links() {
         .await;
     assert_eq!(limited.body["meta"]["page_size"], 4);
     assert_eq!(limited.body["data"].as_array().unwrap().len(), 4);
+    let both = api
+        .get(Auth::Bearer(&token), "/api/v1/api-keys?limit=4&page_size=3")
+        .await;
+    assert_eq!(
+        both.body["meta"]["page_size"], 3,
+        "page_size wins over limit"
+    );
     let default = api.get(Auth::Bearer(&token), "/api/v1/api-keys").await;
     assert_eq!(default.body["meta"]["page_size"], 50);
     assert_eq!(default.body["meta"]["total_pages"], 1);
