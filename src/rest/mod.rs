@@ -11,6 +11,7 @@ pub mod index;
 pub mod openapi;
 pub mod routes;
 pub mod row;
+pub mod select;
 pub mod translate;
 
 #[cfg(test)]
