@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value as JsonValue};
 
-use super::compile::CompiledRoute;
+use super::compile::{CompiledRoute, CompiledVar};
 use super::convert::{from_json, from_strings, rest_field_path, to_rest, Problems};
 use super::index::SchemaIndex;
 use super::row::{Envelope, Source};
@@ -54,10 +54,24 @@ fn query_values(req: &RestRequest<'_>, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The documented ranges of the paging parameters: `page` from 1, `page_size` (or `limit`)
+/// from 1 to 500.
+fn check_paging(var: &CompiledVar, value: &JsonValue, name: &str, problems: &mut Problems) {
+    let Some(n) = value.as_i64() else { return };
+    match var.name.as_str() {
+        "page" if n < 1 => problems.add(name, "must be 1 or more"),
+        "pageSize" if !(1..=MAX_PAGE_SIZE as i64).contains(&n) => {
+            problems.add(name, format!("must be between 1 and {MAX_PAGE_SIZE}"))
+        }
+        _ => {}
+    }
+}
+
 /// Builds the operation's variables from the request.
 ///
 /// # Errors
-/// 400 `BAD_REQUEST` for unknown query parameters, malformed path or query values and a body
+/// 400 `BAD_REQUEST` for unknown query parameters, malformed or out-of-range path or query
+/// values (`page` below 1, `page_size` outside 1–500) and a body
 /// that is not JSON; 422 `VALIDATION_FAILED` for body fields that are missing, unknown or of
 /// the wrong type. `details` names each parameter as the client spelled it.
 pub fn variables(
@@ -116,10 +130,17 @@ pub fn variables(
                     "page_size" => query_values(req, PAGE_SIZE_ALIAS),
                     _ => Vec::new(),
                 };
-                let alias = (!alias.is_empty())
-                    .then(|| from_strings(index, &var.ty, &alias, PAGE_SIZE_ALIAS, &mut edge));
+                let alias = (!alias.is_empty()).then(|| {
+                    let v = from_strings(index, &var.ty, &alias, PAGE_SIZE_ALIAS, &mut edge);
+                    check_paging(var, &v, PAGE_SIZE_ALIAS, &mut edge);
+                    v
+                });
                 match raw.is_empty() {
-                    false => Some(from_strings(index, &var.ty, &raw, &var.rest, &mut edge)),
+                    false => {
+                        let v = from_strings(index, &var.ty, &raw, &var.rest, &mut edge);
+                        check_paging(var, &v, &var.rest, &mut edge);
+                        Some(v)
+                    }
                     true => alias,
                 }
             }

@@ -606,7 +606,7 @@ async fn api_key_rows_and_their_errors() {
     let big_page = api
         .get(Auth::Bearer(&token), "/api/v1/api-keys?page_size=501")
         .await;
-    assert_eq!(big_page.status, 422);
+    assert_eq!(big_page.status, 400);
     assert_eq!(big_page.body["details"][0]["field"], "page_size");
 
     let malformed = api
@@ -750,6 +750,19 @@ async fn lists_page_with_meta_and_links() {
         .await;
     assert_eq!(limited.body["meta"]["page_size"], 4);
     assert_eq!(limited.body["data"].as_array().unwrap().len(), 4);
+    let zero = api
+        .get(Auth::Bearer(&token), "/api/v1/api-keys?page=0")
+        .await;
+    assert_eq!(zero.status, 400);
+    assert_eq!(zero.body["details"][0]["field"], "page");
+    let bad_alias = api
+        .get(
+            Auth::Bearer(&token),
+            "/api/v1/api-keys?page_size=2&limit=9000",
+        )
+        .await;
+    assert_eq!(bad_alias.status, 400);
+    assert_eq!(bad_alias.body["details"][0]["field"], "limit");
     let both = api
         .get(Auth::Bearer(&token), "/api/v1/api-keys?limit=4&page_size=3")
         .await;
