@@ -118,6 +118,8 @@ impl App {
     /// # Errors
     /// When a backend is unusable or the address cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // A malformed REST row stops start-up before anything is opened.
+        crate::rest::api()?;
         let backends = open_backends(&config).await?;
         Self::build_with(config, backends).await
     }
@@ -153,7 +155,7 @@ impl App {
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
         };
         let schema = build_schema(Some(state.clone()));
-        let router = crate::http::router(state.clone(), schema);
+        let router = crate::http::router(state.clone(), schema)?;
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", state.config.bind))?;

@@ -145,7 +145,8 @@ async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
 fn export_schema(out: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let sdl = rampart::graphql::build_schema(None).sdl();
-    let openapi = rampart::rest::openapi_document()
+    let openapi = rampart::rest::api()?
+        .openapi
         .to_pretty_json()
         .context("serialising the OpenAPI document")?;
     std::fs::write(out.join("schema.graphql"), sdl)?;

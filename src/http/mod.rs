@@ -73,8 +73,11 @@ fn app_role_serves_api(state: &ServerState) -> bool {
 }
 
 /// The whole HTTP surface of one server process.
-pub fn router(app: AppState, schema: AppSchema) -> Router {
-    let openapi = crate::rest::openapi_document();
+///
+/// # Errors
+/// When the REST table is malformed.
+pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
+    let openapi = crate::rest::api()?.openapi.clone();
     let state = ServerState {
         app: app.clone(),
         schema,
@@ -117,6 +120,8 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
         )
         .route("/graphql/ws", get(crate::live::ws::upgrade))
         .merge(swagger_ui())
+        // The REST rows, authenticated like `/graphql`.
+        .merge(crate::rest::router()?)
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
         .layer(middleware::from_fn_with_state(
@@ -129,11 +134,11 @@ pub fn router(app: AppState, schema: AppSchema) -> Router {
     } else {
         Router::new()
     };
-    probes
+    Ok(probes
         .merge(api)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
         .layer(CatchPanicLayer::custom(errors::panic_response))
         .layer(middleware::from_fn(errors::enforce_envelope))
         .layer(middleware::from_fn(request_id::assign))
-        .with_state(state)
+        .with_state(state))
 }

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use entity::{finding, scan, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 use uuid::Uuid;

@@ -1,12 +1,42 @@
-//! The REST surface under `/api/v1` and its OpenAPI 3.1 description.
+//! The REST surface under `/api/v1` and its OpenAPI 3.1 description, both generated from one
+//! table of rows ([`routes::ROUTES`]), each running a GraphQL operation on the same schema as
+//! `/graphql` through one generic translator ([`translate`]).
+//!
+//! At start-up the table is compiled once against the schema's SDL ([`compile`]): every
+//! operation is parsed and checked there, so a malformed row stops the server from starting.
 
+pub mod compile;
+pub mod convert;
+pub mod index;
+pub mod openapi;
+pub mod routes;
+pub mod row;
+pub mod select;
 pub mod streams;
+pub mod translate;
 
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::{RawPathParams, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::{Extension, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
 use utoipa::{Modify, OpenApi};
 
+use self::compile::CompiledRoute;
+use self::index::SchemaIndex;
+use self::row::Method;
+use crate::context::{Ctx, RequestMeta};
 use crate::error::{ErrorCode, ErrorEnvelope, FieldError};
-use crate::http::health;
+use crate::graphql::AppSchema;
+use crate::http::{health, ServerState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -56,9 +86,157 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Tags of the table's routes, with what each groups.
+const TAGS: &[(&str, &str)] = &[
+    (
+        "auth",
+        "Sessions: sign in, refresh, sign out, who am I, switch org",
+    ),
+    ("api-keys", "Machine credentials of the org"),
+    ("users", "Members of the org (admins, signed in)"),
+    ("organizations", "The caller's organizations"),
+];
+
+/// The compiled table and the document describing it.
+pub struct RestApi {
+    pub index: SchemaIndex,
+    pub routes: Vec<Arc<CompiledRoute>>,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+impl RestApi {
+    /// Compiles `rows` against a schema's SDL and describes them, with the hand-written routes
+    /// (health, index) and the security schemes.
+    ///
+    /// # Errors
+    /// The first malformed row.
+    pub fn compile(sdl: &str, rows: &[row::Route]) -> Result<Self, String> {
+        let index = SchemaIndex::from_sdl(sdl)?;
+        let compiled = compile::compile_all(&index, rows)?;
+        for row in rows {
+            if !TAGS.iter().any(|(t, _)| *t == row.tag) {
+                return Err(format!(
+                    "REST row {} {}: tag {:?} is not in rest::TAGS",
+                    row.method.as_str(),
+                    row.path,
+                    row.tag
+                ));
+            }
+        }
+        let mut doc = ApiDoc::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+        openapi::describe(&mut doc, &index, &compiled);
+        let tags = doc.tags.get_or_insert_with(Vec::new);
+        for (name, description) in TAGS {
+            tags.push(
+                TagBuilder::new()
+                    .name(*name)
+                    .description(Some(*description))
+                    .build(),
+            );
+        }
+        Ok(Self {
+            index,
+            routes: compiled.into_iter().map(Arc::new).collect(),
+            openapi: doc,
+        })
+    }
+}
+
+/// The table compiled against the server's schema, once per process (the schema's shape does
+/// not depend on its state, so no database is needed).
+///
+/// # Errors
+/// When a row is malformed: the server must not start.
+pub fn api() -> anyhow::Result<&'static RestApi> {
+    static API: OnceLock<Result<RestApi, String>> = OnceLock::new();
+    API.get_or_init(|| RestApi::compile(&crate::graphql::build_schema(None).sdl(), routes::ROUTES))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// The OpenAPI document the server serves and `rampart export-schema` writes.
+///
+/// # Panics
+/// When the REST table is malformed (start-up, and the unit tests, catch that first).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc
+    match api() {
+        Ok(api) => api.openapi.clone(),
+        Err(err) => panic!("{err:#}"),
+    }
+}
+
+fn filter(method: Method) -> MethodFilter {
+    match method {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+        Method::Put => MethodFilter::PUT,
+        Method::Patch => MethodFilter::PATCH,
+        Method::Delete => MethodFilter::DELETE,
+    }
+}
+
+/// Serves one row (the axum side of [`translate::run`]).
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    route: Arc<CompiledRoute>,
+    index: &'static SchemaIndex,
+    State(schema): State<AppSchema>,
+    Extension(meta): Extension<RequestMeta>,
+    ctx: Option<Extension<Ctx>>,
+    params: RawPathParams,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path_params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let req = translate::RestRequest {
+        path: uri.path(),
+        path_params: &path_params,
+        query: &query,
+        headers: &headers,
+        body: &body,
+    };
+    translate::run(&route, index, &schema, req, |r| {
+        let r = r.data(meta);
+        match ctx {
+            Some(Extension(ctx)) => r.data(ctx),
+            None => r,
+        }
+    })
+    .await
+}
+
+/// Every row as an axum route; mount it behind the authentication middleware.
+///
+/// # Errors
+/// When the table is malformed.
+pub fn router() -> anyhow::Result<Router<ServerState>> {
+    let api = api()?;
+    let mut by_path: Vec<(&'static str, MethodRouter<ServerState>)> = Vec::new();
+    for route in &api.routes {
+        let path = route.row.path;
+        let method = filter(route.row.method);
+        let route = Arc::clone(route);
+        let handler = move |schema, meta, ctx, params, uri, headers, body| {
+            serve(
+                route, &api.index, schema, meta, ctx, params, uri, headers, body,
+            )
+        };
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).on(method, handler),
+            None => by_path.push((path, on(method, handler))),
+        }
+    }
+    Ok(by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        }))
 }

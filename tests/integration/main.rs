@@ -14,5 +14,6 @@ mod isolation;
 mod live;
 mod migrations;
 mod playground;
+mod rest;
 mod server;
 mod store;
