@@ -100,7 +100,7 @@ impl FindingsQuery {
         ctx: &Context<'_>,
         target_id: Option<Uuid>,
         #[graphql(desc = "Only findings this scan saw.")] scan_id: Option<Uuid>,
-        #[graphql(default)] severity: Vec<Severity>,
+        #[graphql(desc = "Any of these severities.")] severity: Option<Vec<Severity>>,
         status: Option<FindingStatus>,
         triage_state: Option<TriageState>,
         rule_id: Option<String>,
@@ -126,7 +126,7 @@ impl FindingsQuery {
         let filter = FindingFilter {
             target_id,
             scan_id,
-            severity,
+            severity: severity.unwrap_or_default(),
             status,
             triage_state,
             rule_id,
@@ -181,9 +181,15 @@ impl FindingsMutation {
         Ok(super::add_comment(caller(ctx)?, state(ctx), finding_id, &body).await?)
     }
 
-    /// Deletes a comment (its author, or admins).
-    async fn delete_comment(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
-        super::delete_comment(caller(ctx)?, state(ctx), id).await?;
+    /// Deletes a comment (its author, or admins). With `findingId`, the comment must be on that
+    /// finding.
+    async fn delete_comment(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        finding_id: Option<Uuid>,
+    ) -> Result<bool> {
+        super::delete_comment(caller(ctx)?, state(ctx), id, finding_id).await?;
         Ok(true)
     }
 }

@@ -306,12 +306,18 @@ pub async fn add_comment(
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`.
-pub async fn delete_comment(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
+pub async fn delete_comment(
+    ctx: &Ctx,
+    state: &AppState,
+    id: Uuid,
+    on_finding: Option<Uuid>,
+) -> AppResult<()> {
     ctx.require(Permission::Write)?;
     let row = comment::Entity::find_by_id(id)
         .filter(comment::Column::OrgId.eq(ctx.org_id))
         .one(&state.db)
         .await?
+        .filter(|c| on_finding.is_none_or(|f| c.finding_id == f))
         .ok_or_else(|| AppError::not_found("comment"))?;
     let own = row.author_id.is_some() && row.author_id == ctx.user_id();
     if !own {

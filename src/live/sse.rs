@@ -71,6 +71,7 @@ fn events_caller(
     responses(
         (status = 200, description = "`text/event-stream` of `progress`, `status` and `done` events", content_type = "text/event-stream"),
         (status = 401, description = "No credential or event token", body = crate::error::ErrorEnvelope),
+        (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such scan", body = crate::error::ErrorEnvelope)),
     security((), ("bearer_auth" = []), ("api_key" = [])))]
 pub async fn events(
@@ -134,6 +135,8 @@ pub struct EventToken {
     params(("id" = Uuid, Path, description = "Scan id")),
     responses(
         (status = 201, description = "The token", body = EventToken),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorEnvelope),
+        (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such scan", body = crate::error::ErrorEnvelope)),
     security(("bearer_auth" = []), ("api_key" = [])))]
 pub async fn event_token(

@@ -46,8 +46,7 @@ use crate::http::{health, ServerState};
     ),
     paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw, crate::live::sse::events, crate::live::sse::event_token),
     components(schemas(ErrorEnvelope, ErrorCode, FieldError)),
-    tags((name = "health", description = "Liveness, readiness and backend health"),
-        (name = "scans", description = "Reports in, scans and their raw reports out")),
+    tags((name = "health", description = "Liveness, readiness and backend health")),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
@@ -95,6 +94,22 @@ const TAGS: &[(&str, &str)] = &[
     ("api-keys", "Machine credentials of the org"),
     ("users", "Members of the org (admins, signed in)"),
     ("organizations", "The caller's organizations"),
+    (
+        "targets",
+        "What is scanned (Kafka clusters are targets of kind kafka_cluster)",
+    ),
+    (
+        "scans",
+        "Reports in; scans, their findings, raw reports and live events out",
+    ),
+    (
+        "findings",
+        "Distinct problems per target across scans; triage and comments",
+    ),
+    (
+        "trends",
+        "Scores over time, per target and across the fleet",
+    ),
 ];
 
 /// The compiled table and the document describing it.

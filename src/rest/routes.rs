@@ -36,6 +36,46 @@ macro_rules! org_fields {
     };
 }
 
+macro_rules! counts {
+    () => {
+        "counts { critical high medium low info total }"
+    };
+}
+macro_rules! target_fields {
+    () => {
+        "id kind name labels metadata last_scan_at: lastScanAt last_score: lastScore created_at: createdAt updated_at: updatedAt"
+    };
+}
+macro_rules! cluster_fields {
+    () => {
+        "id name bootstrap_servers: bootstrapServers labels metadata last_scan_at: lastScanAt last_score: lastScore created_at: createdAt updated_at: updatedAt"
+    };
+}
+macro_rules! scan_fields {
+    () => {
+        concat!(
+            "id target_id: targetId target { name kind } status source scanner_name: scannerName scanner_version: scannerVersion format policy_tier: policyTier score ",
+            counts!(),
+            " findings_new: findingsNew findings_fixed: findingsFixed findings_unchanged: findingsUnchanged raw_size: rawSize raw_sha256: rawSha256 error scanned_at: scannedAt created_at: createdAt started_at: startedAt finished_at: finishedAt duration_ms: durationMs"
+        )
+    };
+}
+macro_rules! finding_fields {
+    () => {
+        "id target_id: targetId scanner fingerprint rule_id: ruleId title severity cve_ids: cveIds cwe_ids: cweIds location { path line component } description remediation occurrences status first_seen_at: firstSeenAt last_seen_at: lastSeenAt fixed_at: fixedAt triage { state note expires_at: expiresAt by at }"
+    };
+}
+macro_rules! comment_fields {
+    () => {
+        "id finding_id: findingId body author created_at: createdAt"
+    };
+}
+macro_rules! page_fields {
+    () => {
+        "total_count: totalCount page page_size: pageSize total_pages: totalPages"
+    };
+}
+
 /// Every REST route, in routing order.
 pub const ROUTES: &[Route] = &[
     // --- sessions -------------------------------------------------------------------------
@@ -111,4 +151,85 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::body("input")])
         .created()
         .session(),
+    // --- targets --------------------------------------------------------------------------
+    Route::get("/api/v1/targets", "targets", "List the org's targets",
+        op!("query ListTargets($kind: TargetKind, $search: String, $label: String, $page: Int, $pageSize: Int) { targets(kind: $kind, search: $search, label: $label, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", target_fields!(), " } } } }"))
+        .vars(&[Var::query("kind"), Var::query("search"), Var::query("label"), Var::query("page"), Var::query("pageSize")])
+        .page(),
+    Route::get("/api/v1/targets/{id}", "targets", "One target",
+        op!("query GetTarget($id: UUID!) { target(id: $id) { ", target_fields!(), " } }"))
+        .vars(&[Var::path("id")]),
+    Route::patch("/api/v1/targets/{id}", "targets", "Rename, relabel or re-describe a target",
+        op!("mutation UpdateTarget($id: UUID!, $input: UpdateTargetInput!) { updateTarget(id: $id, input: $input) { ", target_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::body("input")]),
+    Route::delete("/api/v1/targets/{id}", "targets", "Delete a target with its scans, findings and raw reports",
+        "mutation DeleteTarget($id: UUID!) { deleteTarget(id: $id) }")
+        .vars(&[Var::path("id")]),
+    Route::get("/api/v1/clusters", "targets", "List the org's Kafka clusters (targets of kind kafka_cluster)",
+        op!("query ListClusters($page: Int, $pageSize: Int) { targets(kind: KAFKA_CLUSTER, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", cluster_fields!(), " } } } }"))
+        .vars(PAGE)
+        .page(),
+    Route::get("/api/v1/clusters/{id}", "targets", "One Kafka cluster",
+        op!("query GetCluster($id: UUID!) { target(id: $id, kind: KAFKA_CLUSTER) { ", cluster_fields!(), " } }"))
+        .vars(&[Var::path("id")]),
+    Route::patch("/api/v1/clusters/{id}", "targets", "Rename or relabel a Kafka cluster",
+        op!("mutation UpdateCluster($id: UUID!, $input: UpdateTargetInput!) { updateTarget(id: $id, kind: KAFKA_CLUSTER, input: $input) { ", cluster_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::body("input")]),
+    // --- scans ---------------------------------------------------------------------------
+    Route::get("/api/v1/scans", "scans", "Scan history, newest first",
+        op!("query ListScans($targetId: UUID, $status: [ScanStatus!], $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { scans(targetId: $targetId, status: $status, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", scan_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("status"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
+        .page(),
+    Route::get("/api/v1/scans/compare", "scans", "What changed between two scans of one target",
+        op!("query CompareScans($scanA: UUID!, $scanB: UUID!) { compareScans(scanA: $scanA, scanB: $scanB) { new { ", finding_fields!(), " } fixed { ", finding_fields!(), " } unchanged { ", finding_fields!(), " } } }"))
+        .vars(&[Var::query("scanA"), Var::query("scanB")]),
+    Route::get("/api/v1/scans/{id}", "scans", "One scan",
+        op!("query GetScan($id: UUID!) { scan(id: $id) { ", scan_fields!(), " } }"))
+        .vars(&[Var::path("id")]),
+    Route::delete("/api/v1/scans/{id}", "scans", "Delete a finished scan and its raw report",
+        "mutation DeleteScan($id: UUID!) { deleteScan(id: $id) }")
+        .vars(&[Var::path("id")])
+        .notes("409 while the scan is queued or running: cancel it first."),
+    Route::get("/api/v1/scans/{id}/findings", "scans", "The findings one scan saw, worst first",
+        op!("query ScanFindings($id: UUID!, $page: Int, $pageSize: Int) { scanFindings(scanId: $id, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
+        .vars(&[Var::path("id"), Var::query("page"), Var::query("pageSize")])
+        .page(),
+    Route::get("/api/v1/scans/{id}/summary", "scans", "Counts per severity, score and timings of one scan",
+        op!("query ScanSummary($id: UUID!) { scanSummary(scanId: $id) { scan_id: scanId status score ", counts!(), " findings_new: findingsNew findings_fixed: findingsFixed findings_unchanged: findingsUnchanged started_at: startedAt finished_at: finishedAt duration_ms: durationMs } }"))
+        .vars(&[Var::path("id")]),
+    Route::post("/api/v1/scans/{id}/cancel", "scans", "Stop a queued or running scan",
+        op!("mutation CancelScan($id: UUID!) { cancelScan(id: $id) { ", scan_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .notes("409 when the scan has already finished."),
+    // --- findings ------------------------------------------------------------------------
+    Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
+        op!("query ListFindings($targetId: UUID, $scanId: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("page"), Var::query("pageSize")])
+        .page(),
+    Route::get("/api/v1/findings/{id}", "findings", "One finding",
+        op!("query GetFinding($id: UUID!) { finding(id: $id) { ", finding_fields!(), " } }"))
+        .vars(&[Var::path("id")]),
+    Route::patch("/api/v1/findings/{id}/state", "findings", "Record a triage decision",
+        op!("mutation SetFindingState($id: UUID!, $input: SetFindingStateInput!) { setFindingState(id: $id, input: $input) { ", finding_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::body("input")])
+        .notes("`accepted_risk` needs `expires_at`, after which the finding reads as `untriaged` again."),
+    Route::get("/api/v1/findings/{id}/comments", "findings", "Comments on a finding, oldest first",
+        op!("query FindingComments($id: UUID!) { findingComments(findingId: $id) { ", comment_fields!(), " } }"))
+        .vars(&[Var::path("id")]),
+    Route::post("/api/v1/findings/{id}/comments", "findings", "Comment on a finding",
+        op!("mutation AddComment($id: UUID!, $body: String!) { addComment(findingId: $id, body: $body) { ", comment_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::field("body")])
+        .created(),
+    Route::delete("/api/v1/findings/{id}/comments/{comment_id}", "findings", "Delete a comment",
+        "mutation DeleteComment($id: UUID!, $commentId: UUID!) { deleteComment(id: $commentId, findingId: $id) }")
+        .vars(&[Var::path("id"), Var::path("commentId")]),
+    // --- trends --------------------------------------------------------------------------
+    Route::get("/api/v1/trends/compare", "trends", "Every target's score, change over the period and sparkline",
+        "query FleetComparison($period: String) { fleetComparison(period: $period) { target_id: targetId name current_score: currentScore delta_pct: deltaPct last_scanned_at: lastScannedAt sparkline } }")
+        .vars(&[Var::query("period")])
+        .notes("`period` is `7d`, `30d` (default), `90d` or `1y`; `delta_pct` is the raw score change from the first scan in the period to the latest."),
+    Route::get("/api/v1/trends/{target_id}", "trends", "One target's scores over a period",
+        "query TargetTrend($targetId: UUID!, $period: String) { targetTrend(targetId: $targetId, period: $period) { scan_id: scanId scanned_at: scannedAt score } }")
+        .vars(&[Var::path("targetId"), Var::query("period")])
+        .notes("`period` is `7d`, `30d`, `90d` (default) or `1y`."),
 ];

@@ -73,6 +73,9 @@ fn body_stream(headers: &HeaderMap, body: Body) -> AppResult<ByteStream> {
     responses(
         (status = 202, description = "Queued"),
         (status = 400, description = "Empty or unreadable report", body = crate::error::ErrorEnvelope),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorEnvelope),
+        (status = 403, description = "Needs the member role or a write key", body = crate::error::ErrorEnvelope),
+        (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
         (status = 413, description = "Larger than the limit", body = crate::error::ErrorEnvelope),
         (status = 415, description = "Unsupported format", body = crate::error::ErrorEnvelope)),
     security(("bearer_auth" = []), ("api_key" = [])))]
@@ -168,6 +171,8 @@ fn rest_scan(scan: &Scan) -> serde_json::Value {
     responses(
         (status = 200, description = "The report's bytes", content_type = "application/octet-stream"),
         (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorEnvelope),
+        (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such scan, or no stored report", body = crate::error::ErrorEnvelope)),
     security(("bearer_auth" = []), ("api_key" = [])))]
 pub async fn raw(

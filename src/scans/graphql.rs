@@ -73,7 +73,7 @@ impl ScansQuery {
         &self,
         ctx: &Context<'_>,
         target_id: Option<Uuid>,
-        #[graphql(default)] status: Vec<ScanStatus>,
+        status: Option<Vec<ScanStatus>>,
         #[graphql(desc = "Scanned at or after.")] since: Option<DateTime<Utc>>,
         #[graphql(desc = "Scanned before.")] until: Option<DateTime<Utc>>,
         order_by: Option<ScanOrder>,
@@ -94,7 +94,7 @@ impl ScansQuery {
         });
         let filter = ScanFilter {
             target_id,
-            status,
+            status: status.unwrap_or_default(),
             since,
             until,
         };

@@ -107,6 +107,15 @@ impl Loader<Uuid> for OpenCountsLoader {
 
 #[ComplexObject]
 impl Target {
+    /// Kafka clusters: the bootstrap servers, from the metadata.
+    async fn bootstrap_servers(&self) -> Option<String> {
+        self.metadata
+            .0
+            .get("bootstrap_servers")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+
     /// The most recent scan of this target, whatever its status.
     async fn latest_scan(&self, ctx: &Context<'_>) -> Result<Option<Scan>> {
         loader::<LatestScanLoader>(ctx).load_one(self.id).await
@@ -186,9 +195,18 @@ impl TargetsQuery {
         .into_connection())
     }
 
-    /// One target.
-    async fn target(&self, ctx: &Context<'_>, id: Uuid) -> Result<Target> {
-        Ok(super::get(caller(ctx)?, state(ctx), id).await?)
+    /// One target; with `kind`, only a target of that kind (others answer `NOT_FOUND`).
+    async fn target(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        kind: Option<TargetKind>,
+    ) -> Result<Target> {
+        let target = super::get(caller(ctx)?, state(ctx), id).await?;
+        if kind.is_some_and(|k| k != target.kind) {
+            return Err(AppError::not_found("target").into());
+        }
+        Ok(target)
     }
 }
 
@@ -202,8 +220,16 @@ impl TargetsMutation {
         &self,
         ctx: &Context<'_>,
         id: Uuid,
+        #[graphql(desc = "Only a target of this kind (others answer `NOT_FOUND`).")] kind: Option<
+            TargetKind,
+        >,
         input: UpdateTargetInput,
     ) -> Result<Target> {
+        if let Some(kind) = kind {
+            if super::get(caller(ctx)?, state(ctx), id).await?.kind != kind {
+                return Err(AppError::not_found("target").into());
+            }
+        }
         let change = TargetUpdate {
             name: input.name,
             labels: input.labels.map(|j| j.0),

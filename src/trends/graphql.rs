@@ -15,9 +15,9 @@ impl TrendsQuery {
         &self,
         ctx: &Context<'_>,
         target_id: Uuid,
-        #[graphql(default = "90d")] period: String,
+        #[graphql(desc = "`7d`, `30d`, `90d` (default) or `1y`.")] period: Option<String>,
     ) -> Result<Vec<TrendPoint>> {
-        let period = Period::parse(&period)?;
+        let period = Period::parse(period.as_deref().unwrap_or("90d"))?;
         Ok(super::target_trend(caller(ctx)?, state(ctx), target_id, period, Utc::now()).await?)
     }
 
@@ -25,9 +25,9 @@ impl TrendsQuery {
     async fn fleet_comparison(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = "30d")] period: String,
+        #[graphql(desc = "`7d`, `30d` (default), `90d` or `1y`.")] period: Option<String>,
     ) -> Result<Vec<FleetEntry>> {
-        let period = Period::parse(&period)?;
+        let period = Period::parse(period.as_deref().unwrap_or("30d"))?;
         Ok(super::fleet(caller(ctx)?, state(ctx), period, Utc::now()).await?)
     }
 }
