@@ -15,5 +15,6 @@ mod live;
 mod migrations;
 mod playground;
 mod rest;
+mod rest_domain;
 mod server;
 mod store;
