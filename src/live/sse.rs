@@ -70,6 +70,7 @@ fn events_caller(
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
     responses(
         (status = 200, description = "`text/event-stream` of `progress`, `status` and `done` events", content_type = "text/event-stream"),
+        (status = 400, description = "Malformed id or unknown parameter", body = crate::error::ErrorEnvelope),
         (status = 401, description = "No credential or event token", body = crate::error::ErrorEnvelope),
         (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such scan", body = crate::error::ErrorEnvelope)),
@@ -135,6 +136,7 @@ pub struct EventToken {
     params(("id" = Uuid, Path, description = "Scan id")),
     responses(
         (status = 201, description = "The token", body = EventToken),
+        (status = 400, description = "Malformed id", body = crate::error::ErrorEnvelope),
         (status = 401, description = "No valid credential", body = crate::error::ErrorEnvelope),
         (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such scan", body = crate::error::ErrorEnvelope)),

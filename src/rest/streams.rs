@@ -77,6 +77,7 @@ fn body_stream(headers: &HeaderMap, body: Body) -> AppResult<ByteStream> {
         (status = 403, description = "Needs the member role or a write key", body = crate::error::ErrorEnvelope),
         (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
         (status = 413, description = "Larger than the limit", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "A parameter breaks a rule (e.g. an unknown target kind)", body = crate::error::ErrorEnvelope),
         (status = 415, description = "Unsupported format", body = crate::error::ErrorEnvelope)),
     security(("bearer_auth" = []), ("api_key" = [])))]
 pub async fn ingest(
@@ -171,6 +172,7 @@ fn rest_scan(scan: &Scan) -> serde_json::Value {
     responses(
         (status = 200, description = "The report's bytes", content_type = "application/octet-stream"),
         (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 400, description = "Malformed id", body = crate::error::ErrorEnvelope),
         (status = 401, description = "No valid credential", body = crate::error::ErrorEnvelope),
         (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such scan, or no stored report", body = crate::error::ErrorEnvelope)),
