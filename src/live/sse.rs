@@ -130,12 +130,18 @@ pub struct EventToken {
     pub expires_in: i64,
 }
 
+/// `{"data": EventToken}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EventTokenEnvelope {
+    pub data: EventToken,
+}
+
 /// Mints a short-lived token for `GET /api/v1/scans/{id}/events?event_token=`, for browsers'
 /// `EventSource`, which cannot set headers.
 #[utoipa::path(post, path = "/api/v1/scans/{id}/event-token", tag = "scans",
     params(("id" = Uuid, Path, description = "Scan id")),
     responses(
-        (status = 201, description = "The token", body = EventToken),
+        (status = 201, description = "The token", body = EventTokenEnvelope),
         (status = 400, description = "Malformed id", body = crate::error::ErrorEnvelope),
         (status = 401, description = "No valid credential", body = crate::error::ErrorEnvelope),
         (status = 429, description = "Rate limited", body = crate::error::ErrorEnvelope),
@@ -154,6 +160,6 @@ pub async fn event_token(
     let token = state
         .jwt
         .issue_events(ctx.org_id, scan.id, EVENT_TOKEN_TTL_SECS)?;
-    let body = serde_json::json!({"data": EventToken { token, expires_in: EVENT_TOKEN_TTL_SECS }});
+    let body = EventTokenEnvelope { data: EventToken { token, expires_in: EVENT_TOKEN_TTL_SECS } };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

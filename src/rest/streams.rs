@@ -72,6 +72,7 @@ fn body_stream(headers: &HeaderMap, body: Body) -> AppResult<ByteStream> {
     request_body(content = String, content_type = "application/octet-stream", description = "The report"),
     responses(
         (status = 202, description = "Queued"),
+        (status = 200, description = "An earlier request with this Idempotency-Key created the scan within 24 hours: that scan"),
         (status = 400, description = "Empty or unreadable report", body = crate::error::ErrorEnvelope),
         (status = 401, description = "No valid credential", body = crate::error::ErrorEnvelope),
         (status = 403, description = "Needs the member role or a write key", body = crate::error::ErrorEnvelope),
