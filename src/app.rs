@@ -91,7 +91,7 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
 
 /// Tells the operator about a first administrator created at start-up. A generated password
 /// goes to standard output once and never into the logs.
-fn announce_bootstrap(outcome: crate::orgs::Bootstrap) {
+pub fn announce_bootstrap(outcome: crate::orgs::Bootstrap) {
     use crate::orgs::Bootstrap;
     match outcome {
         Bootstrap::AlreadySetUp => {}
@@ -145,6 +145,13 @@ impl App {
                 anyhow::anyhow!("creating the first administrator: {}", e.public_message())
             })?,
         );
+        if config.demo
+            && crate::demo::seed(&backends.db)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding demo data: {e:?}"))?
+        {
+            tracing::info!("filled the empty installation with demo data");
+        }
         let state = AppState {
             config: Arc::new(config),
             db: backends.db,

@@ -138,6 +138,10 @@ pub struct Config {
     #[arg(long, env = "RAMPART_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphql_introspection: bool,
 
+    /// Fill an empty installation with demo orgs, targets and 90 days of scans.
+    #[arg(long, env = "RAMPART_DEMO", default_value_t = false)]
+    pub demo: bool,
+
     /// Seconds a shutting-down server waits for in-flight requests.
     #[arg(long, env = "RAMPART_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
@@ -173,6 +177,7 @@ impl Config {
             graphql_max_depth: 12,
             graphql_max_complexity: 1000,
             graphql_introspection: true,
+            demo: false,
             shutdown_grace_secs: 20,
         }
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod findings;

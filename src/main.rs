@@ -36,6 +36,8 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Fill an empty installation with demo orgs, targets and 90 days of scans.
+    SeedDemo(Config),
     /// Upload a report to a server and wait for its scan.
     Upload(rampart::cli::upload::UploadArgs),
     /// Write schema/schema.graphql and schema/openapi.json from the schema the server serves.
@@ -82,6 +84,7 @@ async fn main() -> ExitCode {
         Some(Command::Migrate { action, config }) => migrate(action, config).await,
         Some(Command::ExportSchema { out }) => export_schema(out),
         Some(Command::Upload(args)) => rampart::cli::upload::run(args).await,
+        Some(Command::SeedDemo(config)) => seed_demo(config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,6 +141,29 @@ async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
     }
     for migration in Migrator::get_migration_with_status(&conn).await? {
         println!("{:?}\t{}", migration.status(), migration.name());
+    }
+    Ok(())
+}
+
+async fn seed_demo(config: Config) -> anyhow::Result<()> {
+    init_logging(config.log_format);
+    let backends = rampart::app::open_backends(&config).await?;
+    app::announce_bootstrap(
+        rampart::orgs::bootstrap_admin(
+            &backends.db,
+            config.admin_email.as_deref(),
+            config.admin_password.as_deref(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first administrator: {}", e.public_message()))?,
+    );
+    if rampart::demo::seed(&backends.db)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding: {e:?}"))?
+    {
+        println!("demo data written: 3 orgs, 4 targets each, a scan a week for 90 days");
+    } else {
+        println!("targets exist already; nothing written");
     }
     Ok(())
 }

@@ -160,6 +160,11 @@ pub async fn event_token(
     let token = state
         .jwt
         .issue_events(ctx.org_id, scan.id, EVENT_TOKEN_TTL_SECS)?;
-    let body = EventTokenEnvelope { data: EventToken { token, expires_in: EVENT_TOKEN_TTL_SECS } };
+    let body = EventTokenEnvelope {
+        data: EventToken {
+            token,
+            expires_in: EVENT_TOKEN_TTL_SECS,
+        },
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

@@ -157,7 +157,7 @@ pub async fn fleet(
             let points = in_period.remove(&t.id).unwrap_or_default();
             let sparkline: Vec<f64> = points.iter().map(|(_, s)| *s).collect();
             let delta_pct = match (sparkline.first(), sparkline.last()) {
-                (Some(first), Some(last)) => Some(last - first),
+                (Some(first), Some(last)) => Some(((last - first) * 10.0).round() / 10.0),
                 _ => None,
             };
             FleetEntry {

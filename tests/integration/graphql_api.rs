@@ -671,3 +671,46 @@ async fn limits_refuse_clearly() {
     assert_eq!(capped.code(), Some("VALIDATION_FAILED"));
     drop(tc);
 }
+
+#[tokio::test]
+async fn demo_data_fills_an_empty_installation_once() {
+    let mut tc = TestConfig::new().await;
+    tc.config.demo = true;
+    let app = TestApp::spawn_with(tc.config.clone()).await;
+    let token = app.login_admin().await;
+    let orgs = app
+        .gql(
+            Auth::Bearer(&token),
+            "{ organizations { organization { slug } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(orgs.data("organizations").as_array().unwrap().len(), 3);
+    let fleet = app
+        .gql(Auth::Bearer(&token), "{ fleetComparison(period: \"90d\") { name currentScore deltaPct sparkline } findings(status: OPEN) { totalCount } scans { totalCount } }", json!({}))
+        .await;
+    let entries = fleet.data("fleetComparison").as_array().unwrap().clone();
+    assert_eq!(entries.len(), 4);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["sparkline"].as_array().unwrap().len() >= 12),
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().any(|e| e["deltaPct"].as_f64() != Some(0.0)),
+        "scores move"
+    );
+    assert_eq!(fleet.body["data"]["scans"]["totalCount"], 52);
+    assert!(
+        fleet.body["data"]["findings"]["totalCount"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        !rampart::demo::seed(&app.state.db).await.unwrap(),
+        "a second seed writes nothing"
+    );
+    drop(tc);
+}

@@ -246,6 +246,144 @@ async fn isolation_matrix() {
     assert_eq!(b_orgs.data("organizations").as_array().unwrap().len(), 1);
     assert_eq!(b_orgs.data("organizations")[0]["organization"]["id"], org_b);
 
+    // Domain resources of A: a target with a scan, a finding and a comment.
+    let db = &app.state.db;
+    let org_a_id = crate::support::builders::org_id(db, "default").await;
+    let t = crate::support::builders::target(db, org_a_id, "repository", "a-repo", json!({})).await;
+    let s =
+        crate::support::builders::scan(db, &t, "complete", chrono::Utc::now(), Some(80.0)).await;
+    let f = crate::support::builders::finding(db, &t, "a-fp", "high", "A's finding", &[&s]).await;
+    let c = app
+        .gql(
+            Auth::Bearer(&owner_a),
+            "mutation($id: UUID!) { addComment(findingId: $id, body: \"a\") { id } }",
+            json!({"id": f.id}),
+        )
+        .await
+        .data("addComment")["id"]
+        .clone();
+    let domain: &[(&str, &str, Value)] = &[
+        (
+            "target",
+            "query($id: UUID!) { target(id: $id) { id } }",
+            json!(t.id),
+        ),
+        (
+            "target update",
+            "mutation($id: UUID!) { updateTarget(id: $id, input: {name: \"x\"}) { id } }",
+            json!(t.id),
+        ),
+        (
+            "target delete",
+            "mutation($id: UUID!) { deleteTarget(id: $id) }",
+            json!(t.id),
+        ),
+        (
+            "target trend",
+            "query($id: UUID!) { targetTrend(targetId: $id) { score } }",
+            json!(t.id),
+        ),
+        (
+            "scan",
+            "query($id: UUID!) { scan(id: $id) { id } }",
+            json!(s.id),
+        ),
+        (
+            "scan summary",
+            "query($id: UUID!) { scanSummary(scanId: $id) { score } }",
+            json!(s.id),
+        ),
+        (
+            "scan findings",
+            "query($id: UUID!) { scanFindings(scanId: $id) { totalCount } }",
+            json!(s.id),
+        ),
+        (
+            "scan cancel",
+            "mutation($id: UUID!) { cancelScan(id: $id) { id } }",
+            json!(s.id),
+        ),
+        (
+            "scan delete",
+            "mutation($id: UUID!) { deleteScan(id: $id) }",
+            json!(s.id),
+        ),
+        (
+            "finding",
+            "query($id: UUID!) { finding(id: $id) { id } }",
+            json!(f.id),
+        ),
+        (
+            "finding comments",
+            "query($id: UUID!) { findingComments(findingId: $id) { id } }",
+            json!(f.id),
+        ),
+        (
+            "triage",
+            "mutation($id: UUID!) { setFindingState(id: $id, input: {state: CONFIRMED}) { id } }",
+            json!(f.id),
+        ),
+        (
+            "comment add",
+            "mutation($id: UUID!) { addComment(findingId: $id, body: \"b\") { id } }",
+            json!(f.id),
+        ),
+        (
+            "comment delete",
+            "mutation($id: UUID!) { deleteComment(id: $id) }",
+            c.clone(),
+        ),
+        (
+            "raw report",
+            "query($id: UUID!) { scan(id: $id) { rawSha256 } }",
+            json!(s.id),
+        ),
+    ];
+    for (resource, query, id) in domain {
+        let foreign = app
+            .gql(Auth::Bearer(&admin_b), query, json!({"id": id}))
+            .await;
+        let absent = app
+            .gql(Auth::Bearer(&admin_b), query, json!({"id": missing}))
+            .await;
+        assert_eq!(
+            foreign.code(),
+            Some("NOT_FOUND"),
+            "{resource}: {}",
+            foreign.body
+        );
+        assert_eq!(
+            foreign.body["errors"][0]["message"], absent.body["errors"][0]["message"],
+            "{resource}"
+        );
+    }
+    for (field, query) in [
+        ("targets", "{ targets { totalCount } }"),
+        ("scans", "{ scans { totalCount } }"),
+        ("findings", "{ findings { totalCount } }"),
+    ] {
+        let b_view = app.gql(Auth::Bearer(&admin_b), query, json!({})).await;
+        assert_eq!(b_view.data(field)["totalCount"], 0, "{field} of org B");
+        let a_view = app.gql(Auth::Bearer(&owner_a), query, json!({})).await;
+        assert_eq!(a_view.data(field)["totalCount"], 1, "{field} of org A");
+    }
+    let fleet = app
+        .gql(
+            Auth::Bearer(&admin_b),
+            "{ fleetComparison { targetId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(fleet.data("fleetComparison"), &json!([]));
+    let raw = app
+        .http
+        .get(app.url(&format!("/api/v1/scans/{}/raw", s.id)))
+        .bearer_auth(&admin_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 404);
+
     // A key of B sees B only.
     let me = app
         .gql(Auth::ApiKey(&key_b), "{ organization { id } }", json!({}))
