@@ -96,7 +96,8 @@ pub fn variables(
             Source::Body | Source::BodyField | Source::BodyFieldOrCookie(_)
         )
     });
-    let body: JsonValue = if !needs_body || req.body.iter().all(u8::is_ascii_whitespace) {
+    let body_missing = req.body.iter().all(u8::is_ascii_whitespace);
+    let body: JsonValue = if !needs_body || body_missing {
         JsonValue::Object(Map::new())
     } else {
         serde_json::from_slice(req.body).map_err(|e| {
@@ -143,6 +144,10 @@ pub fn variables(
                     }
                     true => alias,
                 }
+            }
+            Source::Body if body_missing && var.required() => {
+                body_problems.add("body", "a JSON object is required");
+                None
             }
             Source::Body => Some(from_json(index, &var.ty, &body, "", &mut body_problems)),
             Source::BodyField | Source::BodyFieldOrCookie(_) => {
