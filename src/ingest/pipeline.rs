@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::{finding, scan, scan_finding};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -338,24 +338,21 @@ impl<'a> BatchWriter<'a> {
                 }
             })
             .collect();
-        finding::Entity::insert_many(rows)
-            .on_conflict_do_nothing_on([finding::Column::TargetId, finding::Column::Fingerprint])
-            .exec_without_returning(db)
-            .await?;
-        let ids: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
-            .select_only()
-            .columns([
-                finding::Column::Id,
-                finding::Column::Fingerprint,
-                finding::Column::FirstScanId,
-            ])
-            .filter(finding::Column::TargetId.eq(scan.target_id))
-            .filter(
-                finding::Column::Fingerprint.is_in(batch.iter().map(|f| f.fingerprint.as_str())),
-            )
-            .into_tuple()
-            .all(db)
-            .await?;
+        // One statement, driven by the unique index: new findings are inserted, existing ones
+        // are left as they are (a no-op update) and returned too, so their ids need no lookup.
+        let mut on_conflict =
+            OnConflict::columns([finding::Column::TargetId, finding::Column::Fingerprint]);
+        on_conflict.value(
+            finding::Column::UpdatedAt,
+            Expr::col((finding::Entity, finding::Column::UpdatedAt)),
+        );
+        let ids: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::insert_many(rows)
+            .on_conflict(on_conflict)
+            .exec_with_returning(db)
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f.fingerprint, f.first_scan_id))
+            .collect();
         let sightings: Vec<scan_finding::ActiveModel> = ids
             .iter()
             .map(|(id, fingerprint, first_scan)| {
