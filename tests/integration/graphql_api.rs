@@ -379,22 +379,30 @@ async fn statement_counts_child() {
         finding(db, &t, &format!("f{i}"), "high", "x", &[&s]).await;
     }
     let query = "query($n: Int) { scans(pageSize: $n) { totalCount edges { node { id counts { total } target { name lastScore latestScan { id } openFindings { high total } } } } } }";
-    let mut costs = Vec::new();
-    for n in [1, 10, 100] {
-        log.lock().unwrap().clear();
-        let before = statements.load(Ordering::SeqCst);
-        let res = app.gql(Auth::Bearer(&token), query, json!({"n": n})).await;
-        assert_eq!(res.data("scans")["edges"].as_array().unwrap().len(), n);
-        costs.push(statements.load(Ordering::SeqCst) - before);
-        println!("{n} rows: {:#?}", log.lock().unwrap());
+    // Batching is by time window, so a loaded machine can split a batch now and then: each
+    // measurement is taken up to three times. An N+1 would cost ~100 more statements at 100
+    // rows on every attempt, so it cannot pass.
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let mut costs = Vec::new();
+        for n in [1, 10, 100] {
+            log.lock().unwrap().clear();
+            let before = statements.load(Ordering::SeqCst);
+            let res = app.gql(Auth::Bearer(&token), query, json!({"n": n})).await;
+            assert_eq!(res.data("scans")["edges"].as_array().unwrap().len(), n);
+            costs.push(statements.load(Ordering::SeqCst) - before);
+            println!("{n} rows: {:#?}", log.lock().unwrap());
+        }
+        let constant = costs.windows(2).all(|w| w[0] == w[1]);
+        attempts.push(costs);
+        if constant {
+            break;
+        }
     }
-    assert_eq!(
-        costs[0], costs[1],
-        "statements for 1, 10, 100 rows: {costs:?}"
-    );
-    assert_eq!(
-        costs[1], costs[2],
-        "statements for 1, 10, 100 rows: {costs:?}"
+    let last = attempts.last().unwrap();
+    assert!(
+        last.windows(2).all(|w| w[0] == w[1]),
+        "statements for 1, 10, 100 rows: {attempts:?}"
     );
     drop(tc);
 }
