@@ -17,7 +17,6 @@ use entity::{finding, scan, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
 use tokio::sync::mpsc;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 use uuid::Uuid;
 
 use super::{parse_report, IngestError, NormalizedFinding, ReportFormat, ReportMeta, SinkError};
@@ -25,6 +24,7 @@ use crate::app::AppState;
 use crate::findings::Severity;
 use crate::live::{self, ScanProgress};
 use crate::scans::ScanStatus;
+use crate::store::blocking_reader;
 
 /// Findings written per batch (bounded by SQLite's limit on statement variables).
 const BATCH: usize = 500;
@@ -187,14 +187,7 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
         let stopped = stopped.clone();
         tokio::task::spawn_blocking(move || {
             let mut open = || -> io::Result<Box<dyn Read + Send>> {
-                let object = handle
-                    .block_on(store.get(&key))
-                    .map_err(io::Error::other)?
-                    .ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::NotFound, "stored report is missing")
-                    })?;
-                let reader =
-                    SyncIoBridge::new_with_handle(StreamReader::new(object.body), handle.clone());
+                let reader = blocking_reader(store.as_ref(), &key, &handle)?;
                 Ok(Box::new(Counting {
                     inner: reader,
                     read: bytes_read.clone(),

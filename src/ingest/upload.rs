@@ -10,7 +10,6 @@ use entity::{scan, target};
 use futures::StreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
-use tokio_util::io::{StreamReader, SyncIoBridge};
 use uuid::Uuid;
 
 use super::{
@@ -21,7 +20,7 @@ use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::live::{self, ScanProgress};
 use crate::scans::{Scan, ScanStatus};
-use crate::store::{put_hashed, ByteStream, StoreError};
+use crate::store::{blocking_reader, put_hashed, ByteStream, StoreError};
 use crate::targets::TargetKind;
 use crate::validate::bounded_text;
 
@@ -280,25 +279,16 @@ fn limit_body(body: ByteStream, limit: u64, over: Arc<AtomicBool>) -> ByteStream
     }))
 }
 
-/// Opens a stored report as a blocking reader (for the parsers, on a blocking thread).
-fn blocking_reader(state: &AppState, key: &str) -> io::Result<Box<dyn Read + Send>> {
-    let handle = tokio::runtime::Handle::current();
-    let object = handle
-        .block_on(state.store.get(key))
-        .map_err(io::Error::other)?
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stored report is missing"))?;
-    Ok(Box::new(SyncIoBridge::new_with_handle(
-        StreamReader::new(object.body),
-        handle,
-    )))
-}
-
 /// The format, from the first bytes of the stored report.
 async fn detect_stored(state: &AppState, key: &str) -> AppResult<Option<ReportFormat>> {
     let state = state.clone();
     let key = key.to_string();
     tokio::task::spawn_blocking(move || -> io::Result<Option<ReportFormat>> {
-        let reader = blocking_reader(&state, &key)?;
+        let reader = blocking_reader(
+            state.store.as_ref(),
+            &key,
+            &tokio::runtime::Handle::current(),
+        )?;
         let mut head = Vec::with_capacity(HEAD_BYTES);
         reader.take(HEAD_BYTES as u64).read_to_end(&mut head)?;
         Ok(detect(&head))
@@ -317,7 +307,11 @@ async fn meta_of_stored(
     let state = state.clone();
     let key = key.to_string();
     let result = tokio::task::spawn_blocking(move || -> Result<ReportMeta, IngestError> {
-        let reader = blocking_reader(&state, &key)?;
+        let reader = blocking_reader(
+            state.store.as_ref(),
+            &key,
+            &tokio::runtime::Handle::current(),
+        )?;
         read_meta(format, reader)
     })
     .await

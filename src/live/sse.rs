@@ -152,9 +152,7 @@ pub async fn event_token(
     ctx: Option<Extension<Ctx>>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
-    let ctx = ctx
-        .map(|Extension(c)| c)
-        .ok_or_else(|| AppError::unauthenticated("authentication required"))?;
+    let ctx = crate::rest::streams::caller(ctx)?;
     ctx.require(Permission::Read)?;
     let scan = crate::scans::get(&ctx, &state, id).await?;
     let token = state

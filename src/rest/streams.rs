@@ -38,7 +38,8 @@ pub struct IngestParams {
     pub policy_tier: Option<String>,
 }
 
-fn caller(ctx: Option<Extension<Ctx>>) -> AppResult<Ctx> {
+/// The authenticated caller of a hand-written route, or `UNAUTHENTICATED`.
+pub(crate) fn caller(ctx: Option<Extension<Ctx>>) -> AppResult<Ctx> {
     ctx.map(|Extension(c)| c)
         .ok_or_else(|| AppError::unauthenticated("authentication required"))
 }

@@ -91,6 +91,26 @@ pub async fn put_hashed(
     })
 }
 
+/// Opens a stored object as a blocking reader, for synchronous consumers (parsers) running on
+/// a blocking thread of the runtime `handle`.
+///
+/// # Errors
+/// When the store fails or there is no object under `key`.
+pub fn blocking_reader(
+    store: &dyn ObjectStore,
+    key: &str,
+    handle: &tokio::runtime::Handle,
+) -> io::Result<Box<dyn io::Read + Send>> {
+    let object = handle
+        .block_on(store.get(key))
+        .map_err(io::Error::other)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stored report is missing"))?;
+    Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+        tokio_util::io::StreamReader::new(object.body),
+        handle.clone(),
+    )))
+}
+
 /// Rejects keys that could escape the store's root or that S3 and file systems treat differently.
 fn validate_key(key: &str) -> Result<(), StoreError> {
     let ok_segment = |s: &str| {

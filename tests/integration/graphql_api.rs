@@ -409,26 +409,7 @@ async fn statement_counts_child() {
 
 #[test]
 fn nested_relations_cost_a_constant_number_of_statements() {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "graphql_api::statement_counts_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run child");
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-        "the child ran the test"
-    );
+    crate::support::run_in_own_process("graphql_api::statement_counts_child");
 }
 
 #[tokio::test]

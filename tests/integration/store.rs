@@ -108,22 +108,7 @@ async fn round_trip_child() {
 
 #[test]
 fn fifty_megabytes_round_trip_with_flat_memory() {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "store::round_trip_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = crate::support::run_in_own_process("store::round_trip_child");
     let growth_kib: u64 = stdout
         .lines()
         .find_map(|l| l.split_once("PEAK_GROWTH_KIB=").map(|(_, n)| n))

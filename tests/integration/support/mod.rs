@@ -504,6 +504,29 @@ impl TestApp {
     }
 }
 
+/// Runs one `#[ignore]`d test of this binary in a process of its own (no other test competing
+/// for memory or CPU), asserts it passed, and returns what it printed.
+pub fn run_in_own_process(test: &str) -> String {
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{test} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{test} did not run:\n{stdout}");
+    stdout
+}
+
 /// Asserts that `body` is the contract's error envelope with this status and code.
 pub fn assert_envelope(body: &serde_json::Value, status: u16, code: &str) {
     assert_eq!(body["statusCode"], status, "envelope: {body}");
