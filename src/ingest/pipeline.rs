@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use entity::{finding, scan, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, QueryTrait, Set,
+};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -26,8 +29,14 @@ use crate::live::{self, ScanProgress};
 use crate::scans::ScanStatus;
 use crate::store::blocking_reader;
 
-/// Findings written per batch (bounded by SQLite's limit on statement variables).
-const BATCH: usize = 500;
+/// Findings written per batch: each batch is one multi-row statement, bounded by the number of
+/// bound parameters a statement may have (SQLite 32,766; PostgreSQL 65,535) at 27 per finding.
+fn batch_size(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Postgres => 2_000,
+        _ => 1_000,
+    }
+}
 /// At most this many progress events per second per scan.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -176,6 +185,7 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
         .ok_or_else(|| Failure::Report("the scan has no stored report".into()))?;
     let format = row.format.as_deref().and_then(ReportFormat::parse_name);
     let raw_size = Ord::max(row.raw_size.unwrap_or(0), 1) as f64;
+    let batch_len = batch_size(state.db.get_database_backend());
     let (tx, mut rx) = mpsc::channel::<Vec<NormalizedFinding>>(4);
     let bytes_read = Arc::new(AtomicU64::new(0));
     let stopped = Arc::new(AtomicBool::new(false));
@@ -193,15 +203,15 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
                     read: bytes_read.clone(),
                 }))
             };
-            let mut batch = Vec::with_capacity(BATCH);
+            let mut batch = Vec::with_capacity(batch_len);
             let result = {
                 let mut sink = |f: NormalizedFinding| -> Result<(), SinkError> {
                     if stopped.load(Ordering::Relaxed) {
                         return Err(SinkError::Cancelled);
                     }
                     batch.push(f);
-                    if batch.len() >= BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if batch.len() >= batch_len {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_len));
                         tx.blocking_send(full).map_err(|_| SinkError::Cancelled)?;
                     }
                     Ok(())
@@ -339,36 +349,48 @@ impl<'a> BatchWriter<'a> {
             finding::Column::UpdatedAt,
             Expr::col((finding::Entity, finding::Column::UpdatedAt)),
         );
-        let ids: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::insert_many(rows)
+        let mut upsert = finding::Entity::insert_many(rows)
             .on_conflict(on_conflict)
-            .exec_with_returning(db)
-            .await?
-            .into_iter()
-            .map(|f| (f.id, f.fingerprint, f.first_scan_id))
-            .collect();
-        let sightings: Vec<scan_finding::ActiveModel> = ids
-            .iter()
-            .map(|(id, fingerprint, first_scan)| {
-                let is_new = *first_scan == Some(scan.id);
-                if is_new {
-                    self.new += 1;
-                }
-                scan_finding::ActiveModel {
-                    scan_id: Set(scan.id),
-                    finding_id: Set(*id),
-                    org_id: Set(scan.org_id),
-                    occurrences: Set(occurrences.get(fingerprint).copied().unwrap_or(1)),
-                    change: Set(if is_new { "new" } else { "unchanged" }.into()),
-                }
-            })
-            .collect();
+            .into_query();
+        upsert.returning(Query::returning().columns([
+            finding::Column::Id,
+            finding::Column::Fingerprint,
+            finding::Column::FirstScanId,
+        ]));
+        let backend = db.get_database_backend();
+        // Both statements in one transaction: half the commits. These writes are idempotent (a
+        // retry rewrites them), so on PostgreSQL they need not wait for the WAL flush; the final
+        // transaction, which decides the scan's outcome, is durable as usual.
+        let txn = crate::db::begin_write(db).await?;
+        if backend == DbBackend::Postgres {
+            txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+                .await?;
+        }
+        let mut sightings = Vec::with_capacity(batch.len());
+        for returned in txn.query_all(&upsert).await? {
+            let id: Uuid = returned.try_get("", "id")?;
+            let fingerprint: String = returned.try_get("", "fingerprint")?;
+            let first_scan: Option<Uuid> = returned.try_get("", "first_scan_id")?;
+            let is_new = first_scan == Some(scan.id);
+            if is_new {
+                self.new += 1;
+            }
+            sightings.push(scan_finding::ActiveModel {
+                scan_id: Set(scan.id),
+                finding_id: Set(id),
+                org_id: Set(scan.org_id),
+                occurrences: Set(occurrences.get(&fingerprint).copied().unwrap_or(1)),
+                change: Set(if is_new { "new" } else { "unchanged" }.into()),
+            });
+        }
         scan_finding::Entity::insert_many(sightings)
             .on_conflict_do_nothing_on([
                 scan_finding::Column::ScanId,
                 scan_finding::Column::FindingId,
             ])
-            .exec_without_returning(db)
+            .exec_without_returning(&txn)
             .await?;
+        txn.commit().await?;
         self.processed += batch.len() as u64;
         Ok(())
     }
