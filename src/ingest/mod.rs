@@ -8,6 +8,7 @@
 //!
 //! Formats are described in `docs/report-formats.md`, fingerprints in `docs/fingerprints.md`.
 
+pub mod batch;
 pub mod error;
 pub mod finding;
 pub mod fingerprint;

@@ -6,7 +6,7 @@
 //! Existing findings are only changed in the final transaction, so a cancelled or failed scan
 //! is cleaned up by removing its sightings and the findings only it created.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,14 +14,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::{finding, scan, scan_finding};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, QueryTrait, Set,
-};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::batch::BatchWriter;
 use super::{parse_report, IngestError, NormalizedFinding, ReportFormat, ReportMeta, SinkError};
 use crate::app::AppState;
 use crate::findings::Severity;
@@ -29,14 +27,6 @@ use crate::live::{self, ScanProgress};
 use crate::scans::ScanStatus;
 use crate::store::blocking_reader;
 
-/// Findings written per batch: each batch is one multi-row statement, bounded by the number of
-/// bound parameters a statement may have (SQLite 32,766; PostgreSQL 65,535) at 27 per finding.
-fn batch_size(backend: DbBackend) -> usize {
-    match backend {
-        DbBackend::Postgres => 2_000,
-        _ => 1_000,
-    }
-}
 /// At most this many progress events per second per scan.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -185,7 +175,7 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
         .ok_or_else(|| Failure::Report("the scan has no stored report".into()))?;
     let format = row.format.as_deref().and_then(ReportFormat::parse_name);
     let raw_size = Ord::max(row.raw_size.unwrap_or(0), 1) as f64;
-    let batch_len = batch_size(state.db.get_database_backend());
+    let batch_len = super::batch::batch_size(state.db.get_database_backend());
     let (tx, mut rx) = mpsc::channel::<Vec<NormalizedFinding>>(4);
     let bytes_read = Arc::new(AtomicU64::new(0));
     let stopped = Arc::new(AtomicBool::new(false));
@@ -269,133 +259,6 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
     }
 }
 
-/// Writes batches of findings and the scan's sightings of them.
-struct BatchWriter<'a> {
-    scan: &'a scan::Model,
-    processed: u64,
-    new: u64,
-    scanners: HashSet<String>,
-}
-
-impl<'a> BatchWriter<'a> {
-    fn new(scan: &'a scan::Model) -> Self {
-        Self {
-            scan,
-            processed: 0,
-            new: 0,
-            scanners: HashSet::new(),
-        }
-    }
-
-    async fn write(
-        &mut self,
-        db: &DatabaseConnection,
-        batch: Vec<NormalizedFinding>,
-    ) -> Result<(), Failure> {
-        let scan = self.scan;
-        let now = Utc::now();
-        let json = |ids: &[String]| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        let mut occurrences: HashMap<String, i32> = HashMap::with_capacity(batch.len());
-        let rows: Vec<finding::ActiveModel> = batch
-            .iter()
-            .map(|f| {
-                occurrences.insert(
-                    f.fingerprint.clone(),
-                    i32::try_from(f.occurrences).unwrap_or(i32::MAX),
-                );
-                if !self.scanners.contains(&f.scanner) {
-                    self.scanners.insert(f.scanner.clone());
-                }
-                finding::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    org_id: Set(scan.org_id),
-                    target_id: Set(scan.target_id),
-                    scanner: Set(f.scanner.clone()),
-                    fingerprint: Set(f.fingerprint.clone()),
-                    rule_id: Set(f.rule_id.clone()),
-                    title: Set(f.title.clone()),
-                    severity: Set(f.severity.as_str().into()),
-                    cve_ids: Set(json(&f.cve_ids)),
-                    cwe_ids: Set(json(&f.cwe_ids)),
-                    location_path: Set(f.location_path.clone()),
-                    location_line: Set(f
-                        .location_line
-                        .map(|l| i32::try_from(l).unwrap_or(i32::MAX))),
-                    component: Set(f.component.clone()),
-                    description: Set(f.description.clone()),
-                    remediation: Set(f.remediation.clone()),
-                    occurrences: Set(i32::try_from(f.occurrences).unwrap_or(i32::MAX)),
-                    status: Set("open".into()),
-                    first_seen_at: Set(scan.scanned_at),
-                    last_seen_at: Set(scan.scanned_at),
-                    fixed_at: Set(None),
-                    first_scan_id: Set(Some(scan.id)),
-                    last_scan_id: Set(Some(scan.id)),
-                    triage_state: Set("untriaged".into()),
-                    triage_note: Set(None),
-                    triage_expires_at: Set(None),
-                    triaged_by: Set(None),
-                    triaged_at: Set(None),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-            })
-            .collect();
-        // One statement, driven by the unique index: new findings are inserted, existing ones
-        // are left as they are (a no-op update) and returned too, so their ids need no lookup.
-        let mut on_conflict =
-            OnConflict::columns([finding::Column::TargetId, finding::Column::Fingerprint]);
-        on_conflict.value(
-            finding::Column::UpdatedAt,
-            Expr::col((finding::Entity, finding::Column::UpdatedAt)),
-        );
-        let mut upsert = finding::Entity::insert_many(rows)
-            .on_conflict(on_conflict)
-            .into_query();
-        upsert.returning(Query::returning().columns([
-            finding::Column::Id,
-            finding::Column::Fingerprint,
-            finding::Column::FirstScanId,
-        ]));
-        let backend = db.get_database_backend();
-        // Both statements in one transaction: half the commits. These writes are idempotent (a
-        // retry rewrites them), so on PostgreSQL they need not wait for the WAL flush; the final
-        // transaction, which decides the scan's outcome, is durable as usual.
-        let txn = crate::db::begin_write(db).await?;
-        if backend == DbBackend::Postgres {
-            txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-                .await?;
-        }
-        let mut sightings = Vec::with_capacity(batch.len());
-        for returned in txn.query_all(&upsert).await? {
-            let id: Uuid = returned.try_get("", "id")?;
-            let fingerprint: String = returned.try_get("", "fingerprint")?;
-            let first_scan: Option<Uuid> = returned.try_get("", "first_scan_id")?;
-            let is_new = first_scan == Some(scan.id);
-            if is_new {
-                self.new += 1;
-            }
-            sightings.push(scan_finding::ActiveModel {
-                scan_id: Set(scan.id),
-                finding_id: Set(id),
-                org_id: Set(scan.org_id),
-                occurrences: Set(occurrences.get(&fingerprint).copied().unwrap_or(1)),
-                change: Set(if is_new { "new" } else { "unchanged" }.into()),
-            });
-        }
-        scan_finding::Entity::insert_many(sightings)
-            .on_conflict_do_nothing_on([
-                scan_finding::Column::ScanId,
-                scan_finding::Column::FindingId,
-            ])
-            .exec_without_returning(&txn)
-            .await?;
-        txn.commit().await?;
-        self.processed += batch.len() as u64;
-        Ok(())
-    }
-}
-
 /// Score of a report without its own: 100 with nothing found, falling as weighted findings
 /// grow (critical 20, high 10, medium 4, low 1, info 0), never below 0. See docs/architecture.md.
 pub fn score_from_counts(critical: i64, high: i64, medium: i64, low: i64) -> f64 {
@@ -439,7 +302,8 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
         .exec(&txn)
         .await?;
 
-    // Everything seen is open, last seen now, with this scan's occurrence count.
+    // Everything seen is open, last seen now, with this scan's occurrence count. Findings this
+    // scan created were written that way already.
     let occurrences = Query::select()
         .column(scan_finding::Column::Occurrences)
         .from(scan_finding::Entity)
@@ -462,7 +326,13 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
             Expr::SubQuery(None, Box::new(occurrences.into_sub_query_statement())),
         )
         .col_expr(finding::Column::UpdatedAt, Expr::value(now))
-        .filter(finding::Column::Id.in_subquery(sightings_of(row.id)))
+        .filter(
+            finding::Column::Id.in_subquery(
+                sightings_of(row.id)
+                    .and_where(Expr::col(scan_finding::Column::Change).ne("new"))
+                    .to_owned(),
+            ),
+        )
         .exec(&txn)
         .await?;
 

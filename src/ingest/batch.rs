@@ -1,0 +1,320 @@
+//! Writing what a scan saw, batch by batch: each finding is upserted by (target, fingerprint)
+//! and the scan's sighting of it recorded, both in one transaction per batch.
+//!
+//! These writes are idempotent — a retry after a crash rewrites the same rows — so they are
+//! allowed to be cheap rather than individually durable; the final transaction in
+//! [`super::pipeline`] decides the scan's outcome and is durable as usual.
+//!
+//! PostgreSQL gets its own statement shape: the batch travels as one array per column and is
+//! expanded with `UNNEST`, so a batch of thousands of findings is one short statement with 19
+//! parameters, instead of a multi-row `VALUES` list with 27 parameters per finding that the
+//! server must parse, bind and plan each time.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{finding, scan, scan_finding};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sqlx::{self, Row as _};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Set,
+};
+use uuid::Uuid;
+
+use super::NormalizedFinding;
+
+/// Findings per batch: one statement each. SQLite bounds a statement's parameters (32,766;
+/// 27 per finding); PostgreSQL's array form has no such bound, so its batches are larger.
+pub fn batch_size(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Postgres => 5_000,
+        _ => 1_000,
+    }
+}
+
+/// Writes the batches of one scan and counts what it wrote.
+pub struct BatchWriter<'a> {
+    scan: &'a scan::Model,
+    /// Results written so far.
+    pub processed: u64,
+    /// Findings this scan created so far.
+    pub new: u64,
+    /// Every scanner seen in the report (a SARIF file may hold several runs).
+    pub scanners: HashSet<String>,
+}
+
+/// A finding as returned by the upsert: enough to record the sighting.
+struct Upserted {
+    id: Uuid,
+    fingerprint: String,
+    first_scan_id: Option<Uuid>,
+}
+
+impl<'a> BatchWriter<'a> {
+    pub fn new(scan: &'a scan::Model) -> Self {
+        Self {
+            scan,
+            processed: 0,
+            new: 0,
+            scanners: HashSet::new(),
+        }
+    }
+
+    /// Upserts the batch's findings and records this scan's sightings of them.
+    ///
+    /// # Errors
+    /// On database failure; nothing of the batch is then written.
+    pub async fn write(
+        &mut self,
+        db: &DatabaseConnection,
+        batch: Vec<NormalizedFinding>,
+    ) -> Result<(), DbErr> {
+        for f in &batch {
+            if !self.scanners.contains(&f.scanner) {
+                self.scanners.insert(f.scanner.clone());
+            }
+        }
+        let occurrences: HashMap<&str, i32> = batch
+            .iter()
+            .map(|f| (f.fingerprint.as_str(), clamp(f.occurrences)))
+            .collect();
+        let now = Utc::now();
+        let new = match db.get_database_backend() {
+            DbBackend::Postgres => self.write_postgres(db, &batch, &occurrences, now).await?,
+            _ => self.write_portable(db, &batch, &occurrences, now).await?,
+        };
+        self.new += new;
+        self.processed += batch.len() as u64;
+        Ok(())
+    }
+
+    /// Is this finding new with this scan? (It was created by it, in this attempt or an earlier
+    /// one of the same scan.)
+    fn change_of(&self, upserted: &Upserted) -> &'static str {
+        if upserted.first_scan_id == Some(self.scan.id) {
+            "new"
+        } else {
+            "unchanged"
+        }
+    }
+
+    /// Any database through sea-orm: one multi-row upsert, one multi-row insert. Returns how
+    /// many findings were new.
+    async fn write_portable(
+        &self,
+        db: &DatabaseConnection,
+        batch: &[NormalizedFinding],
+        occurrences: &HashMap<&str, i32>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        let scan = self.scan;
+        let rows = batch.iter().map(|f| finding::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            org_id: Set(scan.org_id),
+            target_id: Set(scan.target_id),
+            scanner: Set(f.scanner.clone()),
+            fingerprint: Set(f.fingerprint.clone()),
+            rule_id: Set(f.rule_id.clone()),
+            title: Set(f.title.clone()),
+            severity: Set(f.severity.as_str().into()),
+            cve_ids: Set(json_list(&f.cve_ids)),
+            cwe_ids: Set(json_list(&f.cwe_ids)),
+            location_path: Set(f.location_path.clone()),
+            location_line: Set(f.location_line.map(clamp)),
+            component: Set(f.component.clone()),
+            description: Set(f.description.clone()),
+            remediation: Set(f.remediation.clone()),
+            occurrences: Set(clamp(f.occurrences)),
+            status: Set("open".into()),
+            first_seen_at: Set(scan.scanned_at),
+            last_seen_at: Set(scan.scanned_at),
+            fixed_at: Set(None),
+            first_scan_id: Set(Some(scan.id)),
+            last_scan_id: Set(Some(scan.id)),
+            triage_state: Set("untriaged".into()),
+            triage_note: Set(None),
+            triage_expires_at: Set(None),
+            triaged_by: Set(None),
+            triaged_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        // Driven by the unique index: new findings are inserted, existing ones left as they
+        // are (a no-op update) and returned too, so their ids need no lookup.
+        let mut on_conflict =
+            OnConflict::columns([finding::Column::TargetId, finding::Column::Fingerprint]);
+        on_conflict.value(
+            finding::Column::UpdatedAt,
+            Expr::col((finding::Entity, finding::Column::UpdatedAt)),
+        );
+        let mut upsert = finding::Entity::insert_many(rows)
+            .on_conflict(on_conflict)
+            .into_query();
+        upsert.returning(Query::returning().columns([
+            finding::Column::Id,
+            finding::Column::Fingerprint,
+            finding::Column::FirstScanId,
+        ]));
+        let txn = crate::db::begin_write(db).await?;
+        let mut upserted = Vec::with_capacity(batch.len());
+        for row in txn.query_all(&upsert).await? {
+            upserted.push(Upserted {
+                id: row.try_get("", "id")?,
+                fingerprint: row.try_get("", "fingerprint")?,
+                first_scan_id: row.try_get("", "first_scan_id")?,
+            });
+        }
+        let mut new = 0;
+        let sightings: Vec<scan_finding::ActiveModel> = upserted
+            .iter()
+            .map(|u| {
+                let change = self.change_of(u);
+                new += u64::from(change == "new");
+                scan_finding::ActiveModel {
+                    scan_id: Set(scan.id),
+                    finding_id: Set(u.id),
+                    org_id: Set(scan.org_id),
+                    occurrences: Set(occurrences
+                        .get(u.fingerprint.as_str())
+                        .copied()
+                        .unwrap_or(1)),
+                    change: Set(change.into()),
+                }
+            })
+            .collect();
+        scan_finding::Entity::insert_many(sightings)
+            .on_conflict_do_nothing_on([
+                scan_finding::Column::ScanId,
+                scan_finding::Column::FindingId,
+            ])
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(new)
+    }
+
+    /// PostgreSQL: the batch as one array per column, expanded by `UNNEST`. Returns how many
+    /// findings were new.
+    async fn write_postgres(
+        &self,
+        db: &DatabaseConnection,
+        batch: &[NormalizedFinding],
+        occurrences: &HashMap<&str, i32>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        let scan = self.scan;
+        let pool = db.get_postgres_connection_pool();
+        let column = |f: fn(&NormalizedFinding) -> String| batch.iter().map(f).collect::<Vec<_>>();
+        let optional =
+            |f: fn(&NormalizedFinding) -> Option<String>| batch.iter().map(f).collect::<Vec<_>>();
+        let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
+
+        let mut txn = pool.begin().await.map_err(sqlx_err)?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *txn)
+            .await
+            .map_err(sqlx_err)?;
+        let returned = sqlx::query(UPSERT_FINDINGS)
+            .bind(scan.org_id)
+            .bind(scan.target_id)
+            .bind(scan.scanned_at)
+            .bind(scan.id)
+            .bind(now)
+            .bind(ids)
+            .bind(column(|f| f.scanner.clone()))
+            .bind(column(|f| f.fingerprint.clone()))
+            .bind(column(|f| f.rule_id.clone()))
+            .bind(column(|f| f.title.clone()))
+            .bind(column(|f| f.severity.as_str().to_string()))
+            .bind(column(|f| json_list(&f.cve_ids)))
+            .bind(column(|f| json_list(&f.cwe_ids)))
+            .bind(optional(|f| f.location_path.clone()))
+            .bind(
+                batch
+                    .iter()
+                    .map(|f| f.location_line.map(clamp))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(optional(|f| f.component.clone()))
+            .bind(column(|f| f.description.clone()))
+            .bind(optional(|f| f.remediation.clone()))
+            .bind(
+                batch
+                    .iter()
+                    .map(|f| clamp(f.occurrences))
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&mut *txn)
+            .await
+            .map_err(sqlx_err)?;
+
+        let mut new = 0;
+        let mut finding_ids = Vec::with_capacity(returned.len());
+        let mut counts = Vec::with_capacity(returned.len());
+        let mut changes = Vec::with_capacity(returned.len());
+        for row in &returned {
+            let upserted = Upserted {
+                id: row.try_get("id").map_err(sqlx_err)?,
+                fingerprint: row.try_get("fingerprint").map_err(sqlx_err)?,
+                first_scan_id: row.try_get("first_scan_id").map_err(sqlx_err)?,
+            };
+            let change = self.change_of(&upserted);
+            new += u64::from(change == "new");
+            counts.push(
+                occurrences
+                    .get(upserted.fingerprint.as_str())
+                    .copied()
+                    .unwrap_or(1),
+            );
+            changes.push(change);
+            finding_ids.push(upserted.id);
+        }
+        sqlx::query(INSERT_SIGHTINGS)
+            .bind(scan.id)
+            .bind(scan.org_id)
+            .bind(finding_ids)
+            .bind(counts)
+            .bind(changes)
+            .execute(&mut *txn)
+            .await
+            .map_err(sqlx_err)?;
+        txn.commit().await.map_err(sqlx_err)?;
+        Ok(new)
+    }
+}
+
+/// The PostgreSQL upsert: per-scan values as scalars ($1–$5), per-finding values as arrays.
+const UPSERT_FINDINGS: &str = "\
+INSERT INTO finding (id, org_id, target_id, scanner, fingerprint, rule_id, title, severity, \
+  cve_ids, cwe_ids, location_path, location_line, component, description, remediation, \
+  occurrences, status, first_seen_at, last_seen_at, first_scan_id, last_scan_id, triage_state, \
+  created_at, updated_at) \
+SELECT u.id, $1, $2, u.scanner, u.fingerprint, u.rule_id, u.title, u.severity, u.cve_ids, \
+  u.cwe_ids, u.location_path, u.location_line, u.component, u.description, u.remediation, \
+  u.occurrences, 'open', $3, $3, $4, $4, 'untriaged', $5, $5 \
+FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+  $12::text[], $13::text[], $14::text[], $15::int4[], $16::text[], $17::text[], $18::text[], \
+  $19::int4[]) \
+  AS u(id, scanner, fingerprint, rule_id, title, severity, cve_ids, cwe_ids, location_path, \
+  location_line, component, description, remediation, occurrences) \
+ON CONFLICT (target_id, fingerprint) DO UPDATE SET updated_at = finding.updated_at \
+RETURNING id, fingerprint, first_scan_id";
+
+/// The PostgreSQL sightings insert, same shape.
+const INSERT_SIGHTINGS: &str = "\
+INSERT INTO scan_finding (scan_id, org_id, finding_id, occurrences, change) \
+SELECT $1, $2, u.finding_id, u.occurrences, u.change \
+FROM UNNEST($3::uuid[], $4::int4[], $5::text[]) AS u(finding_id, occurrences, change) \
+ON CONFLICT (scan_id, finding_id) DO NOTHING";
+
+fn json_list(ids: &[String]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+fn clamp(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn sqlx_err(err: sqlx::Error) -> DbErr {
+    DbErr::Custom(format!("bulk write: {err}"))
+}
