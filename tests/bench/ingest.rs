@@ -88,8 +88,37 @@ async fn ingest_once(state: &AppState, ctx: &Ctx, report: &std::path::Path) -> (
     (seconds, peak, i64::from(scan.findings_new))
 }
 
+/// The format layer alone (no database, no store): the ceiling for end-to-end throughput.
+fn parse_only(report: &std::path::Path) -> f64 {
+    let started = Instant::now();
+    let mut open = || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::BufReader::new(std::fs::File::open(
+            report,
+        )?)))
+    };
+    let mut count = 0u64;
+    let mut sink = |_f: rampart::ingest::NormalizedFinding| {
+        count += 1;
+        Ok(())
+    };
+    rampart::ingest::parse_report(
+        Some(rampart::ingest::ReportFormat::Sarif),
+        &mut open,
+        &mut sink,
+    )
+    .expect("parses");
+    started.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
+    // The pipeline logs where each scan's time went ("scan processed"); stderr keeps the table
+    // on stdout clean.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter("rampart::ingest=info")
+        .init();
     let mut sizes: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -108,6 +137,11 @@ async fn main() {
             write_sarif(&mut out, "semgrep", (0..n).map(SyntheticResult::numbered)).unwrap();
         }
         let mb = std::fs::metadata(&report).unwrap().len() as f64 / 1e6;
+        let parse_s = parse_only(&report);
+        eprintln!(
+            "parse only, {n} results: {parse_s:.2} s, {:.0} results/s",
+            n as f64 / parse_s
+        );
         let mut backends: Vec<(&str, Option<String>)> = vec![("sqlite", None)];
         if let Some(admin) = &postgres {
             let name = format!("rampart_bench_{}", uuid::Uuid::new_v4().simple());
