@@ -295,6 +295,24 @@ fn sightings_of(scan_id: Uuid) -> sea_orm::sea_query::SelectStatement {
         .to_owned()
 }
 
+/// A sighting of the outer query's finding (by `scan`, or by any scan), for `[NOT] EXISTS`: an
+/// index probe per finding, where `NOT IN (subquery)` would make PostgreSQL scan the whole
+/// subquery result per finding once it outgrows `work_mem` (quadratic at a million findings).
+fn sighting_of_finding(scan: Option<Uuid>) -> sea_orm::sea_query::SelectStatement {
+    let mut query = Query::select();
+    query
+        .expr(Expr::val(1))
+        .from(scan_finding::Entity)
+        .and_where(
+            Expr::col((scan_finding::Entity, scan_finding::Column::FindingId))
+                .equals((finding::Entity, finding::Column::Id)),
+        );
+    if let Some(scan) = scan {
+        query.and_where(Expr::col((scan_finding::Entity, scan_finding::Column::ScanId)).eq(scan));
+    }
+    query
+}
+
 /// New / fixed / unchanged, counts, score and the target's latest state, all at once.
 async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Result<(), Failure> {
     let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "finalizing");
@@ -367,7 +385,7 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
         .filter(finding::Column::TargetId.eq(row.target_id))
         .filter(finding::Column::Scanner.is_in(scanners.iter().map(String::as_str)))
         .filter(finding::Column::Status.eq("open"))
-        .filter(finding::Column::Id.not_in_subquery(sightings_of(row.id)))
+        .filter(Expr::exists(sighting_of_finding(Some(row.id))).not())
         .exec(&txn)
         .await?
         .rows_affected;
@@ -476,15 +494,10 @@ async fn discard_partial(db: &DatabaseConnection, row: &scan::Model) -> Result<(
         .filter(scan_finding::Column::ScanId.eq(row.id))
         .exec(&txn)
         .await?;
-    let seen_elsewhere = Query::select()
-        .column(scan_finding::Column::FindingId)
-        .from(scan_finding::Entity)
-        .and_where(Expr::col(scan_finding::Column::OrgId).eq(row.org_id))
-        .to_owned();
     finding::Entity::delete_many()
         .filter(finding::Column::TargetId.eq(row.target_id))
         .filter(finding::Column::FirstScanId.eq(row.id))
-        .filter(finding::Column::Id.not_in_subquery(seen_elsewhere))
+        .filter(Expr::exists(sighting_of_finding(None)).not())
         .exec(&txn)
         .await?;
     txn.commit().await?;
