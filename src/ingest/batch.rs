@@ -1,5 +1,8 @@
-//! Writing what a scan saw, batch by batch: each finding is upserted by (target, fingerprint)
-//! and the scan's sighting of it recorded, both in one transaction per batch.
+//! Writing what a scan saw, batch by batch: findings the target does not have yet are inserted
+//! (keyed by target and fingerprint), the ids of those it has are looked up, and the scan's
+//! sighting of each is recorded, all in one transaction per batch. Existing findings are not
+//! written here at all — re-ingesting a report costs reads, not a rewrite of every row — they
+//! change only in the final transaction, which also keeps a cancelled scan from touching them.
 //!
 //! These writes are idempotent — a retry after a crash rewrites the same rows — so they are
 //! allowed to be cheap rather than individually durable; the final transaction in
@@ -14,10 +17,11 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{finding, scan, scan_finding};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::sqlx::{self, Row as _};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, QueryTrait, Set,
 };
 use uuid::Uuid;
 
@@ -43,7 +47,7 @@ pub struct BatchWriter<'a> {
     pub scanners: HashSet<String>,
 }
 
-/// A finding as returned by the upsert: enough to record the sighting.
+/// A finding of the batch, inserted now or found: enough to record the sighting.
 struct Upserted {
     id: Uuid,
     fingerprint: String,
@@ -139,31 +143,53 @@ impl<'a> BatchWriter<'a> {
             created_at: Set(now),
             updated_at: Set(now),
         });
-        // Driven by the unique index: new findings are inserted, existing ones left as they
-        // are (a no-op update) and returned too, so their ids need no lookup.
-        let mut on_conflict =
-            OnConflict::columns([finding::Column::TargetId, finding::Column::Fingerprint]);
-        on_conflict.value(
-            finding::Column::UpdatedAt,
-            Expr::col((finding::Entity, finding::Column::UpdatedAt)),
-        );
-        let mut upsert = finding::Entity::insert_many(rows)
-            .on_conflict(on_conflict)
+        let mut insert = finding::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([finding::Column::TargetId, finding::Column::Fingerprint])
+                    .do_nothing()
+                    .to_owned(),
+            )
             .into_query();
-        upsert.returning(Query::returning().columns([
+        insert.returning(Query::returning().columns([
             finding::Column::Id,
             finding::Column::Fingerprint,
             finding::Column::FirstScanId,
         ]));
         let txn = crate::db::begin_write(db).await?;
         let mut upserted = Vec::with_capacity(batch.len());
-        for row in txn.query_all(&upsert).await? {
+        for row in txn.query_all(&insert).await? {
             upserted.push(Upserted {
                 id: row.try_get("", "id")?,
                 fingerprint: row.try_get("", "fingerprint")?,
                 first_scan_id: row.try_get("", "first_scan_id")?,
             });
         }
+        // This transaction holds the write lock, so what was not inserted exists already.
+        let missing = missing_fingerprints(batch, &upserted);
+        if !missing.is_empty() {
+            let found: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
+                .select_only()
+                .columns([
+                    finding::Column::Id,
+                    finding::Column::Fingerprint,
+                    finding::Column::FirstScanId,
+                ])
+                .filter(finding::Column::TargetId.eq(scan.target_id))
+                .filter(finding::Column::Fingerprint.is_in(missing))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            upserted.extend(
+                found
+                    .into_iter()
+                    .map(|(id, fingerprint, first_scan_id)| Upserted {
+                        id,
+                        fingerprint,
+                        first_scan_id,
+                    }),
+            );
+        }
+        ensure_complete(batch, &upserted)?;
         let mut new = 0;
         let sightings: Vec<scan_finding::ActiveModel> = upserted
             .iter()
@@ -247,17 +273,32 @@ impl<'a> BatchWriter<'a> {
             .fetch_all(&mut *txn)
             .await
             .map_err(sqlx_err)?;
+        let mut upserted = Vec::with_capacity(batch.len());
+        for row in &returned {
+            upserted.push(upserted_of(row)?);
+        }
+        // A finding another scan of this target inserted after our statement's snapshot was
+        // neither inserted nor seen by it (the insert waited for that scan to commit); a new
+        // statement sees it.
+        let missing = missing_fingerprints(batch, &upserted);
+        if !missing.is_empty() {
+            let found = sqlx::query(FIND_FINDINGS)
+                .bind(scan.target_id)
+                .bind(missing)
+                .fetch_all(&mut *txn)
+                .await
+                .map_err(sqlx_err)?;
+            for row in &found {
+                upserted.push(upserted_of(row)?);
+            }
+        }
+        ensure_complete(batch, &upserted)?;
 
         let mut new = 0;
-        let mut finding_ids = Vec::with_capacity(returned.len());
-        let mut counts = Vec::with_capacity(returned.len());
-        let mut changes = Vec::with_capacity(returned.len());
-        for row in &returned {
-            let upserted = Upserted {
-                id: row.try_get("id").map_err(sqlx_err)?,
-                fingerprint: row.try_get("fingerprint").map_err(sqlx_err)?,
-                first_scan_id: row.try_get("first_scan_id").map_err(sqlx_err)?,
-            };
+        let mut finding_ids = Vec::with_capacity(upserted.len());
+        let mut counts = Vec::with_capacity(upserted.len());
+        let mut changes = Vec::with_capacity(upserted.len());
+        for upserted in upserted {
             let change = self.change_of(&upserted);
             new += u64::from(change == "new");
             counts.push(
@@ -283,22 +324,35 @@ impl<'a> BatchWriter<'a> {
     }
 }
 
-/// The PostgreSQL upsert: per-scan values as scalars ($1–$5), per-finding values as arrays.
+/// The PostgreSQL insert: per-scan values as scalars ($1–$5), per-finding values as arrays.
+/// Returns the findings it inserted and, from the same snapshot, those that existed before.
 const UPSERT_FINDINGS: &str = "\
-INSERT INTO finding (id, org_id, target_id, scanner, fingerprint, rule_id, title, severity, \
-  cve_ids, cwe_ids, location_path, location_line, component, description, remediation, \
-  occurrences, status, first_seen_at, last_seen_at, first_scan_id, last_scan_id, triage_state, \
-  created_at, updated_at) \
-SELECT u.id, $1, $2, u.scanner, u.fingerprint, u.rule_id, u.title, u.severity, u.cve_ids, \
-  u.cwe_ids, u.location_path, u.location_line, u.component, u.description, u.remediation, \
-  u.occurrences, 'open', $3, $3, $4, $4, 'untriaged', $5, $5 \
-FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-  $12::text[], $13::text[], $14::text[], $15::int4[], $16::text[], $17::text[], $18::text[], \
-  $19::int4[]) \
+WITH input AS ( \
+  SELECT * FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], \
+    $11::text[], $12::text[], $13::text[], $14::text[], $15::int4[], $16::text[], $17::text[], \
+    $18::text[], $19::int4[]) \
   AS u(id, scanner, fingerprint, rule_id, title, severity, cve_ids, cwe_ids, location_path, \
-  location_line, component, description, remediation, occurrences) \
-ON CONFLICT (target_id, fingerprint) DO UPDATE SET updated_at = finding.updated_at \
-RETURNING id, fingerprint, first_scan_id";
+    location_line, component, description, remediation, occurrences)), \
+inserted AS ( \
+  INSERT INTO finding (id, org_id, target_id, scanner, fingerprint, rule_id, title, severity, \
+    cve_ids, cwe_ids, location_path, location_line, component, description, remediation, \
+    occurrences, status, first_seen_at, last_seen_at, first_scan_id, last_scan_id, \
+    triage_state, created_at, updated_at) \
+  SELECT u.id, $1, $2, u.scanner, u.fingerprint, u.rule_id, u.title, u.severity, u.cve_ids, \
+    u.cwe_ids, u.location_path, u.location_line, u.component, u.description, u.remediation, \
+    u.occurrences, 'open', $3, $3, $4, $4, 'untriaged', $5, $5 \
+  FROM input u \
+  ON CONFLICT (target_id, fingerprint) DO NOTHING \
+  RETURNING id, fingerprint, first_scan_id) \
+SELECT id, fingerprint, first_scan_id FROM inserted \
+UNION ALL \
+SELECT f.id, f.fingerprint, f.first_scan_id FROM finding f JOIN input u \
+  ON f.target_id = $2 AND f.fingerprint = u.fingerprint";
+
+/// Findings of a target by fingerprint.
+const FIND_FINDINGS: &str = "\
+SELECT id, fingerprint, first_scan_id FROM finding \
+WHERE target_id = $1 AND fingerprint = ANY($2::text[])";
 
 /// The PostgreSQL sightings insert, same shape.
 const INSERT_SIGHTINGS: &str = "\
@@ -306,6 +360,41 @@ INSERT INTO scan_finding (scan_id, org_id, finding_id, occurrences, change) \
 SELECT $1, $2, u.finding_id, u.occurrences, u.change \
 FROM UNNEST($3::uuid[], $4::int4[], $5::text[]) AS u(finding_id, occurrences, change) \
 ON CONFLICT (scan_id, finding_id) DO NOTHING";
+
+fn upserted_of(row: &sqlx::postgres::PgRow) -> Result<Upserted, DbErr> {
+    Ok(Upserted {
+        id: row.try_get("id").map_err(sqlx_err)?,
+        fingerprint: row.try_get("fingerprint").map_err(sqlx_err)?,
+        first_scan_id: row.try_get("first_scan_id").map_err(sqlx_err)?,
+    })
+}
+
+/// Fingerprints of the batch not among `found`.
+fn missing_fingerprints(batch: &[NormalizedFinding], found: &[Upserted]) -> Vec<String> {
+    if found.len() >= batch.len() {
+        return Vec::new();
+    }
+    let found: HashSet<&str> = found.iter().map(|u| u.fingerprint.as_str()).collect();
+    batch
+        .iter()
+        .filter(|f| !found.contains(f.fingerprint.as_str()))
+        .map(|f| f.fingerprint.clone())
+        .collect()
+}
+
+/// Every finding of the batch has a row by now; otherwise the batch fails (and is retried)
+/// rather than record a scan that silently missed findings.
+fn ensure_complete(batch: &[NormalizedFinding], found: &[Upserted]) -> Result<(), DbErr> {
+    if found.len() == batch.len() {
+        Ok(())
+    } else {
+        Err(DbErr::Custom(format!(
+            "bulk write: {} of {} findings neither inserted nor found",
+            batch.len().saturating_sub(found.len()),
+            batch.len()
+        )))
+    }
+}
 
 fn json_list(ids: &[String]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
