@@ -27,6 +27,7 @@ use rampart::ingest::synthetic::{write_sarif, SyntheticResult};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 const ADMIN_EMAIL: &str = "bench@rampart.local";
@@ -67,6 +68,22 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces): utime and stime are 12th/13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks.iter().sum::<f64>() / per_second
 }
 
 /// Allows as many open files as the hard limit (10,000 sockets need more than the usual 1024).
@@ -185,7 +202,10 @@ async fn subscribe(ws_url: &str, key: &str, scan_id: &str) -> Result<(Ws, Durati
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().expect("header"),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+    // A small read buffer: the 128 KiB default is zeroed on every read, which would spend the
+    // client's (and so the shared machine's) CPU on memset.
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| e.to_string())?;
     let send = |v: Value| Message::Text(v.to_string().into());
@@ -300,6 +320,8 @@ struct Row {
     per_subscriber_kib: f64,
     rss_peak_mib: f64,
     scan_seconds: f64,
+    server_cpu: f64,
+    client_cpu: f64,
 }
 
 async fn round(subscribers: usize, results: u64, redis_url: &str) -> Row {
@@ -404,6 +426,8 @@ async fn round(subscribers: usize, results: u64, redis_url: &str) -> Row {
 
     // Drive the scan: a worker process on the same database and object store.
     let started = Instant::now();
+    let (server_cpu_before, client_cpu_before) =
+        (cpu_seconds(&api.pid().to_string()), cpu_seconds("self"));
     let worker = Server::start(dir.path(), redis_url, &prefix, "worker");
     let api_pid = api.pid();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_after));
@@ -426,6 +450,8 @@ async fn round(subscribers: usize, results: u64, redis_url: &str) -> Row {
         );
     }
     let scan_seconds = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(&api.pid().to_string()) - server_cpu_before;
+    let client_cpu = cpu_seconds("self") - client_cpu_before;
     sampler.abort();
     drop(worker);
     let published = tokio::task::spawn_blocking(move || observer.join().expect("observer"))
@@ -487,6 +513,8 @@ async fn round(subscribers: usize, results: u64, redis_url: &str) -> Row {
             / subscribers.max(1) as f64,
         rss_peak_mib: peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0,
         scan_seconds,
+        server_cpu,
+        client_cpu,
     }
 }
 
@@ -533,16 +561,17 @@ fn main() {
         );
         rows.push(row);
     }
-    println!("| subscribers | connected | connect all (s) | connect p50 / p99 (ms) | events published | delivered / expected | completed | latency vs publish p50 / p99 / max (ms) | latency vs `at` p50 / p99 (ms) | fan-out spread p50 / max (ms) | server RSS before → after (MiB) | per subscriber (KiB) | RSS peak (MiB) | scan (s) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| subscribers | connected | connect all (s) | connect p50 / p99 (ms) | events published | delivered / expected | completed | latency vs publish p50 / p99 / max (ms) | latency vs `at` p50 / p99 (ms) | fan-out spread p50 / max (ms) | server RSS before → after (MiB) | per subscriber (KiB) | RSS peak (MiB) | scan (s) | server / client CPU during the scan (s) | server CPU per message (µs) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {:.2} | {:.1} / {:.1} | {} | {} / {} | {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} → {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {:.2} | {:.1} / {:.1} | {} | {} / {} | {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} → {:.1} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {:.1} |",
             r.subscribers, r.connected, r.connect_total.as_secs_f64(), r.connect_p50, r.connect_p99,
             r.events_published, r.delivered, r.expected, r.completed,
             r.publish_p50, r.publish_p99, r.publish_max, r.at_p50, r.at_p99,
             r.spread_p50, r.spread_max, r.rss_before_mib, r.rss_after_mib, r.per_subscriber_kib,
-            r.rss_peak_mib, r.scan_seconds,
+            r.rss_peak_mib, r.scan_seconds, r.server_cpu, r.client_cpu,
+            r.server_cpu * 1e6 / r.delivered.max(1) as f64,
         );
     }
 }
