@@ -29,6 +29,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Wakes this process's idle workers when a job is queued here.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Followed scans' events, decoded once per process.
+    pub scan_feeds: crate::live::feed::ScanFeeds,
 }
 
 /// The three swappable backends.
@@ -160,6 +162,7 @@ impl App {
             jwt: Arc::new(JwtKeys::new(jwt_secret.expose())),
             limiter: Arc::new(limiter),
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            scan_feeds: crate::live::feed::ScanFeeds::default(),
         };
         let schema = build_schema(Some(state.clone()));
         let router = crate::http::router(state.clone(), schema)?;

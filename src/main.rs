@@ -1,4 +1,5 @@
-//! The `rampart` binary: `serve` (default), `migrate`, `export-schema`.
+//! The `rampart` binary: `serve` (default), `migrate`, `export-schema`, and the client
+//! commands `upload` and `scans watch`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,8 +39,13 @@ enum Command {
     },
     /// Fill an empty installation with demo orgs, targets and 90 days of scans.
     SeedDemo(Config),
-    /// Upload a report to a server and wait for its scan.
+    /// Upload a report to a server and follow its scan live.
     Upload(rampart::cli::upload::UploadArgs),
+    /// Work with a server's scans (`watch ID` follows one live).
+    Scans {
+        #[command(subcommand)]
+        command: rampart::cli::watch::ScansCommand,
+    },
     /// Write schema/schema.graphql and schema/openapi.json from the schema the server serves.
     ExportSchema {
         /// Directory to write into.
@@ -84,6 +90,7 @@ async fn main() -> ExitCode {
         Some(Command::Migrate { action, config }) => migrate(action, config).await,
         Some(Command::ExportSchema { out }) => export_schema(out),
         Some(Command::Upload(args)) => rampart::cli::upload::run(args).await,
+        Some(Command::Scans { command }) => rampart::cli::watch::run(command).await,
         Some(Command::SeedDemo(config)) => seed_demo(config).await,
     };
     match result {

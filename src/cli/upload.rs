@@ -1,26 +1,23 @@
-//! `rampart upload FILE`: stream a report to a server, show progress, wait for the verdict.
+//! `rampart upload FILE`: stream a report to a server, then follow its scan to the verdict.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::io::ReaderStream;
+
+use super::follow::{follow, Server, ServerArgs};
 
 /// Options of `rampart upload`.
 #[derive(Debug, Args)]
 pub struct UploadArgs {
     /// The report to upload (any supported format).
     pub file: PathBuf,
-    /// Base URL of the Rampart server.
-    #[arg(long, env = "RAMPART_API", default_value = "http://127.0.0.1:8080")]
-    pub api: String,
-    /// API key with write scope.
-    #[arg(long, env = "RAMPART_API_KEY", hide_env_values = true)]
-    pub api_key: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Target name (read from the report when absent).
     #[arg(long)]
     pub target: Option<String>,
@@ -30,15 +27,18 @@ pub struct UploadArgs {
     /// Report format (`native`, `sarif`, `cyclonedx`, `trivy`); detected when absent.
     #[arg(long)]
     pub format: Option<String>,
-    /// Return once the report is queued instead of waiting for the scan to finish.
+    /// Follow the scan live until it finishes (the default; see `--no-wait`).
+    #[arg(long, conflicts_with = "no_wait")]
+    pub follow: bool,
+    /// Return once the report is queued instead of following the scan.
     #[arg(long)]
     pub no_wait: bool,
 }
 
-/// Uploads and, unless told not to, waits for the scan; fails when the scan does.
+/// Uploads and, unless told not to, follows the scan; fails when the scan does.
 ///
 /// # Errors
-/// When the upload is refused or the scan does not complete.
+/// When the upload is refused, or the scan cannot be followed or does not complete.
 pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
     let file = tokio::fs::File::open(&args.file)
         .await
@@ -58,7 +58,7 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
             counter.inc(bytes.len() as u64);
         }
     });
-    let api = args.api.trim_end_matches('/');
+    let server = Server::new(&args.server)?;
     let mut query: Vec<(&str, &str)> = Vec::new();
     for (name, value) in [
         ("target", &args.target),
@@ -69,16 +69,14 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
             query.push((name, value));
         }
     }
-    let http = reqwest::Client::new();
-    let res = http
-        .post(format!("{api}/api/v1/ingest"))
+    let res = server
+        .request(reqwest::Method::POST, "/api/v1/ingest")
         .query(&query)
-        .header("x-api-key", &args.api_key)
         .header(reqwest::header::CONTENT_LENGTH, size)
         .body(reqwest::Body::wrap_stream(body))
         .send()
         .await
-        .with_context(|| format!("cannot reach {api}"))?;
+        .with_context(|| format!("cannot reach {}", server.base()))?;
     bar.finish_and_clear();
     let status = res.status();
     let answer: Value = res.json().await.unwrap_or(Value::Null);
@@ -96,72 +94,5 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
     if args.no_wait {
         return Ok(());
     }
-    let scan = wait(&http, api, &args.api_key, &id).await?;
-    print_summary(&scan);
-    match scan["status"].as_str() {
-        Some("COMPLETE") => Ok(()),
-        Some(other) => bail!(
-            "scan {id} ended {}: {}",
-            other.to_lowercase(),
-            scan["error"].as_str().unwrap_or("")
-        ),
-        None => bail!("scan {id} has no status"),
-    }
-}
-
-/// Polls the scan until it has finished, showing its phase.
-async fn wait(http: &reqwest::Client, api: &str, key: &str, id: &str) -> anyhow::Result<Value> {
-    let spinner = ProgressBar::new(100);
-    spinner.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}%")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let query = "query($id: UUID!) { scan(id: $id) { id status error score findingsNew findingsFixed counts { critical high medium low info total } progress { phase percent } } }";
-    loop {
-        let res: Value = http
-            .post(format!("{api}/graphql"))
-            .header("x-api-key", key)
-            .json(&json!({"query": query, "variables": {"id": id}}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if let Some(error) = res["errors"][0]["message"].as_str() {
-            bail!("cannot follow scan {id}: {error}");
-        }
-        let scan = res["data"]["scan"].clone();
-        spinner.set_message(
-            scan["progress"]["phase"]
-                .as_str()
-                .unwrap_or("queued")
-                .to_string(),
-        );
-        spinner.set_position(scan["progress"]["percent"].as_f64().unwrap_or(0.0) as u64);
-        if matches!(
-            scan["status"].as_str(),
-            Some("COMPLETE" | "FAILED" | "CANCELLED")
-        ) {
-            spinner.finish_and_clear();
-            return Ok(scan);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn print_summary(scan: &Value) {
-    let c = &scan["counts"];
-    println!(
-        "scan {} {}: score {} | critical {} high {} medium {} low {} info {} | new {} fixed {}",
-        scan["id"].as_str().unwrap_or("?"),
-        scan["status"].as_str().unwrap_or("?").to_lowercase(),
-        scan["score"],
-        c["critical"],
-        c["high"],
-        c["medium"],
-        c["low"],
-        c["info"],
-        scan["findingsNew"],
-        scan["findingsFixed"]
-    );
+    follow(&server, &id).await
 }

@@ -9,7 +9,7 @@ use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::{org_topic, scan_topic, ScanProgress};
+use super::{org_topic, ScanProgress};
 use crate::app::AppState;
 use crate::context::Ctx;
 use crate::error::AppError;
@@ -45,7 +45,8 @@ fn take_slot(ctx: &Context<'_>) -> Result<Slot, AppError> {
     Ok(Slot(Some(budget.clone())))
 }
 
-/// The scan's current progress, then every newer change, ending after the terminal one.
+/// The scan's current progress, then every newer change, ending after the terminal one. The
+/// events are shared with every other follower of the scan in this process.
 ///
 /// # Errors
 /// `NOT_FOUND` for a scan outside the caller's org.
@@ -53,25 +54,25 @@ pub async fn follow_scan_stream(
     state: &AppState,
     ctx: &Ctx,
     scan_id: Uuid,
-) -> Result<BoxStream<'static, ScanProgress>, AppError> {
+) -> Result<BoxStream<'static, Arc<ScanProgress>>, AppError> {
     // Listen first, then read the row: nothing published in between is missed.
-    let events = state.bus.subscribe(&scan_topic(scan_id));
+    let events = state.scan_feeds.follow(state.bus.as_ref(), scan_id);
     let scan = crate::scans::get(ctx, state, scan_id).await?;
     let current = scan.progress.clone().unwrap_or_else(|| {
         let phase = scan.status.as_str();
         ScanProgress::new(scan.id, scan.target_id, scan.status, phase)
     });
     let mut last_at = current.at;
-    let updates = events
-        .filter_map(|payload| async move { serde_json::from_str::<ScanProgress>(&payload).ok() })
-        .filter(move |p| {
-            let newer = p.at > last_at;
-            if newer {
-                last_at = p.at;
-            }
-            futures::future::ready(newer)
-        });
-    let all = stream::once(async move { current }).chain(updates).boxed();
+    let updates = events.filter(move |p| {
+        let newer = p.at > last_at;
+        if newer {
+            last_at = p.at;
+        }
+        futures::future::ready(newer)
+    });
+    let all = stream::once(async move { Arc::new(current) })
+        .chain(updates)
+        .boxed();
     // End right after the terminal event, without waiting for another one.
     Ok(stream::unfold((all, false), |(mut all, done)| async move {
         if done {
@@ -121,7 +122,7 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         scan_id: Uuid,
-    ) -> Result<impl futures::Stream<Item = ScanProgress>> {
+    ) -> Result<impl futures::Stream<Item = Arc<ScanProgress>>> {
         let slot = take_slot(ctx)?;
         let stream = follow_scan_stream(state(ctx), caller(ctx)?, scan_id).await?;
         Ok(stream.map(move |p| {

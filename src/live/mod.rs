@@ -1,6 +1,7 @@
 //! Live scan events: what workers publish while a scan moves, and where it goes (the event bus
 //! topics and the scan row, so a late subscriber starts from the truth).
 
+pub mod feed;
 pub mod graphql;
 pub mod sse;
 pub mod ws;

@@ -112,7 +112,7 @@ pub async fn events(
             let event = Event::default()
                 .event(name)
                 .id(event_id(&p).to_string())
-                .json_data(&p)
+                .json_data(p.as_ref())
                 .unwrap_or_else(|_| Event::default().event(name));
             Ok::<_, Infallible>(event)
         });

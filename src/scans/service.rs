@@ -221,12 +221,26 @@ pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     ctx.require(Permission::Write)?;
     let row = find_in_org(&state.db, ctx, id).await?;
     let now = Utc::now();
+    // Followers end on a terminal event; a queued scan never reaches a worker that would send
+    // one, so the cancellation is recorded and published here.
+    let mut progress = crate::live::ScanProgress::new(
+        row.id,
+        row.target_id,
+        ScanStatus::Cancelled,
+        ScanStatus::Cancelled.as_str(),
+    );
+    progress.message = Some("cancelled".into());
     let updated = scan::Entity::update_many()
         .col_expr(
             scan::Column::Status,
             Expr::value(ScanStatus::Cancelled.as_str()),
         )
         .col_expr(scan::Column::FinishedAt, Expr::value(Some(now)))
+        .col_expr(
+            scan::Column::Progress,
+            Expr::value(serde_json::to_value(&progress).ok()),
+        )
+        .col_expr(scan::Column::Error, Expr::value(Some("cancelled")))
         .filter(scan::Column::Id.eq(row.id))
         .filter(
             scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]),
@@ -241,6 +255,7 @@ pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
         AuditEntry::by(ctx, "scan.cancel", "scan", row.id),
     )
     .await?;
+    crate::live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     Ok(find_in_org(&state.db, ctx, id).await?.into())
 }
 

@@ -162,6 +162,28 @@ async fn transport_ws_follows_a_scan_to_complete() {
 }
 
 #[tokio::test]
+async fn client_messages_larger_than_the_read_buffer_still_work() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+    let scan = app
+        .ingest_and_wait(Auth::Bearer(&token), "target=big-message", big_report(3))
+        .await;
+    let mut ws = connect(&app, "graphql-transport-ws").await;
+    let ack = init(&mut ws, json!({"Authorization": format!("Bearer {token}")})).await;
+    assert_eq!(ack.unwrap()["type"], "connection_ack");
+    // A 64 KiB comment: far beyond the 4 KiB read buffer per connection.
+    let query = format!("# {}\n{PROGRESS}", "x".repeat(64 * 1024));
+    send(&mut ws, json!({"id": "big", "type": "subscribe", "payload": {"query": query, "variables": {"id": scan["id"]}}})).await;
+    let next = recv(&mut ws).await.expect("open");
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(
+        next["payload"]["data"]["scanProgress"]["status"],
+        "COMPLETE"
+    );
+    assert_eq!(recv(&mut ws).await.expect("open")["type"], "complete");
+}
+
+#[tokio::test]
 async fn legacy_graphql_ws_protocol_works_too() {
     let app = TestApp::spawn().await;
     let key = app.create_key(&app.login_admin().await, "WRITE").await;

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 pub struct Proxy {
     pub addr: SocketAddr,
     cut: Arc<Notify>,
+    reset: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -21,6 +22,8 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy addr");
         let cut = Arc::new(Notify::new());
         let cut_signal = cut.clone();
+        let reset = Arc::new(Notify::new());
+        let reset_signal = reset.clone();
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
@@ -33,6 +36,10 @@ impl Proxy {
                             }
                         });
                     }
+                    _ = reset_signal.notified() => {
+                        // Live connections drop; new ones are still forwarded.
+                        connections.abort_all();
+                    }
                     _ = cut_signal.notified() => {
                         // Dropping the listener and every live connection: the backend is gone.
                         connections.abort_all();
@@ -41,7 +48,17 @@ impl Proxy {
                 }
             }
         });
-        Self { addr, cut, task }
+        Self {
+            addr,
+            cut,
+            reset,
+            task,
+        }
+    }
+
+    /// Drops every forwarded connection but keeps accepting new ones.
+    pub fn reset(&self) {
+        self.reset.notify_one();
     }
 
     /// Closes the listener and every forwarded connection.
