@@ -366,7 +366,47 @@ fn page_envelope(route: &CompiledRoute, req: &RestRequest<'_>, mut value: JsonVa
     })
 }
 
-/// Runs `route` for `req` on `schema`; `with_data` adds the caller's context to the request.
+/// Runs `route`'s operation for `req` on `schema`: the root field's value in REST spelling and
+/// the HTTP headers the resolvers set (cookies), or the finished error answer. `with_data` adds
+/// the caller's context to the request.
+pub async fn execute<Q, M, S>(
+    route: &CompiledRoute,
+    index: &SchemaIndex,
+    schema: &Schema<Q, M, S>,
+    req: &RestRequest<'_>,
+    with_data: impl FnOnce(Request) -> Request,
+) -> Result<(JsonValue, HeaderMap), Response>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let vars = variables(route, index, req).map_err(IntoResponse::into_response)?;
+    let mut request = Request::new(route.row.operation)
+        .operation_name(route.operation_name.clone())
+        .variables(Variables::from_json(JsonValue::Object(vars)));
+    request.set_parsed_query(route.document.clone());
+    let response = schema.execute(with_data(request)).await;
+    if let Some(err) = response.errors.first() {
+        let mut res = graphql_error(route, err);
+        append_headers(&mut res, &response.http_headers);
+        return Err(res);
+    }
+    let mut root = match response.data.into_json() {
+        Ok(JsonValue::Object(mut map)) => map.remove(&route.root_key).unwrap_or(JsonValue::Null),
+        _ => JsonValue::Null,
+    };
+    to_rest(&route.shape, &mut root);
+    Ok((root, response.http_headers))
+}
+
+fn append_headers(res: &mut Response, headers: &HeaderMap) {
+    for (name, value) in headers {
+        res.headers_mut().append(name.clone(), value.clone());
+    }
+}
+
+/// Runs `route` for `req` on `schema` and wraps the answer in the row's envelope.
 pub async fn run<Q, M, S>(
     route: &CompiledRoute,
     index: &SchemaIndex,
@@ -379,36 +419,17 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let vars = match variables(route, index, &req) {
-        Ok(vars) => vars,
-        Err(err) => return err.into_response(),
+    let (root, headers) = match execute(route, index, schema, &req, with_data).await {
+        Ok(answer) => answer,
+        Err(res) => return res,
     };
-    let mut request = Request::new(route.row.operation)
-        .operation_name(route.operation_name.clone())
-        .variables(Variables::from_json(JsonValue::Object(vars)));
-    request.set_parsed_query(route.document.clone());
-    let response = schema.execute(with_data(request)).await;
-    let headers = response.http_headers.clone();
-    let mut res = if let Some(err) = response.errors.first() {
-        graphql_error(route, err)
-    } else {
-        let mut root = match response.data.into_json() {
-            Ok(JsonValue::Object(mut map)) => {
-                map.remove(&route.root_key).unwrap_or(JsonValue::Null)
-            }
-            _ => JsonValue::Null,
-        };
-        to_rest(&route.shape, &mut root);
-        let status = StatusCode::from_u16(route.row.status).unwrap_or(StatusCode::OK);
-        match route.row.envelope {
-            Envelope::Empty => StatusCode::NO_CONTENT.into_response(),
-            Envelope::Bare => (status, Json(root)).into_response(),
-            Envelope::Data => (status, Json(json!({ "data": root }))).into_response(),
-            Envelope::Page => (status, Json(page_envelope(route, &req, root))).into_response(),
-        }
+    let status = StatusCode::from_u16(route.row.status).unwrap_or(StatusCode::OK);
+    let mut res = match route.row.envelope {
+        Envelope::Empty => StatusCode::NO_CONTENT.into_response(),
+        Envelope::Bare => (status, Json(root)).into_response(),
+        Envelope::Data => (status, Json(json!({ "data": root }))).into_response(),
+        Envelope::Page => (status, Json(page_envelope(route, &req, root))).into_response(),
     };
-    for (name, value) in headers.iter() {
-        res.headers_mut().append(name.clone(), value.clone());
-    }
+    append_headers(&mut res, &headers);
     res
 }
