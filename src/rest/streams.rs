@@ -191,7 +191,7 @@ async fn scan_as_rest(
     meta: RequestMeta,
     ctx: Ctx,
     id: Uuid,
-) -> Result<serde_json::Value, Response> {
+) -> Result<async_graphql::Value, Response> {
     let api = super::api().map_err(|e| AppError::from(e).into_response())?;
     let (method, path) = SCAN_ROW;
     let route = api.route(method, path).ok_or_else(|| {

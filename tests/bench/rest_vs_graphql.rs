@@ -3,8 +3,9 @@
 //! translator builds from the REST request — under the same `wrk` load on loopback, with the
 //! same credential.
 //!
-//! `cargo bench --bench rest_vs_graphql [-- SECONDS [CONNECTIONS [ROUNDS]]]` (defaults 5, 8,
-//! 3). Needs `wrk` (Debian package `wrk`). Runs the app in this process on the embedded default
+//! `cargo bench --bench rest_vs_graphql [-- SECONDS [CONNECTIONS [ROUNDS]]] [ROUTE...]`
+//! (defaults 5, 8, 3; words that are not numbers keep only the routes with those path templates,
+//! e.g. `/api/v1/scans` to profile one route). Needs `wrk` (Debian package `wrk`). Runs the app in this process on the embedded default
 //! (SQLite, local store) with the demo data (`--demo`), rate limits out of the way, and prints
 //! a Markdown table for docs/benchmarks.md. Each round measures REST and GraphQL back to back
 //! (alternating which goes first); the table shows each side's median over the rounds.
@@ -23,6 +24,8 @@ const PASSWORD: &str = "bench-password-rest-vs-graphql";
 
 /// One read route and its GraphQL twin, ready for `wrk`.
 struct Case {
+    /// The row's path template.
+    path: &'static str,
     label: String,
     rest_url: String,
     graphql_body: String,
@@ -250,6 +253,7 @@ async fn cases(s: &Setup) -> Vec<Case> {
         }
         let auth = auth.unwrap_or_else(|| panic!("{} answers no credential", route.row.path));
         out.push(Case {
+            path: route.row.path,
             label: format!(
                 "GET {}{}",
                 route.row.path,
@@ -354,6 +358,10 @@ fn main() {
     let seconds = args.first().copied().unwrap_or(5);
     let connections = args.get(1).copied().unwrap_or(8);
     let rounds = args.get(2).copied().unwrap_or(3).max(1);
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a.parse::<u32>().is_err())
+        .collect();
 
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -370,7 +378,10 @@ fn main() {
         let base = format!("http://{}", app.local_addr());
         tokio::spawn(app.run_until(std::future::pending()));
         let setup = setup(base).await;
-        let cases = cases(&setup).await;
+        let mut cases = cases(&setup).await;
+        if !only.is_empty() {
+            cases.retain(|c| only.iter().any(|o| c.path == *o));
+        }
         (setup, cases)
     });
     eprintln!(
