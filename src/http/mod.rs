@@ -109,7 +109,7 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
             get(move || async move { Json(openapi) }),
         )
         .route(
-            "/api/v1/ingest",
+            crate::rest::streams::UPLOAD_PATH,
             post(crate::rest::streams::ingest).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/scans/{id}/raw", get(crate::rest::streams::raw))

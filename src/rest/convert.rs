@@ -4,6 +4,7 @@
 //! Null and absent stay distinct: an absent body field is not given to GraphQL at all (the
 //! resolver sees "unchanged"), an explicit `null` is passed as `null` (the resolver sees "clear").
 
+use async_graphql::Value as ConstValue;
 use serde_json::{Map, Value as Json};
 
 use super::compile::{Shape, ShapeKind};
@@ -241,18 +242,23 @@ fn json_kind(scalar: &str) -> &'static str {
 }
 
 /// Rewrites a GraphQL result into REST spelling in place: enum values become lowercase
-/// (`API_KEY` → `api_key`). Keys are already REST names (the operation's aliases).
-pub fn to_rest(shape: &Shape, value: &mut Json) {
+/// strings (`API_KEY` → `api_key`). Keys are already REST names (the operation's aliases).
+/// Works on the executor's own value, so the answer is serialized once, without a second tree.
+pub fn to_rest(shape: &Shape, value: &mut ConstValue) {
     match (&shape.kind, value) {
-        (ShapeKind::Enum(..), Json::String(s)) => *s = s.to_lowercase(),
-        (ShapeKind::List(item), Json::Array(items)) => {
+        (ShapeKind::Enum(..), value) => {
+            if let ConstValue::Enum(name) = value {
+                *value = ConstValue::String(name.to_ascii_lowercase());
+            }
+        }
+        (ShapeKind::List(item), ConstValue::List(items)) => {
             for v in items {
                 to_rest(item, v);
             }
         }
-        (ShapeKind::Object(fields), Json::Object(map)) => {
+        (ShapeKind::Object(fields), ConstValue::Object(map)) => {
             for (key, sub) in fields {
-                if let Some(v) = map.get_mut(key) {
+                if let Some(v) = map.get_mut(key.as_str()) {
                     to_rest(sub, v);
                 }
             }

@@ -141,6 +141,17 @@ impl RestApi {
         let mut doc = ApiDoc::openapi();
         doc.info.version = env!("CARGO_PKG_VERSION").to_string();
         openapi::describe(&mut doc, &index, &compiled);
+        let (method, path) = streams::SCAN_ROW;
+        let scan_row = compiled
+            .iter()
+            .find(|r| r.row.method == method && r.row.path == path)
+            .ok_or_else(|| {
+                format!(
+                    "the REST table needs a {} {path} row: uploads answer with it",
+                    method.as_str()
+                )
+            })?;
+        openapi::describe_upload_answer(&mut doc, scan_row);
         let tags = doc.tags.get_or_insert_with(Vec::new);
         for (name, description) in TAGS {
             tags.push(
@@ -150,11 +161,22 @@ impl RestApi {
                     .build(),
             );
         }
+        openapi::describe_headers(&mut doc);
         Ok(Self {
             index,
             routes: compiled.into_iter().map(Arc::new).collect(),
             openapi: doc,
         })
+    }
+}
+
+impl RestApi {
+    /// The compiled row for `method` and `path` (the path template, as in the table).
+    pub fn route(&self, method: Method, path: &str) -> Option<&CompiledRoute> {
+        self.routes
+            .iter()
+            .find(|r| r.row.method == method && r.row.path == path)
+            .map(|r| r.as_ref())
     }
 }
 

@@ -147,7 +147,12 @@ fn parameter(
     name: &str,
 ) -> utoipa::openapi::path::Parameter {
     let required = var.required() && !matches!(place, ParameterIn::Cookie);
-    let mut schema = input(index, &var.ty, None);
+    // A path, query or cookie value is there or absent, never JSON `null`: optional parameters
+    // say so with `required: false`, and their schemas stay non-null (else generators make
+    // `T | None` unions of their own for every filter).
+    let mut ty = var.ty.clone();
+    ty.nullable = false;
+    let mut schema = input(index, &ty, None);
     let mut description = var.description.clone();
     if var.name == "page" {
         schema = ObjectBuilder::new()
@@ -305,23 +310,26 @@ fn page_components(doc: &mut OpenApi) {
         .insert("PageLinks".into(), RefOr::T(links.into()));
 }
 
-fn error_response(description: &str, retry: bool) -> utoipa::openapi::Response {
-    let mut builder = ResponseBuilder::new().description(description).content(
-        JSON,
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
-            .build(),
-    );
-    if retry {
-        builder = builder.header(
-            "Retry-After",
-            HeaderBuilder::new()
-                .schema(Some(ObjectBuilder::new().schema_type(JsonType::Integer)))
-                .description(Some("Seconds to wait before trying again."))
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
                 .build(),
-        );
-    }
-    builder.build()
+        )
+        .build()
+}
+
+/// The `Set-Cookie` header of the rows that set or clear the session cookies.
+fn session_cookie_header() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(JsonType::String)))
+        .description(Some(
+            "Two headers: the HttpOnly cookies `token` (the access token, path `/`) and `refresh_token` (path `/api/v1/auth`); sign-out sends them expired.",
+        ))
+        .build()
 }
 
 fn lower_first(name: &str) -> String {
@@ -371,6 +379,10 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
         }
         op = op.request_body(body(index, route));
         let status = row.status.to_string();
+        let mut success = ResponseBuilder::new().description(row.summary);
+        if row.sets_cookies {
+            success = success.header("Set-Cookie", session_cookie_header());
+        }
         op = match success_schema(route) {
             Some(schema) => {
                 let component = format!("{}Response", route.operation_name);
@@ -380,8 +392,7 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
                     .insert(component.clone(), RefOr::T(schema));
                 op.response(
                     status,
-                    ResponseBuilder::new()
-                        .description(row.summary)
+                    success
                         .content(
                             JSON,
                             ContentBuilder::new()
@@ -391,10 +402,7 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
                         .build(),
                 )
             }
-            None => op.response(
-                status,
-                ResponseBuilder::new().description(row.summary).build(),
-            ),
+            None => op.response(status, success.build()),
         };
         let mut errors = vec![
             ("400", "Malformed request: unknown query parameter, malformed id or value, body that is not JSON (`BAD_REQUEST`, with `details`)"),
@@ -410,12 +418,9 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
         }
         errors.push(("422", "Invalid input (`VALIDATION_FAILED`, with `details`)"));
         for (code, text) in errors {
-            op = op.response(code, error_response(text, false));
+            op = op.response(code, error_response(text));
         }
-        op = op.response(
-            "429",
-            error_response("Too many requests (`RATE_LIMITED`)", true),
-        );
+        op = op.response("429", error_response("Too many requests (`RATE_LIMITED`)"));
         match row.access {
             Access::Public => {}
             Access::Any => {
@@ -438,5 +443,151 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
         };
         doc.paths
             .add_path_operation(row.path, vec![method], op.build());
+    }
+}
+
+/// Paths served outside the authentication and rate-limit middleware (`http::router`'s probes):
+/// their answers carry no `RateLimit-*` headers.
+const UNLIMITED_PATHS: &[&str] = &["/health", "/ready", "/health/services"];
+
+fn integer_header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(JsonType::Integer)
+                .minimum(Some(0)),
+        ))
+        .description(Some(description))
+        .build()
+}
+
+/// Describes the headers the middleware puts on answers, on every operation of `doc` (the
+/// table's rows and the hand-written routes alike): `X-Request-ID` everywhere, the
+/// `RateLimit-*` budget on every answer that passed the rate limiter, `Retry-After` on 429.
+/// They are components, referenced from each response.
+pub fn describe_headers(doc: &mut OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    let headers = [
+        (
+            "X-Request-ID",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(JsonType::String)))
+                .description(Some(
+                    "The request's id: the client's `X-Request-ID` when it is sane, else a new UUID. Every log line of the request carries it.",
+                ))
+                .build(),
+        ),
+        (
+            "RateLimit-Limit",
+            integer_header("Requests allowed to this credential (or this IP, anonymous) per window."),
+        ),
+        (
+            "RateLimit-Remaining",
+            integer_header("Requests left in the current window."),
+        ),
+        (
+            "RateLimit-Reset",
+            integer_header("Seconds until the current window ends."),
+        ),
+        (
+            "Retry-After",
+            integer_header("Seconds to wait before trying again."),
+        ),
+    ];
+    for (name, header) in headers {
+        components.headers.insert(name.into(), RefOr::T(header));
+    }
+    let reference = |name: &str| RefOr::Ref(Ref::new(format!("#/components/headers/{name}")));
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let limited = !UNLIMITED_PATHS.contains(&path.as_str());
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                let mut names = vec!["X-Request-ID"];
+                if limited {
+                    names.extend(["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]);
+                }
+                if status == "429" {
+                    names.push("Retry-After");
+                }
+                for name in names {
+                    response.headers.insert(name.into(), reference(name));
+                }
+            }
+        }
+    }
+}
+
+/// Gives the upload's 200 and 202 answers (`POST /api/v1/ingest`, hand-written) their body:
+/// `{data, links}` where `data` is what `scan_row` (`GET /api/v1/scans/{id}`) answers, and the
+/// `Location` of the scan.
+pub fn describe_upload_answer(doc: &mut OpenApi, scan_row: &CompiledRoute) {
+    let link = |d: &str| -> Schema {
+        ObjectBuilder::new()
+            .schema_type(JsonType::String)
+            .description(Some(d))
+            .into()
+    };
+    let links = closed(ObjectBuilder::new())
+        .schema_type(JsonType::Object)
+        .property("self", link("The scan (`GET /api/v1/scans/{id}`)."))
+        .property("events", link("Its progress as Server-Sent Events."))
+        .property("raw", link("The report as uploaded."))
+        .required("self")
+        .required("events")
+        .required("raw");
+    let body = closed(ObjectBuilder::new())
+        .schema_type(JsonType::Object)
+        .description(Some(
+            "The queued scan, as `GET /api/v1/scans/{id}` shows it, and where to follow it.",
+        ))
+        .property("data", output(scan_row.data_shape()))
+        .property("links", links)
+        .required("data")
+        .required("links");
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .insert("ScanAcceptedResponse".into(), RefOr::T(body.into()));
+    let Some(upload) = doc
+        .paths
+        .paths
+        .get_mut(super::streams::UPLOAD_PATH)
+        .and_then(|item| item.post.as_mut())
+    else {
+        return;
+    };
+    for status in ["200", "202"] {
+        if let Some(RefOr::T(response)) = upload.responses.responses.get_mut(status) {
+            response.content.insert(
+                JSON.into(),
+                RefOr::T(
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ScanAcceptedResponse")))
+                        .build(),
+                ),
+            );
+            response.headers.insert(
+                "Location".into(),
+                RefOr::T(
+                    HeaderBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(JsonType::String)))
+                        .description(Some("The scan's URL (`/api/v1/scans/{id}`)."))
+                        .build(),
+                ),
+            );
+        }
     }
 }

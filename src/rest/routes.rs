@@ -82,22 +82,26 @@ pub const ROUTES: &[Route] = &[
     Route::post("/api/v1/auth/login", "auth", "Sign in with email and password",
         op!("mutation Login($email: String!, $password: String!) { login(email: $email, password: $password) { ", session_fields!(), " } }"))
         .vars(&[Var::field("email"), Var::field("password")])
+        .sets_cookies()
         .public()
         .notes("Also sets the HttpOnly cookies `token` (path `/`) and `refresh_token` (path `/api/v1/auth`). Wrong email and wrong password give the same 401. At most 10 attempts per 15 minutes per client IP (429 with `Retry-After`)."),
     Route::post("/auth/login", "auth", "Sign in (KafkaGuard-compatible alias)",
         op!("mutation LoginCompat($email: String!, $password: String!) { login(email: $email, password: $password) { ", session_fields!(), " } }"))
         .vars(&[Var::field("email"), Var::field("password")])
+        .sets_cookies()
         .public()
         .bare()
         .notes("The same as `POST /api/v1/auth/login`, answered without the `data` wrapper, as KafkaGuard clients expect."),
     Route::post("/api/v1/auth/refresh", "auth", "Rotate a refresh token into a new pair",
         op!("mutation RefreshSession($refreshToken: String!) { refreshSession(refreshToken: $refreshToken) { ", session_fields!(), " } }"))
         .vars(&[Var::field_or_cookie("refreshToken", "refresh_token")])
+        .sets_cookies()
         .public()
         .notes("The refresh token comes from the body's `refresh_token`, or else from the `refresh_token` cookie."),
     Route::post("/api/v1/auth/logout", "auth", "End the caller's session",
         "mutation Logout { logout }")
         .empty()
+        .sets_cookies()
         .session()
         .notes("Also clears the session cookies."),
     Route::get("/api/v1/auth/me", "auth", "Who is calling",
@@ -105,6 +109,7 @@ pub const ROUTES: &[Route] = &[
     Route::post("/api/v1/auth/switch-org", "auth", "Move the session to another org",
         op!("mutation SwitchOrganization($orgId: UUID!) { switchOrganization(orgId: $orgId) { ", session_fields!(), " } }"))
         .vars(&[Var::field("orgId")])
+        .sets_cookies()
         .session(),
     // --- API keys -----------------------------------------------------------------------------
     Route::get("/api/v1/api-keys/me", "api-keys", "The API key this request was made with",

@@ -123,6 +123,9 @@ pub struct Route {
     pub tag: &'static str,
     /// Extra words for the OpenAPI description (the root field's own description comes first).
     pub notes: &'static str,
+    /// Whether a success sets (or clears) the session cookies; documentation only, the
+    /// resolvers set them.
+    pub sets_cookies: bool,
 }
 
 impl Route {
@@ -144,6 +147,7 @@ impl Route {
             summary,
             tag,
             notes: "",
+            sets_cookies: false,
         }
     }
     pub const fn get(p: &'static str, t: &'static str, s: &'static str, o: &'static str) -> Self {
@@ -203,6 +207,11 @@ impl Route {
     }
     pub const fn session(mut self) -> Self {
         self.access = Access::Session;
+        self
+    }
+    /// A success sets or clears the session cookies (`Set-Cookie`).
+    pub const fn sets_cookies(mut self) -> Self {
+        self.sets_cookies = true;
         self
     }
     pub const fn notes(mut self, notes: &'static str) -> Self {

@@ -11,14 +11,40 @@ use serde::Deserialize;
 use tokio_util::io::{ReaderStream, StreamReader};
 use uuid::Uuid;
 
+use super::row::Method;
+use super::translate::{self, RestRequest};
 use crate::app::AppState;
-use crate::context::{Ctx, Permission};
+use crate::context::{Ctx, Permission, RequestMeta};
 use crate::error::{AppError, AppResult};
+use crate::graphql::AppSchema;
 use crate::ingest::upload::{self, UploadRequest};
 use crate::ingest::ReportFormat;
-use crate::scans::Scan;
 use crate::store::ByteStream;
 use crate::targets::TargetKind;
+
+/// Where reports are uploaded.
+pub const UPLOAD_PATH: &str = "/api/v1/ingest";
+
+/// The table row whose answer the upload's answer carries: a queued scan reads exactly as
+/// `GET /api/v1/scans/{id}` would show it.
+pub const SCAN_ROW: (Method, &str) = (Method::Get, "/api/v1/scans/{id}");
+
+/// The upload's body: the report's bytes (a binary string, so generated clients send a file or
+/// bytes as they are).
+pub struct ReportBytes;
+
+impl utoipa::PartialSchema for ReportBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Binary,
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ReportBytes {}
 
 /// Query parameters of `POST /api/v1/ingest`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -67,12 +93,13 @@ fn body_stream(headers: &HeaderMap, body: Body) -> AppResult<ByteStream> {
 }
 
 /// Upload a report: the body is the report (any supported format, gzip allowed). Answers 202
-/// with the queued scan and links to it and its events.
+/// with the queued scan (as `GET /api/v1/scans/{id}` shows it) and links to it and its events.
 #[utoipa::path(post, path = "/api/v1/ingest", tag = "scans", params(IngestParams,
         ("Idempotency-Key" = Option<String>, Header, description = "Repeats within 24 hours return the first scan")),
-    request_body(content = String, content_type = "application/octet-stream", description = "The report"),
+    request_body(content = inline(ReportBytes), content_type = "application/octet-stream", description = "The report"),
     responses(
-        (status = 202, description = "Queued"),
+        // Their body is the `GET /api/v1/scans/{id}` row's, added by `openapi::describe_upload_answer`.
+        (status = 202, description = "Queued: the scan, with links to it, its events and its raw report"),
         (status = 200, description = "An earlier request with this Idempotency-Key created the scan within 24 hours: that scan"),
         (status = 400, description = "Empty or unreadable report", body = crate::error::ErrorEnvelope),
         (status = 401, description = "No valid credential", body = crate::error::ErrorEnvelope),
@@ -84,6 +111,8 @@ fn body_stream(headers: &HeaderMap, body: Body) -> AppResult<ByteStream> {
     security(("bearer_auth" = []), ("api_key" = [])))]
 pub async fn ingest(
     State(state): State<AppState>,
+    State(schema): State<AppSchema>,
+    Extension(meta): Extension<RequestMeta>,
     ctx: Option<Extension<Ctx>>,
     Query(params): Query<IngestParams>,
     request: Request,
@@ -133,10 +162,14 @@ pub async fn ingest(
     } else {
         StatusCode::ACCEPTED
     };
+    let scan = match scan_as_rest(&schema, meta, ctx, id).await {
+        Ok(scan) => scan,
+        Err(res) => return Ok(res),
+    };
     let mut res = (
         status,
         Json(serde_json::json!({
-            "data": rest_scan(&accepted.scan),
+            "data": scan,
             "links": {
                 "self": format!("/api/v1/scans/{id}"),
                 "events": format!("/api/v1/scans/{id}/events"),
@@ -151,21 +184,29 @@ pub async fn ingest(
     Ok(res)
 }
 
-/// The scan as REST spells it.
-fn rest_scan(scan: &Scan) -> serde_json::Value {
-    serde_json::json!({
-        "id": scan.id,
-        "target_id": scan.target_id,
-        "status": scan.status.as_str(),
-        "source": scan.source,
-        "scanner_name": scan.scanner_name,
-        "format": scan.format,
-        "policy_tier": scan.policy_tier,
-        "raw_size": scan.raw_size,
-        "raw_sha256": scan.raw_sha256,
-        "scanned_at": scan.scanned_at,
-        "created_at": scan.created_at,
-    })
+/// The scan as [`SCAN_ROW`] answers it, through the translator (the same names, spellings
+/// and fields), or that row's error answer.
+async fn scan_as_rest(
+    schema: &AppSchema,
+    meta: RequestMeta,
+    ctx: Ctx,
+    id: Uuid,
+) -> Result<async_graphql::Value, Response> {
+    let api = super::api().map_err(|e| AppError::from(e).into_response())?;
+    let (method, path) = SCAN_ROW;
+    let route = api.route(method, path).ok_or_else(|| {
+        AppError::from(anyhow::anyhow!("the REST table has no {path} row")).into_response()
+    })?;
+    let req = RestRequest {
+        path,
+        path_params: &[("id".to_string(), id.to_string())],
+        query: &[],
+        headers: &HeaderMap::new(),
+        body: &[],
+    };
+    let (scan, _) =
+        translate::execute(route, &api.index, schema, &req, |r| r.data(meta).data(ctx)).await?;
+    Ok(scan)
 }
 
 /// The raw report exactly as uploaded, streamed, with its SHA-256 as the ETag.

@@ -2,13 +2,16 @@
 //! the operation runs on the same schema as `/graphql` with the caller's context, and the
 //! answer is wrapped in the REST envelope (or turned into the contract's error envelope).
 
-use async_graphql::{ObjectType, Request, Schema, SubscriptionType, Variables};
+use async_graphql::{
+    ObjectType, Request, Schema, SubscriptionType, Value as ConstValue, Variables,
+};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value as JsonValue};
+use serde::Serialize;
+use serde_json::{Map, Value as JsonValue};
 
-use super::compile::{CompiledRoute, CompiledVar};
+use super::compile::{CompiledRoute, CompiledVar, PageKeys};
 use super::convert::{from_json, from_strings, rest_field_path, to_rest, Problems};
 use super::index::SchemaIndex;
 use super::row::{Envelope, Source};
@@ -330,43 +333,127 @@ fn page_link(req: &RestRequest<'_>, page: u64, page_size: u64) -> String {
     format!("{}?{}", req.path, query.finish())
 }
 
+/// `{"data": value}`.
+#[derive(Serialize)]
+struct DataEnvelope<T> {
+    data: T,
+}
+
+/// `{data, meta, links}` of a list, serialized straight from the executor's values.
+#[derive(Serialize)]
+struct PageEnvelope {
+    data: Vec<ConstValue>,
+    meta: PageMeta,
+    links: PageLinks,
+}
+
+#[derive(Serialize)]
+struct PageMeta {
+    total: u64,
+    page: u64,
+    page_size: u64,
+    total_pages: u64,
+}
+
+#[derive(Serialize)]
+struct PageLinks {
+    #[serde(rename = "self")]
+    this: String,
+    first: String,
+    prev: Option<String>,
+    next: Option<String>,
+    last: String,
+}
+
 /// `{data, meta, links}` from a connection.
-fn page_envelope(route: &CompiledRoute, req: &RestRequest<'_>, mut value: JsonValue) -> JsonValue {
-    let Some((keys, _)) = &route.page else {
-        return json!({ "data": value });
+fn page_envelope(keys: &PageKeys, req: &RestRequest<'_>, value: ConstValue) -> PageEnvelope {
+    let mut connection = match value {
+        ConstValue::Object(map) => map,
+        _ => Default::default(),
     };
-    let number = |key: &str| value.get(key).and_then(JsonValue::as_u64).unwrap_or(0);
+    let number = |key: &str| match connection.get(key) {
+        Some(ConstValue::Number(n)) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    };
     let total = number(&keys.total);
     let page = number(&keys.page).max(1);
     let page_size = number(&keys.page_size).clamp(1, MAX_PAGE_SIZE);
     let total_pages = number(&keys.total_pages);
-    let data: Vec<JsonValue> = match value.get_mut(&keys.edges).map(JsonValue::take) {
-        Some(JsonValue::Array(edges)) => edges
+    let data = match connection.swap_remove(keys.edges.as_str()) {
+        Some(ConstValue::List(edges)) => edges
             .into_iter()
-            .map(|mut edge| {
-                edge.get_mut(&keys.node)
-                    .map(JsonValue::take)
-                    .unwrap_or(JsonValue::Null)
+            .map(|edge| match edge {
+                ConstValue::Object(mut edge) => edge
+                    .swap_remove(keys.node.as_str())
+                    .unwrap_or(ConstValue::Null),
+                _ => ConstValue::Null,
             })
             .collect(),
         _ => Vec::new(),
     };
     let last = total_pages.max(1);
-    let link = |p: u64| JsonValue::String(page_link(req, p, page_size));
-    json!({
-        "data": data,
-        "meta": {"total": total, "page": page, "page_size": page_size, "total_pages": total_pages},
-        "links": {
-            "self": link(page),
-            "first": link(1),
-            "prev": if page > 1 { link((page - 1).min(last)) } else { JsonValue::Null },
-            "next": if page < total_pages { link(page + 1) } else { JsonValue::Null },
-            "last": link(last),
+    let link = |p: u64| page_link(req, p, page_size);
+    PageEnvelope {
+        data,
+        meta: PageMeta {
+            total,
+            page,
+            page_size,
+            total_pages,
         },
-    })
+        links: PageLinks {
+            this: link(page),
+            first: link(1),
+            prev: (page > 1).then(|| link((page - 1).min(last))),
+            next: (page < total_pages).then(|| link(page + 1)),
+            last: link(last),
+        },
+    }
 }
 
-/// Runs `route` for `req` on `schema`; `with_data` adds the caller's context to the request.
+/// Runs `route`'s operation for `req` on `schema`: the root field's value in REST spelling and
+/// the HTTP headers the resolvers set (cookies), or the finished error answer. `with_data` adds
+/// the caller's context to the request.
+pub async fn execute<Q, M, S>(
+    route: &CompiledRoute,
+    index: &SchemaIndex,
+    schema: &Schema<Q, M, S>,
+    req: &RestRequest<'_>,
+    with_data: impl FnOnce(Request) -> Request,
+) -> Result<(ConstValue, HeaderMap), Response>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let vars = variables(route, index, req).map_err(IntoResponse::into_response)?;
+    let mut request = Request::new(route.row.operation)
+        .operation_name(route.operation_name.clone())
+        .variables(Variables::from_json(JsonValue::Object(vars)));
+    request.set_parsed_query(route.document.clone());
+    let response = schema.execute(with_data(request)).await;
+    if let Some(err) = response.errors.first() {
+        let mut res = graphql_error(route, err);
+        append_headers(&mut res, &response.http_headers);
+        return Err(res);
+    }
+    let mut root = match response.data {
+        ConstValue::Object(mut map) => map
+            .swap_remove(route.root_key.as_str())
+            .unwrap_or(ConstValue::Null),
+        _ => ConstValue::Null,
+    };
+    to_rest(&route.shape, &mut root);
+    Ok((root, response.http_headers))
+}
+
+fn append_headers(res: &mut Response, headers: &HeaderMap) {
+    for (name, value) in headers {
+        res.headers_mut().append(name.clone(), value.clone());
+    }
+}
+
+/// Runs `route` for `req` on `schema` and wraps the answer in the row's envelope.
 pub async fn run<Q, M, S>(
     route: &CompiledRoute,
     index: &SchemaIndex,
@@ -379,36 +466,20 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let vars = match variables(route, index, &req) {
-        Ok(vars) => vars,
-        Err(err) => return err.into_response(),
+    let (root, headers) = match execute(route, index, schema, &req, with_data).await {
+        Ok(answer) => answer,
+        Err(res) => return res,
     };
-    let mut request = Request::new(route.row.operation)
-        .operation_name(route.operation_name.clone())
-        .variables(Variables::from_json(JsonValue::Object(vars)));
-    request.set_parsed_query(route.document.clone());
-    let response = schema.execute(with_data(request)).await;
-    let headers = response.http_headers.clone();
-    let mut res = if let Some(err) = response.errors.first() {
-        graphql_error(route, err)
-    } else {
-        let mut root = match response.data.into_json() {
-            Ok(JsonValue::Object(mut map)) => {
-                map.remove(&route.root_key).unwrap_or(JsonValue::Null)
-            }
-            _ => JsonValue::Null,
-        };
-        to_rest(&route.shape, &mut root);
-        let status = StatusCode::from_u16(route.row.status).unwrap_or(StatusCode::OK);
-        match route.row.envelope {
-            Envelope::Empty => StatusCode::NO_CONTENT.into_response(),
-            Envelope::Bare => (status, Json(root)).into_response(),
-            Envelope::Data => (status, Json(json!({ "data": root }))).into_response(),
-            Envelope::Page => (status, Json(page_envelope(route, &req, root))).into_response(),
-        }
+    let status = StatusCode::from_u16(route.row.status).unwrap_or(StatusCode::OK);
+    let mut res = match route.row.envelope {
+        Envelope::Empty => StatusCode::NO_CONTENT.into_response(),
+        Envelope::Bare => (status, Json(root)).into_response(),
+        Envelope::Data => (status, Json(DataEnvelope { data: root })).into_response(),
+        Envelope::Page => match &route.page {
+            Some((keys, _)) => (status, Json(page_envelope(keys, &req, root))).into_response(),
+            None => (status, Json(DataEnvelope { data: root })).into_response(),
+        },
     };
-    for (name, value) in headers.iter() {
-        res.headers_mut().append(name.clone(), value.clone());
-    }
+    append_headers(&mut res, &headers);
     res
 }

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::{assert_envelope, Auth, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::support::{assert_envelope, Auth, TestApp, TestConfig, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// One REST answer.
 struct Rest {
@@ -46,7 +46,7 @@ impl<'a> Client<'a> {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
         };
-        self.conforms(&method, path, status, &body);
+        self.conforms(&method, path, status, &headers, &body);
         Rest {
             status,
             headers,
@@ -62,8 +62,16 @@ impl<'a> Client<'a> {
         self.call(auth, Method::POST, path, Some(body)).await
     }
 
-    /// Fails the test unless `body` matches the schema the document gives for this answer.
-    fn conforms(&self, method: &Method, path: &str, status: u16, body: &Value) {
+    /// Fails the test unless `body` matches the schema the document gives for this answer, and
+    /// its headers match the ones the document describes for it.
+    fn conforms(
+        &self,
+        method: &Method,
+        path: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &Value,
+    ) {
         let bare = path.split('?').next().unwrap();
         let Some(template) = template_for(&self.doc, bare) else {
             // Unknown paths answer the 404 envelope, which no path documents.
@@ -77,6 +85,12 @@ impl<'a> Client<'a> {
             response.is_object(),
             "{method} {template} answered {status}, which it does not document: {body}"
         );
+        headers_conform(
+            response,
+            headers,
+            status,
+            &format!("{method} {template} {status}"),
+        );
         match response["content"]["application/json"]["schema"].as_object() {
             None => assert!(body.is_null(), "{status} documents no body, got {body}"),
             Some(_) => check(
@@ -85,6 +99,42 @@ impl<'a> Client<'a> {
                 body,
                 &format!("{method} {template} {status}"),
             ),
+        }
+    }
+}
+
+/// The headers Rampart sets on purpose: wherever one is sent, the document describes it.
+const DESCRIBED_HEADERS: &[&str] = &[
+    "x-request-id",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "retry-after",
+    "set-cookie",
+    "location",
+];
+
+/// Every header of [`DESCRIBED_HEADERS`] that was sent is described for this answer, and a
+/// success sends every header described for it.
+fn headers_conform(response: &Value, headers: &reqwest::header::HeaderMap, status: u16, at: &str) {
+    let described: Vec<String> = response["headers"]
+        .as_object()
+        .map(|h| h.keys().map(|k| k.to_ascii_lowercase()).collect())
+        .unwrap_or_default();
+    for name in DESCRIBED_HEADERS {
+        if headers.contains_key(*name) {
+            assert!(
+                described.iter().any(|d| d == name),
+                "{at}: sent {name}, which the document does not describe"
+            );
+        }
+    }
+    if (200..300).contains(&status) {
+        for name in &described {
+            assert!(
+                headers.contains_key(name.as_str()),
+                "{at}: the document describes {name}, which was not sent"
+            );
         }
     }
 }
@@ -1023,4 +1073,116 @@ async fn the_document_describes_every_row() {
             .unwrap()
             .contains("`null`")
     );
+}
+
+#[tokio::test]
+async fn an_upload_answers_with_the_scan_row() {
+    // No workers: the scan stays queued, so the upload's answer and the row's can be compared whole.
+    let mut test_config = TestConfig::new().await;
+    test_config.config.workers = 0;
+    let app = TestApp::spawn_with(test_config.config.clone()).await;
+    let api = Client::new(&app).await;
+    let (token, _) = rest_login(&api).await;
+    let report = rampart::ingest::synthetic::sarif(
+        "semgrep",
+        (0..3).map(rampart::ingest::synthetic::SyntheticResult::numbered),
+    );
+    let res = app
+        .ingest(
+            Auth::Bearer(&token),
+            "target=svc&target_kind=repository",
+            report,
+        )
+        .await;
+    assert_eq!(res.status, 202, "{}", res.body);
+    api.conforms(
+        &Method::POST,
+        "/api/v1/ingest",
+        res.status,
+        &res.headers,
+        &res.body,
+    );
+    let id = res.body["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        res.headers["location"].to_str().unwrap(),
+        format!("/api/v1/scans/{id}")
+    );
+    assert_eq!(res.body["links"]["self"], format!("/api/v1/scans/{id}"));
+    assert_eq!(res.body["links"]["raw"], format!("/api/v1/scans/{id}/raw"));
+    let row = api
+        .get(Auth::Bearer(&token), &format!("/api/v1/scans/{id}"))
+        .await;
+    assert_eq!(row.status, 200, "{}", row.body);
+    assert_eq!(res.body["data"], row.body["data"]);
+    assert_eq!(res.body["data"]["status"], "queued");
+    assert_eq!(res.body["data"]["target"]["kind"], "repository");
+
+    // The document gives the upload the row's schema for `data`, and a binary body.
+    let op = &api.doc["paths"]["/api/v1/ingest"]["post"];
+    let accepted = &api.doc["components"]["schemas"]["ScanAcceptedResponse"];
+    assert_eq!(
+        accepted["properties"]["data"],
+        api.doc["components"]["schemas"]["GetScanResponse"]["properties"]["data"]
+    );
+    assert_eq!(
+        op["requestBody"]["content"]["application/octet-stream"]["schema"],
+        json!({"type": "string", "format": "binary"})
+    );
+}
+
+#[tokio::test]
+async fn session_cookies_and_budgets_are_described() {
+    let app = TestApp::spawn().await;
+    let api = Client::new(&app).await;
+    // Login sets cookies: `conforms` (inside `post`) checks they are described, and sent.
+    let (token, _) = rest_login(&api).await;
+    let logout = api
+        .post(Auth::Bearer(&token), "/api/v1/auth/logout", json!({}))
+        .await;
+    assert_eq!(logout.status, 204);
+    assert!(!cookies(&logout.headers).is_empty());
+    let doc = &api.doc;
+    for (path, method) in [
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/logout", "post"),
+    ] {
+        let success = doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(status, _)| status.starts_with('2'))
+            .unwrap()
+            .1;
+        assert!(
+            success["headers"]["Set-Cookie"].is_object(),
+            "{method} {path}"
+        );
+    }
+    // Every operation answers with its budget, except the probes (outside the limiter).
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let limited = response["headers"]["RateLimit-Remaining"].is_object();
+                let probe = ["/health", "/ready", "/health/services"].contains(&path.as_str());
+                assert_eq!(limited, !probe, "{method} {path} {status}");
+                assert_eq!(
+                    response["headers"]["Retry-After"].is_object(),
+                    status == "429",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    // Query parameters are present or absent, never null.
+    for p in doc["paths"]["/api/v1/findings"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            !p["schema"]["type"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("null"))),
+            "{p}"
+        );
+    }
 }
