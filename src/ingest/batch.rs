@@ -47,6 +47,17 @@ pub struct BatchWriter<'a> {
     pub scanners: HashSet<String>,
 }
 
+/// A scan's sighting of one finding, as `scan_finding` records it.
+struct Sighting {
+    finding_id: Uuid,
+    occurrences: i32,
+    change: &'static str,
+}
+
+fn count_new(sightings: &[Sighting]) -> u64 {
+    sightings.iter().filter(|s| s.change == "new").count() as u64
+}
+
 /// A finding of the batch, inserted now or found: enough to record the sighting.
 struct Upserted {
     id: Uuid,
@@ -92,18 +103,35 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
-    /// Is this finding new with this scan? (It was created by it, in this attempt or an earlier
-    /// one of the same scan.)
-    fn change_of(&self, upserted: &Upserted) -> &'static str {
-        if upserted.first_scan_id == Some(self.scan.id) {
-            "new"
-        } else {
-            "unchanged"
-        }
+    /// The scan's sighting of each finding of the batch, once every one has a row: new when
+    /// this scan created the finding (in this attempt or an earlier one), unchanged otherwise
+    /// (finalize tells reopened ones apart).
+    fn sightings(
+        &self,
+        batch: &[NormalizedFinding],
+        upserted: Vec<Upserted>,
+        occurrences: &HashMap<&str, i32>,
+    ) -> Result<Vec<Sighting>, DbErr> {
+        ensure_complete(batch, &upserted)?;
+        Ok(upserted
+            .into_iter()
+            .map(|u| Sighting {
+                finding_id: u.id,
+                occurrences: occurrences
+                    .get(u.fingerprint.as_str())
+                    .copied()
+                    .unwrap_or(1),
+                change: if u.first_scan_id == Some(self.scan.id) {
+                    "new"
+                } else {
+                    "unchanged"
+                },
+            })
+            .collect())
     }
 
-    /// Any database through sea-orm: one multi-row upsert, one multi-row insert. Returns how
-    /// many findings were new.
+    /// Any database through sea-orm: a multi-row insert of the new findings, a lookup of the
+    /// others, a multi-row insert of the sightings. Returns how many findings were new.
     async fn write_portable(
         &self,
         db: &DatabaseConnection,
@@ -189,26 +217,16 @@ impl<'a> BatchWriter<'a> {
                     }),
             );
         }
-        ensure_complete(batch, &upserted)?;
-        let mut new = 0;
-        let sightings: Vec<scan_finding::ActiveModel> = upserted
-            .iter()
-            .map(|u| {
-                let change = self.change_of(u);
-                new += u64::from(change == "new");
-                scan_finding::ActiveModel {
-                    scan_id: Set(scan.id),
-                    finding_id: Set(u.id),
-                    org_id: Set(scan.org_id),
-                    occurrences: Set(occurrences
-                        .get(u.fingerprint.as_str())
-                        .copied()
-                        .unwrap_or(1)),
-                    change: Set(change.into()),
-                }
-            })
-            .collect();
-        scan_finding::Entity::insert_many(sightings)
+        let sightings = self.sightings(batch, upserted, occurrences)?;
+        let new = count_new(&sightings);
+        let rows = sightings.into_iter().map(|s| scan_finding::ActiveModel {
+            scan_id: Set(scan.id),
+            finding_id: Set(s.finding_id),
+            org_id: Set(scan.org_id),
+            occurrences: Set(s.occurrences),
+            change: Set(s.change.into()),
+        });
+        scan_finding::Entity::insert_many(rows)
             .on_conflict_do_nothing_on([
                 scan_finding::Column::ScanId,
                 scan_finding::Column::FindingId,
@@ -292,30 +310,14 @@ impl<'a> BatchWriter<'a> {
                 upserted.push(upserted_of(row)?);
             }
         }
-        ensure_complete(batch, &upserted)?;
-
-        let mut new = 0;
-        let mut finding_ids = Vec::with_capacity(upserted.len());
-        let mut counts = Vec::with_capacity(upserted.len());
-        let mut changes = Vec::with_capacity(upserted.len());
-        for upserted in upserted {
-            let change = self.change_of(&upserted);
-            new += u64::from(change == "new");
-            counts.push(
-                occurrences
-                    .get(upserted.fingerprint.as_str())
-                    .copied()
-                    .unwrap_or(1),
-            );
-            changes.push(change);
-            finding_ids.push(upserted.id);
-        }
+        let sightings = self.sightings(batch, upserted, occurrences)?;
+        let new = count_new(&sightings);
         sqlx::query(INSERT_SIGHTINGS)
             .bind(scan.id)
             .bind(scan.org_id)
-            .bind(finding_ids)
-            .bind(counts)
-            .bind(changes)
+            .bind(sightings.iter().map(|s| s.finding_id).collect::<Vec<_>>())
+            .bind(sightings.iter().map(|s| s.occurrences).collect::<Vec<_>>())
+            .bind(sightings.iter().map(|s| s.change).collect::<Vec<_>>())
             .execute(&mut *txn)
             .await
             .map_err(sqlx_err)?;

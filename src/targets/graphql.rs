@@ -49,8 +49,8 @@ impl Loader<Uuid> for LatestScanLoader {
         let rows = scan::Entity::find()
             .filter(
                 Expr::tuple([
-                    Expr::col((scan::Entity, scan::Column::TargetId)).into(),
-                    Expr::col((scan::Entity, scan::Column::ScannedAt)).into(),
+                    Expr::col((scan::Entity, scan::Column::TargetId)),
+                    Expr::col((scan::Entity, scan::Column::ScannedAt)),
                 ])
                 .in_subquery(latest),
             )
