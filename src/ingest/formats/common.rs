@@ -5,7 +5,9 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::error::Category;
 
 use super::{OpenFn, ReportFormat, SinkFn};
@@ -482,5 +484,47 @@ mod tests {
         let msg = map_json_error(err, "SARIF").to_string();
         assert!(msg.starts_with("invalid SARIF at line 2, column"), "{msg}");
         assert!(msg.contains("truncated"), "{msg}");
+    }
+}
+
+/// How a parser reads the elements of one of its arrays, one by one as they are parsed (the
+/// array is never held whole). Wrapped in [`NullableArray`], which handles `null` and the
+/// serde plumbing.
+pub(crate) trait ArrayElements<'de> {
+    /// What the array is, for error messages ("an array of runs").
+    const EXPECTING: &'static str;
+
+    /// Reads every element of `seq`.
+    fn read<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error>;
+}
+
+/// A seed for an array that may be `null` (read as empty), whose elements `E` reads.
+pub(crate) struct NullableArray<E>(pub E);
+
+impl<'de, E: ArrayElements<'de>> DeserializeSeed<'de> for NullableArray<E> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, E: ArrayElements<'de>> Visitor<'de> for NullableArray<E> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(E::EXPECTING)
+    }
+    fn visit_none<E2: de::Error>(self) -> Result<(), E2> {
+        Ok(())
+    }
+    fn visit_unit<E2: de::Error>(self) -> Result<(), E2> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.0.read(seq)
     }
 }

@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::common::{
-    name_at_version, non_blank, run_meta_pass, run_passes, First, FormatPasses, JsonDe, Number,
-    PassCtx, Phase, Text, Texts,
+    name_at_version, non_blank, run_meta_pass, run_passes, ArrayElements, First, FormatPasses,
+    JsonDe, NullableArray, Number, PassCtx, Phase, Text, Texts,
 };
 use super::{FormatParser, HeadKeys, OpenFn, ReportFormat, SinkFn};
 use crate::ingest::error::IngestError;
@@ -289,16 +289,16 @@ impl<'de> Visitor<'de> for BomVisitor<'_, '_> {
                 }
                 BomKey::Components if px.phase() == Phase::Collect => {
                     let before = st.components.len();
-                    map.next_value_seed(ComponentsSeed { st: &mut *st })?;
+                    map.next_value_seed(NullableArray(ComponentsSeed { st: &mut *st }))?;
                     if st.vulns_seen && st.components.len() > before {
                         st.needs_identify = true;
                     }
                 }
                 BomKey::Vulnerabilities if px.wants_results() => {
-                    map.next_value_seed(VulnsSeed {
+                    map.next_value_seed(NullableArray(VulnsSeed {
                         st: &mut *st,
                         px: &mut *px,
-                    })?;
+                    }))?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -313,30 +313,10 @@ struct ComponentsSeed<'a> {
     st: &'a mut CdxState,
 }
 
-impl<'de> DeserializeSeed<'de> for ComponentsSeed<'_> {
-    type Value = ();
+impl<'de> ArrayElements<'de> for ComponentsSeed<'_> {
+    const EXPECTING: &'static str = "an array of components";
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ComponentsSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of components")
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn read<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(c) = seq.next_element::<RawComponent>()? {
             self.st.add_component(c);
         }
@@ -349,30 +329,10 @@ struct VulnsSeed<'a, 's> {
     px: &'a mut PassCtx<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for VulnsSeed<'_, '_> {
-    type Value = ();
+impl<'de> ArrayElements<'de> for VulnsSeed<'_, '_> {
+    const EXPECTING: &'static str = "an array of vulnerabilities";
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for VulnsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of vulnerabilities")
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn read<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(v) = seq.next_element::<RawVulnerability>()? {
             self.st.vulns_seen = true;
             on_vulnerability(self.st, self.px, v)?;

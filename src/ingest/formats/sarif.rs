@@ -22,7 +22,8 @@ use self::raw::{
     RunKey,
 };
 use super::common::{
-    as_u32, non_blank, run_meta_pass, run_passes, First, FormatPasses, JsonDe, PassCtx, Phase, Text,
+    as_u32, non_blank, run_meta_pass, run_passes, ArrayElements, First, FormatPasses, JsonDe,
+    NullableArray, PassCtx, Phase, Text,
 };
 use super::{FormatParser, HeadKeys, HeadValue, OpenFn, ReportFormat, SinkFn};
 use crate::ingest::error::IngestError;
@@ -246,10 +247,10 @@ impl<'de> Visitor<'de> for LogVisitor<'_, '_> {
             match key {
                 LogKey::Runs => {
                     saw_runs = true;
-                    map.next_value_seed(RunsSeed {
+                    map.next_value_seed(NullableArray(RunsSeed {
                         st: &mut *self.st,
                         px: &mut *self.px,
-                    })?;
+                    }))?;
                 }
                 LogKey::Version => {
                     let Text(version) = map.next_value()?;
@@ -276,34 +277,10 @@ struct RunsSeed<'a, 's> {
     px: &'a mut PassCtx<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for RunsSeed<'_, '_> {
-    type Value = ();
+impl<'de> ArrayElements<'de> for RunsSeed<'_, '_> {
+    const EXPECTING: &'static str = "an array of runs";
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RunsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of runs")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn read<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         while seq
             .next_element_seed(RunSeed {
@@ -378,11 +355,11 @@ impl<'de> Visitor<'de> for RunSeed<'_, '_> {
                         .filter(|u| !u.trim().is_empty());
                 }
                 RunKey::Results if px.wants_results() => {
-                    map.next_value_seed(ResultsSeed {
+                    map.next_value_seed(NullableArray(ResultsSeed {
                         st: &mut *st,
                         px: &mut *px,
                         index,
-                    })?;
+                    }))?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -399,34 +376,10 @@ struct ResultsSeed<'a, 's> {
     index: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for ResultsSeed<'_, '_> {
-    type Value = ();
+impl<'de> ArrayElements<'de> for ResultsSeed<'_, '_> {
+    const EXPECTING: &'static str = "an array of results";
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ResultsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of results")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn read<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(result) = seq.next_element::<RawResult>()? {
             on_result(self.st, self.px, self.index, result)?;
         }

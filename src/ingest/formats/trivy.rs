@@ -11,8 +11,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use super::common::{
-    as_u32, name_at_version, non_blank, run_meta_pass, run_passes, FormatPasses, JsonDe, PassCtx,
-    Phase, Text, Texts,
+    as_u32, name_at_version, non_blank, run_meta_pass, run_passes, ArrayElements, FormatPasses,
+    JsonDe, NullableArray, PassCtx, Phase, Text, Texts,
 };
 use super::{FormatParser, HeadKeys, OpenFn, ReportFormat, SinkFn};
 use crate::ingest::error::IngestError;
@@ -234,10 +234,10 @@ impl<'de> Visitor<'de> for ReportVisitor<'_, '_> {
                     st.version = info.and_then(|i| i.version.0);
                 }
                 TopKey::Results if px.wants_results() => {
-                    map.next_value_seed(ResultsSeed {
+                    map.next_value_seed(NullableArray(ResultsSeed {
                         st: &mut *st,
                         px: &mut *px,
-                    })?;
+                    }))?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -256,30 +256,10 @@ struct ResultsSeed<'a, 's> {
     px: &'a mut PassCtx<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for ResultsSeed<'_, '_> {
-    type Value = ();
+impl<'de> ArrayElements<'de> for ResultsSeed<'_, '_> {
+    const EXPECTING: &'static str = "an array of results";
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ResultsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of results")
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn read<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         while seq
             .next_element_seed(ResultSeed {
@@ -351,12 +331,12 @@ impl<'de> Visitor<'de> for ResultSeed<'_, '_> {
                 }
             };
             findings_seen = true;
-            map.next_value_seed(ItemsSeed {
+            map.next_value_seed(NullableArray(ItemsSeed {
                 st: &mut *st,
                 px: &mut *px,
                 index,
                 kind,
-            })?;
+            }))?;
         }
         Ok(())
     }
@@ -369,30 +349,10 @@ struct ItemsSeed<'a, 's> {
     kind: Kind,
 }
 
-impl<'de> DeserializeSeed<'de> for ItemsSeed<'_, '_> {
-    type Value = ();
+impl<'de> ArrayElements<'de> for ItemsSeed<'_, '_> {
+    const EXPECTING: &'static str = "an array";
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ItemsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array")
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn read<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let target = self.st.targets.get(self.index).cloned().flatten();
         let target = target.as_deref();
         match self.kind {
