@@ -31,6 +31,8 @@ pub struct AppState {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// Followed scans' events, decoded once per process.
     pub scan_feeds: crate::live::feed::ScanFeeds,
+    /// Snapshot subscriptions executed once for all their WebSocket subscribers.
+    pub shared_subscriptions: crate::live::shared::SharedSubscriptions,
 }
 
 /// The three swappable backends.
@@ -163,6 +165,7 @@ impl App {
             limiter: Arc::new(limiter),
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             scan_feeds: crate::live::feed::ScanFeeds::default(),
+            shared_subscriptions: crate::live::shared::SharedSubscriptions::default(),
         };
         let schema = build_schema(Some(state.clone()));
         let router = crate::http::router(state.clone(), schema)?;

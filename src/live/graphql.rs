@@ -23,8 +23,19 @@ pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 64;
 #[derive(Clone, Default)]
 pub struct SubscriptionBudget(pub Arc<AtomicUsize>);
 
+impl SubscriptionBudget {
+    /// A slot for one more subscription, or `None` when the connection holds the maximum.
+    pub fn take(&self) -> Option<Slot> {
+        if self.0.fetch_add(1, Ordering::SeqCst) >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot(Some(self.clone())))
+    }
+}
+
 /// Releases a subscription's slot when its stream is dropped.
-struct Slot(Option<SubscriptionBudget>);
+pub struct Slot(Option<SubscriptionBudget>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -38,11 +49,7 @@ fn take_slot(ctx: &Context<'_>) -> Result<Slot, AppError> {
     let Some(budget) = ctx.data_opt::<SubscriptionBudget>() else {
         return Ok(Slot(None));
     };
-    if budget.0.fetch_add(1, Ordering::SeqCst) >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
-        budget.0.fetch_sub(1, Ordering::SeqCst);
-        return Err(AppError::rate_limited(1));
-    }
-    Ok(Slot(Some(budget.clone())))
+    budget.take().ok_or_else(|| AppError::rate_limited(1))
 }
 
 /// The scan's current progress, then every newer change, ending after the terminal one. The
@@ -111,6 +118,36 @@ pub fn org_scan_events(
         .boxed()
 }
 
+/// Subscriptions whose every item is the subscriber's whole current state (not a change), so
+/// one execution may serve many subscribers and a late one may start from the latest item.
+const SNAPSHOT_FIELDS: &[&str] = &["scanProgress"];
+
+/// Whether the operation `operation_name` of `query` subscribes to snapshot fields only.
+/// Anything else (a parse error included) is left to the normal per-subscriber execution.
+pub fn is_snapshot_subscription(query: &str, operation_name: Option<&str>) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(operation), _) => operation,
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            match operations.iter().find(|(n, _)| n.as_str() == name) {
+                Some((_, operation)) => operation,
+                None => return false,
+            }
+        }
+        (DocumentOperations::Multiple(_), None) => return false,
+    };
+    let fields = &operation.node.selection_set.node.items;
+    operation.node.ty == OperationType::Subscription
+        && !fields.is_empty()
+        && fields.iter().all(|selection| {
+            matches!(&selection.node, Selection::Field(field)
+                if SNAPSHOT_FIELDS.contains(&field.node.name.node.as_str()))
+        })
+}
+
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
@@ -143,5 +180,33 @@ impl SubscriptionRoot {
             let _held = &slot;
             p
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_snapshot_subscription;
+
+    #[test]
+    fn only_scan_progress_subscriptions_are_snapshots() {
+        let progress = "subscription($id: UUID!) { scanProgress(scanId: $id) { phase percent } }";
+        assert!(is_snapshot_subscription(progress, None));
+        let named = "subscription A { scanEvents { phase } } subscription B($id: UUID!) { scanProgress(scanId: $id) { phase } }";
+        assert!(is_snapshot_subscription(named, Some("B")));
+        assert!(!is_snapshot_subscription(named, Some("A")));
+        assert!(!is_snapshot_subscription(named, None));
+        assert!(!is_snapshot_subscription(
+            "subscription { scanEvents { phase } }",
+            None
+        ));
+        assert!(!is_snapshot_subscription(
+            "{ scanProgress { phase } }",
+            None
+        ));
+        assert!(!is_snapshot_subscription(
+            "subscription { ...F } fragment F on SubscriptionRoot { scanProgress(scanId: \"x\") { phase } }",
+            None
+        ));
+        assert!(!is_snapshot_subscription("subscription {", None));
     }
 }

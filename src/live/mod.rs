@@ -3,6 +3,7 @@
 
 pub mod feed;
 pub mod graphql;
+pub mod shared;
 pub mod sse;
 pub mod ws;
 

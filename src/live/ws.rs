@@ -2,6 +2,7 @@
 //! in `connection_init`, with the protocol's close codes, server pings and a per-connection cap.
 
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, WsMessage, ALL_WEBSOCKET_PROTOCOLS};
@@ -11,12 +12,17 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::Extension;
+use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
+use tokio_stream::StreamMap;
 
-use super::graphql::SubscriptionBudget;
+use super::graphql::{
+    is_snapshot_subscription, SubscriptionBudget, MAX_SUBSCRIPTIONS_PER_CONNECTION,
+};
+use super::shared::{Delivery, ShareKey};
 use crate::app::AppState;
 use crate::auth::resolve::{authenticate, Credential};
-use crate::context::RequestMeta;
+use crate::context::{Ctx, RequestMeta};
 use crate::graphql::AppSchema;
 
 /// Rejections of `connection_init` start with this, so they can be closed with 4403.
@@ -81,6 +87,86 @@ fn completed_id(text: &str) -> Option<String> {
     Some(message.get("id")?.as_str()?.to_string())
 }
 
+/// Serves a `subscribe` of a snapshot subscription from the execution shared by every
+/// subscriber with the same org, document and variables. `None` leaves it to async-graphql:
+/// not authenticated yet, not a snapshot subscription, or the connection's cap reached (whose
+/// error async-graphql reports).
+fn join_shared(
+    state: &AppState,
+    schema: &AppSchema,
+    meta: &RequestMeta,
+    budget: &SubscriptionBudget,
+    caller: Option<&Ctx>,
+    message: &serde_json::Value,
+) -> Option<BoxStream<'static, Delivery>> {
+    let caller = caller?;
+    let payload = message.get("payload")?;
+    let query = payload.get("query")?.as_str()?;
+    let operation_name = match payload.get("operationName") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(name) => Some(name.as_str()?.to_string()),
+    };
+    let variables = match payload.get("variables") {
+        None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
+        Some(variables) => variables.clone(),
+    };
+    if !is_snapshot_subscription(query, operation_name.as_deref()) {
+        return None;
+    }
+    let slot = budget.take()?;
+    let key = ShareKey {
+        org_id: caller.org_id,
+        query: query.to_string(),
+        operation_name: operation_name.clone(),
+        variables: variables.to_string(),
+    };
+    let start = || {
+        let mut request = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables))
+            .data(caller.clone())
+            .data(meta.clone());
+        if let Some(name) = operation_name {
+            request = request.operation_name(name);
+        }
+        schema
+            .execute_stream(request)
+            .map(|response| serde_json::to_string(&response).unwrap_or_default())
+            .boxed()
+    };
+    let follow = state.shared_subscriptions.join(key, start);
+    Some(
+        follow
+            .map(move |delivery| {
+                let _held = &slot;
+                delivery
+            })
+            .boxed(),
+    )
+}
+
+/// `id` as a JSON string.
+fn quoted(id: &str) -> String {
+    serde_json::Value::from(id).to_string()
+}
+
+/// What async-graphql would send for one answer (`next`, or `data` in the legacy protocol).
+fn next_message(transport_ws: bool, quoted_id: &str, payload: &str) -> String {
+    let kind = if transport_ws { "next" } else { "data" };
+    let mut text = String::with_capacity(40 + quoted_id.len() + payload.len());
+    text.push_str(r#"{"type":""#);
+    text.push_str(kind);
+    text.push_str(r#"","id":"#);
+    text.push_str(quoted_id);
+    text.push_str(r#","payload":"#);
+    text.push_str(payload);
+    text.push('}');
+    text
+}
+
+fn complete_message(quoted_id: &str) -> String {
+    format!(r#"{{"type":"complete","id":{quoted_id}}}"#)
+}
+
 /// The close code a rejection deserves under the new protocol.
 fn transport_close_code(code: u16, reason: &str) -> u16 {
     match code {
@@ -101,11 +187,14 @@ async fn serve(
     let transport_ws = matches!(protocol, WebSocketProtocols::GraphQLWS);
     let (mut sink, mut incoming) = socket.split();
     let (to_graphql, from_client) = futures::channel::mpsc::unbounded::<Vec<u8>>();
+    let budget = SubscriptionBudget::default();
     let mut connection = Data::default();
-    connection.insert(SubscriptionBudget::default());
+    connection.insert(budget.clone());
     let init_state = state.clone();
     let init_meta = meta.clone();
-    let graphql = async_graphql::http::WebSocket::new(schema, from_client, protocol)
+    let caller: Arc<OnceLock<Ctx>> = Arc::default();
+    let init_caller = caller.clone();
+    let graphql = async_graphql::http::WebSocket::new(schema.clone(), from_client, protocol)
         .connection_data(connection)
         .on_connection_init(move |payload| async move {
             let credential = credential_of(&payload).ok_or_else(|| {
@@ -118,6 +207,7 @@ async fn serve(
                 .map_err(|e| {
                     async_graphql::Error::new(format!("{FORBIDDEN}{}", e.public_message()))
                 })?;
+            let _ = init_caller.set(ctx.clone());
             let mut data = Data::default();
             data.insert(ctx);
             data.insert(init_meta);
@@ -125,6 +215,11 @@ async fn serve(
         });
     futures::pin_mut!(graphql);
     let mut active: HashSet<String> = HashSet::new();
+    // Snapshot subscriptions served from a shared execution, by JSON-quoted id.
+    let mut shared: StreamMap<String, BoxStream<'static, Delivery>> = StreamMap::new();
+    // Between `connection_init` and its acknowledgement: subscriptions that came early.
+    let mut initialising = false;
+    let mut early: Vec<(String, serde_json::Value, Vec<u8>)> = Vec::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let close = |code: u16, reason: String| {
@@ -135,30 +230,22 @@ async fn serve(
     };
     loop {
         tokio::select! {
-            from_peer = incoming.next() => {
-                let bytes = match from_peer {
-                    Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
-                    Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                };
-                // Duplicate subscription ids are a protocol error the executor would not catch.
-                if let Ok(message) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                    let id = message.get("id").and_then(|v| v.as_str()).map(str::to_string);
-                    match (message.get("type").and_then(|v| v.as_str()), id) {
-                        (Some("subscribe" | "start"), Some(id)) => {
-                            if !active.insert(id.clone()) && transport_ws {
-                                let _ = sink.send(close(4409, format!("Subscriber for {id} already exists"))).await;
-                                break;
-                            }
-                        }
-                        (Some("complete" | "stop"), Some(id)) => {
+            // Fixed order: what is ready first is sent without polling the rest (most wake-ups
+            // are for one event to send; polling every branch each time was visible in the
+            // fan-out's CPU). A flooding client cannot starve the others, which are polled
+            // before it each round.
+            biased;
+            Some((quoted_id, delivery)) = shared.next(), if !shared.is_empty() => {
+                let text = match delivery {
+                    Delivery::Next(payload) => next_message(transport_ws, &quoted_id, &payload),
+                    Delivery::Complete => {
+                        if let Ok(id) = serde_json::from_str::<String>(&quoted_id) {
                             active.remove(&id);
                         }
-                        _ => {}
+                        complete_message(&quoted_id)
                     }
-                }
-                if to_graphql.unbounded_send(bytes).is_err() {
+                };
+                if sink.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
             }
@@ -170,8 +257,22 @@ async fn serve(
                         if let Some(id) = text.contains(r#""complete""#).then(|| completed_id(&text)).flatten() {
                             active.remove(&id);
                         }
+                        let acknowledged = text.starts_with(r#"{"type":"connection_ack""#);
                         if sink.send(Message::Text(text.into())).await.is_err() {
                             break;
+                        }
+                        if acknowledged {
+                            initialising = false;
+                            for (id, message, bytes) in early.drain(..) {
+                                match join_shared(&state, &schema, &meta, &budget, caller.get(), &message) {
+                                    Some(follow) => {
+                                        shared.insert(quoted(&id), follow);
+                                    }
+                                    None => {
+                                        let _ = to_graphql.unbounded_send(bytes);
+                                    }
+                                }
+                            }
                         }
                     }
                     Some(WsMessage::Close(code, reason)) => {
@@ -180,6 +281,52 @@ async fn serve(
                         break;
                     }
                     None => break,
+                }
+            }
+            from_peer = incoming.next() => {
+                let bytes = match from_peer {
+                    Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+                    Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                // Duplicate subscription ids are a protocol error the executor would not catch.
+                if let Ok(message) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    let id = message.get("id").and_then(|v| v.as_str()).map(str::to_string);
+                    match (message.get("type").and_then(|v| v.as_str()), id) {
+                        (Some("connection_init"), _) => initialising = true,
+                        (Some("subscribe" | "start"), Some(id)) => {
+                            if !active.insert(id.clone()) && transport_ws {
+                                let _ = sink.send(close(4409, format!("Subscriber for {id} already exists"))).await;
+                                break;
+                            }
+                            // Sent before the acknowledgement: whether it may share an execution
+                            // is known once the caller is.
+                            if initialising && caller.get().is_none() && early.len() < MAX_SUBSCRIPTIONS_PER_CONNECTION {
+                                early.push((id, message, bytes));
+                                continue;
+                            }
+                            if let Some(follow) = join_shared(&state, &schema, &meta, &budget, caller.get(), &message) {
+                                shared.insert(quoted(&id), follow);
+                                continue;
+                            }
+                        }
+                        (Some("complete" | "stop"), Some(id)) => {
+                            active.remove(&id);
+                            early.retain(|(early_id, _, _)| *early_id != id);
+                            let quoted_id = quoted(&id);
+                            if shared.remove(&quoted_id).is_some() {
+                                if sink.send(Message::Text(complete_message(&quoted_id).into())).await.is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if to_graphql.unbounded_send(bytes).is_err() {
+                    break;
                 }
             }
             _ = ping.tick() => {
@@ -207,6 +354,27 @@ mod tests {
             Some(Credential::ApiKey(_))
         ));
         assert!(credential_of(&serde_json::json!({})).is_none());
+    }
+
+    #[test]
+    fn shared_answers_are_spelled_as_async_graphql_spells_them() {
+        let payload = r#"{"data":{"scanProgress":{"phase":"parsing"}}}"#;
+        let id = quoted("a\"b");
+        let next: serde_json::Value =
+            serde_json::from_str(&next_message(true, &id, payload)).unwrap();
+        assert_eq!(
+            next,
+            serde_json::json!({"type": "next", "id": "a\"b",
+                "payload": {"data": {"scanProgress": {"phase": "parsing"}}}})
+        );
+        let legacy: serde_json::Value =
+            serde_json::from_str(&next_message(false, &id, payload)).unwrap();
+        assert_eq!(legacy["type"], "data");
+        let complete: serde_json::Value = serde_json::from_str(&complete_message(&id)).unwrap();
+        assert_eq!(
+            complete,
+            serde_json::json!({"type": "complete", "id": "a\"b"})
+        );
     }
 
     #[test]

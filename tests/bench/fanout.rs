@@ -4,7 +4,10 @@
 //! memory per subscriber.
 //!
 //! `cargo bench --bench fanout -- 1000 10000` (subscriber counts; default 1000 and 10000).
-//! Options: `--results K` findings in the driven report (default 200000). Needs Redis
+//! Options: `--results K` findings in the driven report (default 200000); `--worker-nice N`
+//! runs the worker process at niceness N (on a machine this small the worker's parsing and
+//! writing otherwise competes with the API process for the same two cores, which a deployment
+//! with workers on other hosts would not see). Needs Redis
 //! (`RAMPART_BENCH_REDIS_URL`, default `redis://127.0.0.1:6379`): the subscribers' server runs
 //! with `--role api` so the scan waits, queued, until every subscriber is in; the worker process
 //! then processes it and its events reach the API process through Redis. The server binary is
@@ -115,8 +118,26 @@ struct Server {
 }
 
 impl Server {
-    fn start(data_dir: &std::path::Path, redis_url: &str, prefix: &str, role: &str) -> Self {
-        let mut child = Command::new(server_binary())
+    /// `nice`: the process's scheduling niceness (0 = as the bench's own).
+    fn start(
+        data_dir: &std::path::Path,
+        redis_url: &str,
+        prefix: &str,
+        role: &str,
+        nice: i32,
+    ) -> Self {
+        let mut command = Command::new(server_binary());
+        if nice != 0 {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setpriority is async-signal-safe; it touches only the child being started.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--role", role])
             .env_remove("DATABASE_URL")
             .env("RAMPART_DATA_DIR", data_dir)
@@ -324,10 +345,10 @@ struct Row {
     client_cpu: f64,
 }
 
-async fn round(subscribers: usize, results: u64, redis_url: &str) -> Row {
+async fn round(subscribers: usize, results: u64, worker_nice: i32, redis_url: &str) -> Row {
     let dir = tempfile::tempdir().expect("temp dir");
     let prefix = format!("fanout{}", uuid::Uuid::new_v4().simple());
-    let api = Server::start(dir.path(), redis_url, &prefix, "api");
+    let api = Server::start(dir.path(), redis_url, &prefix, "api", 0);
     let http = reqwest::Client::new();
     let token = graphql(
         &http,
@@ -428,7 +449,7 @@ async fn round(subscribers: usize, results: u64, redis_url: &str) -> Row {
     let started = Instant::now();
     let (server_cpu_before, client_cpu_before) =
         (cpu_seconds(&api.pid().to_string()), cpu_seconds("self"));
-    let worker = Server::start(dir.path(), redis_url, &prefix, "worker");
+    let worker = Server::start(dir.path(), redis_url, &prefix, "worker", worker_nice);
     let api_pid = api.pid();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_after));
     let sampler = {
@@ -521,6 +542,7 @@ async fn round(subscribers: usize, results: u64, redis_url: &str) -> Row {
 fn main() {
     let mut sizes = Vec::new();
     let mut results: u64 = 200_000;
+    let mut worker_nice = 0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -529,6 +551,12 @@ fn main() {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .expect("--results K")
+            }
+            "--worker-nice" => {
+                worker_nice = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--worker-nice N")
             }
             "--bench" => {}
             other => match other.parse::<usize>() {
@@ -544,7 +572,7 @@ fn main() {
     let redis_url = std::env::var("RAMPART_BENCH_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     eprintln!(
-        "open-file limit {limit}; server {}; report of {results} findings",
+        "open-file limit {limit}; server {}; report of {results} findings; worker niceness {worker_nice}",
         server_binary().display()
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -554,7 +582,7 @@ fn main() {
     let mut rows = Vec::new();
     for &n in &sizes {
         eprintln!("{n} subscribers ...");
-        let row = runtime.block_on(round(n, results, &redis_url));
+        let row = runtime.block_on(round(n, results, worker_nice, &redis_url));
         eprintln!(
             "  done: {} connected, {}/{} events delivered",
             row.connected, row.delivered, row.expected

@@ -161,6 +161,149 @@ async fn transport_ws_follows_a_scan_to_complete() {
     assert_eq!(late, vec![json!("COMPLETE")]);
 }
 
+/// The subscription's answers on one connection until `complete`.
+async fn answers_until_complete(ws: &mut Ws, id: &str) -> Vec<Value> {
+    let mut answers = Vec::new();
+    loop {
+        let message = recv(ws).await.expect("open");
+        assert_eq!(message["id"], id, "{message}");
+        match message["type"].as_str() {
+            Some("next" | "data") => answers.push(message["payload"].clone()),
+            Some("complete") => return answers,
+            _ => panic!("unexpected {message}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn followers_of_a_scan_share_one_execution_per_document() {
+    // An API-only process: the scan stays queued until it is cancelled below.
+    let tc = TestConfig::new().await;
+    let mut api_only = tc.config.clone();
+    api_only.role = rampart::config::Role::Api;
+    let app = TestApp::spawn_with(api_only).await;
+    let token = app.login_admin().await;
+    let accepted = app
+        .ingest(Auth::Bearer(&token), "target=shared", big_report(10))
+        .await;
+    let id = accepted.body["data"]["id"].as_str().unwrap().to_string();
+
+    let auth = json!({"Authorization": format!("Bearer {token}")});
+    let mut first = connect(&app, "graphql-transport-ws").await;
+    let mut second = connect(&app, "graphql-ws").await;
+    let mut other_document = connect(&app, "graphql-transport-ws").await;
+    for ws in [&mut first, &mut other_document] {
+        init(ws, auth.clone()).await.unwrap();
+    }
+    let subscribe = |kind: &str, query: &str| json!({"id": "s", "type": kind, "payload": {"query": query, "variables": {"id": id}}});
+    send(&mut first, subscribe("subscribe", PROGRESS)).await;
+    // This one subscribes without waiting for the acknowledgement.
+    send(
+        &mut second,
+        json!({"type": "connection_init", "payload": auth.clone()}),
+    )
+    .await;
+    send(&mut second, subscribe("start", PROGRESS)).await;
+    assert_eq!(recv(&mut second).await.unwrap()["type"], "connection_ack");
+    let phase_only = "subscription($id: UUID!) { scanProgress(scanId: $id) { phase } }";
+    send(&mut other_document, subscribe("subscribe", phase_only)).await;
+    for ws in [&mut first, &mut second] {
+        let message = recv(ws).await.unwrap();
+        assert_eq!(
+            message["payload"]["data"]["scanProgress"]["status"], "QUEUED",
+            "{message}"
+        );
+    }
+    assert_eq!(
+        recv(&mut other_document).await.unwrap()["payload"],
+        json!({"data": {"scanProgress": {"phase": "queued"}}})
+    );
+    assert_eq!(
+        app.state.shared_subscriptions.running(),
+        2,
+        "one execution per distinct document, not per subscriber"
+    );
+
+    // A late joiner of the same document starts from the current state and adds no execution.
+    let mut late = connect(&app, "graphql-transport-ws").await;
+    init(&mut late, auth.clone()).await.unwrap();
+    send(&mut late, subscribe("subscribe", PROGRESS)).await;
+    assert_eq!(
+        recv(&mut late).await.unwrap()["payload"]["data"]["scanProgress"]["status"],
+        "QUEUED"
+    );
+    assert_eq!(app.state.shared_subscriptions.running(), 2);
+    // Leaving does not end the others' subscription.
+    send(&mut late, json!({"id": "s", "type": "complete"})).await;
+    assert_eq!(recv(&mut late).await.unwrap()["type"], "complete");
+
+    // A caller of another org with the same document gets an execution of its own: refused.
+    // (A session of its own: switching moves the session to the other org.)
+    let switching = app.login_admin().await;
+    let org_b = app
+        .gql(
+            Auth::Bearer(&switching),
+            "mutation { createOrganization(input: {name: \"Org B\"}) { id } }",
+            json!({}),
+        )
+        .await
+        .data("createOrganization")["id"]
+        .clone();
+    let in_b = app
+        .gql(
+            Auth::Bearer(&switching),
+            "mutation($o: UUID!) { switchOrganization(orgId: $o) { token } }",
+            json!({"o": org_b}),
+        )
+        .await
+        .data("switchOrganization")["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut foreign = connect(&app, "graphql-transport-ws").await;
+    init(
+        &mut foreign,
+        json!({"Authorization": format!("Bearer {in_b}")}),
+    )
+    .await
+    .unwrap();
+    send(&mut foreign, subscribe("subscribe", PROGRESS)).await;
+    let refused = answers_until_complete(&mut foreign, "s").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    assert!(refused[0]["data"].is_null());
+
+    let cancelled = app
+        .gql(
+            Auth::Bearer(&token),
+            "mutation($id: UUID!) { cancelScan(id: $id) { status } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(cancelled.data("cancelScan")["status"], "CANCELLED");
+    let first_answers = answers_until_complete(&mut first, "s").await;
+    let second_answers = answers_until_complete(&mut second, "s").await;
+    assert_eq!(first_answers, second_answers);
+    assert_eq!(
+        first_answers.last().unwrap()["data"]["scanProgress"]["status"],
+        "CANCELLED"
+    );
+    let phases = answers_until_complete(&mut other_document, "s").await;
+    assert_eq!(
+        phases.last().unwrap(),
+        &json!({"data": {"scanProgress": {"phase": "cancelled"}}})
+    );
+    for _ in 0..100 {
+        if app.state.shared_subscriptions.running() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.state.shared_subscriptions.running(), 0);
+
+    drop(tc);
+}
+
 #[tokio::test]
 async fn client_messages_larger_than_the_read_buffer_still_work() {
     let app = TestApp::spawn().await;

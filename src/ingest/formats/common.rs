@@ -447,46 +447,6 @@ pub(crate) fn name_at_version(name: &str, version: Option<&str>) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(serde::Deserialize, Default, Debug)]
-    #[serde(default)]
-    struct Probe {
-        t: Text,
-        l: Texts,
-        n: Number,
-        f: First<u32>,
-    }
-
-    #[test]
-    fn lenient_types() {
-        let p: Probe = serde_json::from_str(
-            r#"{"t": 7.5, "l": ["a", 1, {"x": 1}, null], "n": "9.8", "f": [3, {}, []]}"#,
-        )
-        .unwrap();
-        assert_eq!(p.t.0.as_deref(), Some("7.5"));
-        assert_eq!(p.l.0, vec!["a", "1"]);
-        assert_eq!(p.n.0, Some(9.8));
-        assert_eq!(p.f.0, Some(3));
-        let p: Probe =
-            serde_json::from_str(r#"{"t": {"a": [1]}, "l": "one", "n": "x", "f": null}"#).unwrap();
-        assert_eq!(p.t.0, None);
-        assert_eq!(p.l.0, vec!["one"]);
-        assert_eq!(p.n.0, None);
-        assert_eq!(p.f.0, None);
-    }
-
-    #[test]
-    fn json_errors_name_the_place() {
-        let err = serde_json::from_str::<Probe>("{\n  \"t\": ").unwrap_err();
-        let msg = map_json_error(err, "SARIF").to_string();
-        assert!(msg.starts_with("invalid SARIF at line 2, column"), "{msg}");
-        assert!(msg.contains("truncated"), "{msg}");
-    }
-}
-
 /// How a parser reads the elements of one of its arrays, one by one as they are parsed (the
 /// array is never held whole). Wrapped in [`NullableArray`], which handles `null` and the
 /// serde plumbing.
@@ -526,5 +486,45 @@ impl<'de, E: ArrayElements<'de>> Visitor<'de> for NullableArray<E> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         self.0.read(seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Default, Debug)]
+    #[serde(default)]
+    struct Probe {
+        t: Text,
+        l: Texts,
+        n: Number,
+        f: First<u32>,
+    }
+
+    #[test]
+    fn lenient_types() {
+        let p: Probe = serde_json::from_str(
+            r#"{"t": 7.5, "l": ["a", 1, {"x": 1}, null], "n": "9.8", "f": [3, {}, []]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.t.0.as_deref(), Some("7.5"));
+        assert_eq!(p.l.0, vec!["a", "1"]);
+        assert_eq!(p.n.0, Some(9.8));
+        assert_eq!(p.f.0, Some(3));
+        let p: Probe =
+            serde_json::from_str(r#"{"t": {"a": [1]}, "l": "one", "n": "x", "f": null}"#).unwrap();
+        assert_eq!(p.t.0, None);
+        assert_eq!(p.l.0, vec!["one"]);
+        assert_eq!(p.n.0, None);
+        assert_eq!(p.f.0, None);
+    }
+
+    #[test]
+    fn json_errors_name_the_place() {
+        let err = serde_json::from_str::<Probe>("{\n  \"t\": ").unwrap_err();
+        let msg = map_json_error(err, "SARIF").to_string();
+        assert!(msg.starts_with("invalid SARIF at line 2, column"), "{msg}");
+        assert!(msg.contains("truncated"), "{msg}");
     }
 }
