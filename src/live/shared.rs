@@ -226,6 +226,17 @@ mod tests {
         Delivery::Next(text.into())
     }
 
+    /// Lets spawned executions run until `running` executions are left.
+    async fn settle_at(shared: &SharedSubscriptions, running: usize) {
+        for _ in 0..100 {
+            if shared.running() == running {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(shared.running(), running);
+    }
+
     #[tokio::test]
     async fn one_execution_serves_every_subscriber_of_a_key_and_late_joiners_start_from_the_latest()
     {
@@ -277,13 +288,7 @@ mod tests {
 
         drop(a);
         // The execution notices within a scheduling round.
-        for _ in 0..100 {
-            if shared.running() == 1 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(shared.running(), 1);
+        settle_at(&shared, 1).await;
         assert!(org_a.is_closed(), "the abandoned execution was dropped");
         drop(b);
     }
@@ -298,13 +303,7 @@ mod tests {
         }
         drop(answers);
         // Let the execution publish everything, and end, before the subscriber reads.
-        for _ in 0..100 {
-            if shared.running() == 0 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(shared.running(), 0);
+        settle_at(&shared, 0).await;
         for text in ["1", "2", "3"] {
             assert_eq!(slow.next().await, Some(next(text)));
         }

@@ -115,26 +115,7 @@ async fn isolation_matrix() {
 
     // Org B: created by A's owner, who hands it to B's own owner and leaves; B's people belong
     // to B only.
-    let org_b = app
-        .gql(
-            Auth::Bearer(&owner_a),
-            "mutation { createOrganization(input: {name: \"Org B\"}) { id } }",
-            json!({}),
-        )
-        .await
-        .data("createOrganization")["id"]
-        .clone();
-    let in_b = app
-        .gql(
-            Auth::Bearer(&owner_a),
-            "mutation($o: UUID!) { switchOrganization(orgId: $o) { token } }",
-            json!({"o": org_b}),
-        )
-        .await
-        .data("switchOrganization")["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (org_b, in_b) = app.switch_to_new_org(&owner_a, "Org B").await;
     app.add_member(&in_b, "admin@b.test", "OWNER").await;
     let me = app
         .gql(Auth::Bearer(&in_b), "{ me { user { id } } }", json!({}))

@@ -240,26 +240,7 @@ async fn followers_of_a_scan_share_one_execution_per_document() {
     // A caller of another org with the same document gets an execution of its own: refused.
     // (A session of its own: switching moves the session to the other org.)
     let switching = app.login_admin().await;
-    let org_b = app
-        .gql(
-            Auth::Bearer(&switching),
-            "mutation { createOrganization(input: {name: \"Org B\"}) { id } }",
-            json!({}),
-        )
-        .await
-        .data("createOrganization")["id"]
-        .clone();
-    let in_b = app
-        .gql(
-            Auth::Bearer(&switching),
-            "mutation($o: UUID!) { switchOrganization(orgId: $o) { token } }",
-            json!({"o": org_b}),
-        )
-        .await
-        .data("switchOrganization")["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, in_b) = app.switch_to_new_org(&switching, "Org B").await;
     let mut foreign = connect(&app, "graphql-transport-ws").await;
     init(
         &mut foreign,

@@ -392,6 +392,32 @@ impl TestApp {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0
     }
 
+    /// Creates an organization as `token`'s user (who becomes its owner) and switches that
+    /// session to it. Returns the new org's id and the switched session's token.
+    pub async fn switch_to_new_org(&self, token: &str, name: &str) -> (serde_json::Value, String) {
+        let org = self
+            .gql(
+                Auth::Bearer(token),
+                "mutation($name: String!) { createOrganization(input: {name: $name}) { id } }",
+                serde_json::json!({"name": name}),
+            )
+            .await
+            .data("createOrganization")["id"]
+            .clone();
+        let switched = self
+            .gql(
+                Auth::Bearer(token),
+                "mutation($o: UUID!) { switchOrganization(orgId: $o) { token } }",
+                serde_json::json!({"o": org}),
+            )
+            .await
+            .data("switchOrganization")["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        (org, switched)
+    }
+
     /// Creates an API key as `token`'s user and returns its plaintext.
     pub async fn create_key(&self, token: &str, scopes: &str) -> String {
         let res = self
