@@ -403,6 +403,18 @@ async fn websocket_refusals_use_the_protocol_codes() {
         _ => capped["payload"]["errors"].clone(),
     };
     assert_eq!(errors[0]["extensions"]["code"], "RATE_LIMITED", "{capped}");
+    // The cap counts shared `scanProgress` subscriptions too.
+    send(&mut ws, json!({"id": "over", "type": "subscribe", "payload": {"query": PROGRESS, "variables": {"id": uuid::Uuid::now_v7()}}})).await;
+    let over = loop {
+        let message = recv(&mut ws).await.unwrap();
+        if message["id"] == "over" {
+            break message;
+        }
+    };
+    assert_eq!(
+        over["payload"]["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{over}"
+    );
     send(&mut ws, json!({"id": "s0", "type": "complete"})).await;
     send(&mut ws, json!({"id": "after", "type": "subscribe", "payload": {"query": PROGRESS, "variables": {"id": uuid::Uuid::now_v7()}}})).await;
     let freed = loop {
