@@ -54,6 +54,16 @@ async fn recv(ws: &mut Ws) -> Result<Value, u16> {
     }
 }
 
+/// The next message for subscription `id`, skipping other subscriptions' messages.
+async fn recv_for(ws: &mut Ws, id: &str) -> Value {
+    loop {
+        let message = recv(ws).await.expect("open");
+        if message["id"] == id {
+            return message;
+        }
+    }
+}
+
 async fn init(ws: &mut Ws, payload: Value) -> Result<Value, u16> {
     send(ws, json!({"type": "connection_init", "payload": payload})).await;
     recv(ws).await
@@ -405,24 +415,14 @@ async fn websocket_refusals_use_the_protocol_codes() {
     assert_eq!(errors[0]["extensions"]["code"], "RATE_LIMITED", "{capped}");
     // The cap counts shared `scanProgress` subscriptions too.
     send(&mut ws, json!({"id": "over", "type": "subscribe", "payload": {"query": PROGRESS, "variables": {"id": uuid::Uuid::now_v7()}}})).await;
-    let over = loop {
-        let message = recv(&mut ws).await.unwrap();
-        if message["id"] == "over" {
-            break message;
-        }
-    };
+    let over = recv_for(&mut ws, "over").await;
     assert_eq!(
         over["payload"]["errors"][0]["extensions"]["code"], "RATE_LIMITED",
         "{over}"
     );
     send(&mut ws, json!({"id": "s0", "type": "complete"})).await;
     send(&mut ws, json!({"id": "after", "type": "subscribe", "payload": {"query": PROGRESS, "variables": {"id": uuid::Uuid::now_v7()}}})).await;
-    let freed = loop {
-        let message = recv(&mut ws).await.unwrap();
-        if message["id"] == "after" {
-            break message;
-        }
-    };
+    let freed = recv_for(&mut ws, "after").await;
     assert_eq!(
         freed["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
         "a freed slot is usable: {freed}"
