@@ -193,7 +193,7 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
     let format = row.format.as_deref().and_then(ReportFormat::parse_name);
     let raw_size = Ord::max(row.raw_size.unwrap_or(0), 1) as f64;
     let batch_len = super::batch::batch_size(state.db.get_database_backend());
-    let (tx, mut rx) = mpsc::channel::<Vec<NormalizedFinding>>(4);
+    let (tx, mut rx) = mpsc::channel::<Vec<NormalizedFinding>>(2);
     let bytes_read = Arc::new(AtomicU64::new(0));
     let stopped = Arc::new(AtomicBool::new(false));
 

@@ -213,6 +213,52 @@ async fn two_scanners_do_not_fix_each_others_findings() {
     assert_eq!(open_findings(&app, &token, target).await, (14, 1));
 }
 
+/// A batch is written as several statements in one transaction (SQLite bounds a statement's
+/// parameters): findings inserted, found and sighted across statement boundaries must come out
+/// as they do for a small report.
+#[tokio::test]
+async fn reports_larger_than_one_statement_match_like_small_ones() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+    let q = "target=monorepo&target_kind=repository";
+    let first = app
+        .ingest_and_wait(Auth::Bearer(&token), q, sarif("semgrep", results(0..2_500)))
+        .await;
+    assert_eq!(first["status"], "COMPLETE", "{first}");
+    assert_eq!(
+        (
+            first["findingsNew"].clone(),
+            first["counts"]["total"].clone()
+        ),
+        (json!(2_500), json!(2_500))
+    );
+    // 2,400 of them again (straddling every statement boundary) and 100 never seen.
+    let second = app
+        .ingest_and_wait(
+            Auth::Bearer(&token),
+            q,
+            sarif("semgrep", results(100..2_600)),
+        )
+        .await;
+    assert_eq!(
+        (
+            second["findingsNew"].clone(),
+            second["findingsFixed"].clone(),
+            second["findingsUnchanged"].clone()
+        ),
+        (json!(100), json!(100), json!(2_400))
+    );
+    let target = first["targetId"].as_str().unwrap();
+    assert_eq!(open_findings(&app, &token, target).await, (2_500, 100));
+    let second_id = uuid::Uuid::parse_str(second["id"].as_str().unwrap()).unwrap();
+    let sightings = entity::scan_finding::Entity::find()
+        .filter(entity::scan_finding::Column::ScanId.eq(second_id))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(sightings, 2_500);
+}
+
 #[tokio::test]
 async fn idempotency_key_returns_the_first_scan_even_when_racing() {
     let app = TestApp::spawn().await;
