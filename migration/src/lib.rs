@@ -4,7 +4,9 @@
 //! SQL), so the same files run on SQLite and on PostgreSQL. Foreign keys are
 //! declared inline in `CREATE TABLE` (SQLite cannot add them afterwards);
 //! indexes, unique ones included, are separate named `CREATE INDEX`
-//! statements whose names are unique across the whole schema.
+//! statements whose names are unique across the whole schema. One step is
+//! PostgreSQL-only: dropping foreign keys (in 000005), which SQLite cannot do
+//! without rebuilding a table.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -12,6 +14,7 @@ mod m20261123_000001_identity;
 mod m20261123_000002_scanning;
 mod m20261123_000003_integrations;
 mod m20261123_000004_jobs;
+mod m20261129_000005_lighter_finding_writes;
 
 /// Runs Rampart's migrations, in order.
 pub struct Migrator;
@@ -24,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_scanning::Migration),
             Box::new(m20261123_000003_integrations::Migration),
             Box::new(m20261123_000004_jobs::Migration),
+            Box::new(m20261129_000005_lighter_finding_writes::Migration),
         ]
     }
 }

@@ -281,6 +281,15 @@ pub async fn delete(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
         .all(&txn)
         .await?;
     scan::Entity::delete_by_id(row.id).exec(&txn).await?;
+    // Soft references (no foreign key on PostgreSQL, see migration 000005): cleared here.
+    for column in [finding::Column::FirstScanId, finding::Column::LastScanId] {
+        finding::Entity::update_many()
+            .col_expr(column, Expr::value(Option::<Uuid>::None))
+            .filter(finding::Column::TargetId.eq(row.target_id))
+            .filter(column.eq(row.id))
+            .exec(&txn)
+            .await?;
+    }
     for chunk in seen.chunks(500) {
         let still_seen = Query::select()
             .column(scan_finding::Column::FindingId)

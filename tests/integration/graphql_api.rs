@@ -534,6 +534,16 @@ async fn mutations_change_what_they_should() {
     )
     .await;
     assert_eq!(gone.code(), Some("NOT_FOUND"));
+    // The finding seen by both scans stays, no longer pointing at the deleted one.
+    let kept = entity::finding::Entity::find_by_id(f.id)
+        .one(db)
+        .await
+        .unwrap()
+        .expect("finding seen by an earlier scan is kept");
+    assert_eq!(
+        (kept.first_scan_id, kept.last_scan_id),
+        (Some(first.id), None)
+    );
 
     let audit = gql(
         "{ auditEvents(pageSize: 50) { edges { node { action } } } }".into(),
