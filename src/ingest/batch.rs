@@ -138,8 +138,8 @@ impl<'a> BatchWriter<'a> {
             .collect())
     }
 
-    /// Any database through sea-orm (SQLite in practice): multi-row inserts of the new
-    /// findings, lookups of the others, multi-row inserts of the sightings, all in one
+    /// Any database through sea-orm (SQLite in practice): lookups of the batch's findings,
+    /// multi-row inserts of those not found, multi-row inserts of the sightings, all in one
     /// transaction, each statement at most [`SQLITE_ROWS_PER_STATEMENT`] rows. Returns how
     /// many findings were new.
     async fn write_portable(
@@ -153,8 +153,45 @@ impl<'a> BatchWriter<'a> {
         let txn = crate::db::begin_write(db).await?;
         let mut upserted = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(SQLITE_ROWS_PER_STATEMENT) {
+            // Looked up first: on a re-scan most findings exist, and a probe of the unique
+            // index is much cheaper than an insert attempt that builds the row and conflicts.
+            let found: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
+                .select_only()
+                .columns([
+                    finding::Column::Id,
+                    finding::Column::Fingerprint,
+                    finding::Column::FirstScanId,
+                ])
+                .filter(finding::Column::TargetId.eq(scan.target_id))
+                .filter(
+                    finding::Column::Fingerprint
+                        .is_in(chunk.iter().map(|f| f.fingerprint.as_str())),
+                )
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            let known: HashSet<&str> = found.iter().map(|(_, fp, _)| fp.as_str()).collect();
+            let absent: Vec<&NormalizedFinding> = chunk
+                .iter()
+                .filter(|f| !known.contains(f.fingerprint.as_str()))
+                .collect();
+            drop(known);
+            upserted.extend(
+                found
+                    .into_iter()
+                    .map(|(id, fingerprint, first_scan_id)| Upserted {
+                        id,
+                        fingerprint,
+                        first_scan_id,
+                    }),
+            );
+            if absent.is_empty() {
+                continue;
+            }
+            // This transaction holds the write lock, so nothing else inserts meanwhile; the
+            // conflict clause only keeps a duplicate within the report from failing the batch.
             let mut insert =
-                finding::Entity::insert_many(chunk.iter().map(|f| new_finding(scan, f, now)))
+                finding::Entity::insert_many(absent.into_iter().map(|f| new_finding(scan, f, now)))
                     .on_conflict(
                         OnConflict::columns([
                             finding::Column::TargetId,
@@ -176,31 +213,6 @@ impl<'a> BatchWriter<'a> {
                     first_scan_id: row.try_get("", "first_scan_id")?,
                 });
             }
-        }
-        // This transaction holds the write lock, so what was not inserted exists already.
-        let missing = missing_fingerprints(batch, &upserted);
-        for chunk in missing.chunks(SQLITE_ROWS_PER_STATEMENT) {
-            let found: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
-                .select_only()
-                .columns([
-                    finding::Column::Id,
-                    finding::Column::Fingerprint,
-                    finding::Column::FirstScanId,
-                ])
-                .filter(finding::Column::TargetId.eq(scan.target_id))
-                .filter(finding::Column::Fingerprint.is_in(chunk.iter().map(String::as_str)))
-                .into_tuple()
-                .all(&txn)
-                .await?;
-            upserted.extend(
-                found
-                    .into_iter()
-                    .map(|(id, fingerprint, first_scan_id)| Upserted {
-                        id,
-                        fingerprint,
-                        first_scan_id,
-                    }),
-            );
         }
         let sightings = self.sightings(batch, upserted, occurrences)?;
         let new = count_new(&sightings);

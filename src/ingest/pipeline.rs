@@ -341,8 +341,27 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
         .exec(&txn)
         .await?;
 
-    // Everything seen is open, last seen now, with this scan's occurrence count. Findings this
-    // scan created were written that way already.
+    // Reopened ones are open again. Kept apart from the update below, which touches every
+    // finding seen and so must not name an indexed column (status): SQLite rewrites the index
+    // entries of every column an UPDATE sets, changed or not.
+    finding::Entity::update_many()
+        .col_expr(finding::Column::Status, Expr::value("open"))
+        .col_expr(
+            finding::Column::FixedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(
+            finding::Column::Id.in_subquery(
+                sightings_of(row.id)
+                    .and_where(Expr::col(scan_finding::Column::Change).eq("reopened"))
+                    .to_owned(),
+            ),
+        )
+        .exec(&txn)
+        .await?;
+
+    // Everything seen before is last seen now, with this scan's occurrence count (findings
+    // this scan created were written that way already).
     let occurrences = Query::select()
         .column(scan_finding::Column::Occurrences)
         .from(scan_finding::Entity)
@@ -353,11 +372,6 @@ async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Re
         )
         .to_owned();
     finding::Entity::update_many()
-        .col_expr(finding::Column::Status, Expr::value("open"))
-        .col_expr(
-            finding::Column::FixedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
         .col_expr(finding::Column::LastSeenAt, Expr::value(row.scanned_at))
         .col_expr(finding::Column::LastScanId, Expr::value(Some(row.id)))
         .col_expr(

@@ -156,6 +156,8 @@ async fn identical_reupload_changes_nothing_and_one_change_is_one_new_one_fixed(
         ),
         (json!(1), json!(1))
     );
+    // Result 0 is open again (and result 40 fixed).
+    assert_eq!(open_findings(&app, &token, &target).await, (40, 1));
 
     let still = app
         .gql(
