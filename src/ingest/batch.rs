@@ -8,20 +8,20 @@
 //! allowed to be cheap rather than individually durable; the final transaction in
 //! [`super::pipeline`] decides the scan's outcome and is durable as usual.
 //!
-//! PostgreSQL gets its own statement shape: the batch travels as one array per column and is
-//! expanded with `UNNEST`, so a batch of thousands of findings is one short statement with 19
-//! parameters, instead of a multi-row `VALUES` list with 27 parameters per finding that the
-//! server must parse, bind and plan each time.
+//! Each backend gets its own statement shape, binding what the whole scan shares once. On
+//! PostgreSQL the batch travels as one array per column expanded with `UNNEST`: a batch of
+//! thousands of findings is one short statement with 19 parameters, instead of a multi-row
+//! `VALUES` list with 27 parameters per finding that the server must parse, bind and plan each
+//! time. SQLite has no arrays, so there each finding is a `VALUES` row of its own 14 values.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::{finding, scan, scan_finding};
-use sea_orm::sea_query::{OnConflict, Query};
+use entity::{finding, scan};
 use sea_orm::sqlx::{self, Row as _};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, QueryTrait, Set,
+    QuerySelect, Statement, Value,
 };
 use uuid::Uuid;
 
@@ -40,9 +40,52 @@ pub fn batch_size(backend: DbBackend) -> usize {
     }
 }
 
-/// Rows per statement on SQLite, which bounds a statement's parameters (32,766; the findings
-/// insert binds 27 per row).
-const SQLITE_ROWS_PER_STATEMENT: usize = 1_000;
+/// Rows per statement on SQLite, which bounds a statement's parameters (32,766): the findings
+/// insert binds 14 per finding, the sightings insert 3 per sighting.
+const SQLITE_FINDINGS_PER_STATEMENT: usize = 2_000;
+const SQLITE_SIGHTINGS_PER_STATEMENT: usize = 10_000;
+
+/// The SQLite findings insert for `rows` findings: the scan's values once (`s`), each
+/// finding's own as a row of `VALUES` (`v`, columns `column1`…`column14`).
+fn sqlite_insert_findings(rows: usize) -> String {
+    let mut sql = String::from(
+        "WITH s(org_id, target_id, seen_at, scan_id, now) AS (VALUES (?, ?, ?, ?, ?)) \
+         INSERT INTO finding (id, org_id, target_id, scanner, fingerprint, rule_id, title, \
+           severity, cve_ids, cwe_ids, location_path, location_line, component, description, \
+           remediation, occurrences, status, first_seen_at, last_seen_at, first_scan_id, \
+           last_scan_id, triage_state, created_at, updated_at) \
+         SELECT v.column1, s.org_id, s.target_id, v.column2, v.column3, v.column4, v.column5, \
+           v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, \
+           v.column13, v.column14, 'open', s.seen_at, s.seen_at, s.scan_id, s.scan_id, \
+           'untriaged', s.now, s.now \
+         FROM s, (VALUES ",
+    );
+    push_rows(&mut sql, rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    // `WHERE true` keeps SQLite from reading `ON` as a join constraint.
+    sql.push_str(") AS v WHERE true ON CONFLICT (target_id, fingerprint) DO NOTHING");
+    sql
+}
+
+/// The SQLite sightings insert for `rows` sightings of one scan.
+fn sqlite_insert_sightings(rows: usize) -> String {
+    let mut sql = String::from(
+        "WITH s(scan_id, org_id) AS (VALUES (?, ?)) \
+         INSERT INTO scan_finding (scan_id, org_id, finding_id, occurrences, change) \
+         SELECT s.scan_id, s.org_id, v.column1, v.column2, v.column3 FROM s, (VALUES ",
+    );
+    push_rows(&mut sql, rows, "(?, ?, ?)");
+    sql.push_str(") AS v WHERE true ON CONFLICT (scan_id, finding_id) DO NOTHING");
+    sql
+}
+
+fn push_rows(sql: &mut String, rows: usize, row: &str) {
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+}
 
 /// Writes the batches of one scan and counts what it wrote.
 pub struct BatchWriter<'a> {
@@ -104,7 +147,7 @@ impl<'a> BatchWriter<'a> {
         let now = Utc::now();
         let new = match db.get_database_backend() {
             DbBackend::Postgres => self.write_postgres(db, &batch, &occurrences, now).await?,
-            _ => self.write_portable(db, &batch, &occurrences, now).await?,
+            _ => self.write_sqlite(db, &batch, &occurrences, now).await?,
         };
         self.new += new;
         self.processed += batch.len() as u64;
@@ -138,11 +181,11 @@ impl<'a> BatchWriter<'a> {
             .collect())
     }
 
-    /// Any database through sea-orm (SQLite in practice): lookups of the batch's findings,
-    /// multi-row inserts of those not found, multi-row inserts of the sightings, all in one
-    /// transaction, each statement at most [`SQLITE_ROWS_PER_STATEMENT`] rows. Returns how
-    /// many findings were new.
-    async fn write_portable(
+    /// SQLite: lookups of the batch's findings, inserts of those not found, inserts of the
+    /// sightings, all in one transaction. Values the whole scan shares (org, target, times,
+    /// scan, initial state) are bound once per statement; each finding binds only its own 14.
+    /// Returns how many findings were new.
+    async fn write_sqlite(
         &self,
         db: &DatabaseConnection,
         batch: &[NormalizedFinding],
@@ -152,7 +195,7 @@ impl<'a> BatchWriter<'a> {
         let scan = self.scan;
         let txn = crate::db::begin_write(db).await?;
         let mut upserted = Vec::with_capacity(batch.len());
-        for chunk in batch.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        for chunk in batch.chunks(SQLITE_FINDINGS_PER_STATEMENT) {
             // Looked up first: on a re-scan most findings exist, and a probe of the unique
             // index is much cheaper than an insert attempt that builds the row and conflicts.
             let found: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
@@ -188,49 +231,91 @@ impl<'a> BatchWriter<'a> {
             if absent.is_empty() {
                 continue;
             }
-            // This transaction holds the write lock, so nothing else inserts meanwhile; the
-            // conflict clause only keeps a duplicate within the report from failing the batch.
-            let mut insert =
-                finding::Entity::insert_many(absent.into_iter().map(|f| new_finding(scan, f, now)))
-                    .on_conflict(
-                        OnConflict::columns([
-                            finding::Column::TargetId,
-                            finding::Column::Fingerprint,
-                        ])
-                        .do_nothing()
-                        .to_owned(),
+            let ids: Vec<Uuid> = absent.iter().map(|_| Uuid::now_v7()).collect();
+            let mut values: Vec<Value> = Vec::with_capacity(5 + absent.len() * 14);
+            values.extend([
+                scan.org_id.into(),
+                scan.target_id.into(),
+                scan.scanned_at.into(),
+                scan.id.into(),
+                now.into(),
+            ]);
+            for (f, id) in absent.iter().zip(&ids) {
+                values.extend([
+                    (*id).into(),
+                    f.scanner.clone().into(),
+                    f.fingerprint.clone().into(),
+                    f.rule_id.clone().into(),
+                    f.title.clone().into(),
+                    f.severity.as_str().into(),
+                    json_list(&f.cve_ids).into(),
+                    json_list(&f.cwe_ids).into(),
+                    f.location_path.clone().into(),
+                    f.location_line.map(clamp).into(),
+                    f.component.clone().into(),
+                    f.description.clone().into(),
+                    f.remediation.clone().into(),
+                    clamp(f.occurrences).into(),
+                ]);
+            }
+            let sql = sqlite_insert_findings(absent.len());
+            let inserted = txn
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    sql,
+                    values,
+                ))
+                .await?
+                .rows_affected();
+            if inserted == absent.len() as u64 {
+                // This transaction holds the write lock, so nothing else inserted meanwhile:
+                // every absent finding now has the id given to it above.
+                upserted.extend(absent.iter().zip(ids).map(|(f, id)| Upserted {
+                    id,
+                    fingerprint: f.fingerprint.clone(),
+                    first_scan_id: Some(scan.id),
+                }));
+            } else {
+                // Fewer rows than findings (a fingerprint twice in the batch, which the parsers
+                // do not produce): take what was written; `sightings` refuses a short batch.
+                let found: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
+                    .select_only()
+                    .columns([
+                        finding::Column::Id,
+                        finding::Column::Fingerprint,
+                        finding::Column::FirstScanId,
+                    ])
+                    .filter(finding::Column::TargetId.eq(scan.target_id))
+                    .filter(
+                        finding::Column::Fingerprint
+                            .is_in(absent.iter().map(|f| f.fingerprint.as_str())),
                     )
-                    .into_query();
-            insert.returning(Query::returning().columns([
-                finding::Column::Id,
-                finding::Column::Fingerprint,
-                finding::Column::FirstScanId,
-            ]));
-            for row in txn.query_all(&insert).await? {
-                upserted.push(Upserted {
-                    id: row.try_get("", "id")?,
-                    fingerprint: row.try_get("", "fingerprint")?,
-                    first_scan_id: row.try_get("", "first_scan_id")?,
-                });
+                    .into_tuple()
+                    .all(&txn)
+                    .await?;
+                upserted.extend(found.into_iter().map(|(id, fingerprint, first_scan_id)| {
+                    Upserted {
+                        id,
+                        fingerprint,
+                        first_scan_id,
+                    }
+                }));
             }
         }
         let sightings = self.sightings(batch, upserted, occurrences)?;
         let new = count_new(&sightings);
-        for chunk in sightings.chunks(SQLITE_ROWS_PER_STATEMENT) {
-            let rows = chunk.iter().map(|s| scan_finding::ActiveModel {
-                scan_id: Set(scan.id),
-                finding_id: Set(s.finding_id),
-                org_id: Set(scan.org_id),
-                occurrences: Set(s.occurrences),
-                change: Set(s.change.into()),
-            });
-            scan_finding::Entity::insert_many(rows)
-                .on_conflict_do_nothing_on([
-                    scan_finding::Column::ScanId,
-                    scan_finding::Column::FindingId,
-                ])
-                .exec_without_returning(&txn)
-                .await?;
+        for chunk in sightings.chunks(SQLITE_SIGHTINGS_PER_STATEMENT) {
+            let mut values: Vec<Value> = Vec::with_capacity(2 + chunk.len() * 3);
+            values.extend([scan.id.into(), scan.org_id.into()]);
+            for s in chunk {
+                values.extend([s.finding_id.into(), s.occurrences.into(), s.change.into()]);
+            }
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sqlite_insert_sightings(chunk.len()),
+                values,
+            ))
+            .await?;
         }
         txn.commit().await?;
         Ok(new)
@@ -394,45 +479,6 @@ fn ensure_complete(batch: &[NormalizedFinding], found: &[Upserted]) -> Result<()
             batch.len().saturating_sub(found.len()),
             batch.len()
         )))
-    }
-}
-
-/// The row of a finding a scan sees for the first time.
-fn new_finding(
-    scan: &scan::Model,
-    f: &NormalizedFinding,
-    now: DateTime<Utc>,
-) -> finding::ActiveModel {
-    finding::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        org_id: Set(scan.org_id),
-        target_id: Set(scan.target_id),
-        scanner: Set(f.scanner.clone()),
-        fingerprint: Set(f.fingerprint.clone()),
-        rule_id: Set(f.rule_id.clone()),
-        title: Set(f.title.clone()),
-        severity: Set(f.severity.as_str().into()),
-        cve_ids: Set(json_list(&f.cve_ids)),
-        cwe_ids: Set(json_list(&f.cwe_ids)),
-        location_path: Set(f.location_path.clone()),
-        location_line: Set(f.location_line.map(clamp)),
-        component: Set(f.component.clone()),
-        description: Set(f.description.clone()),
-        remediation: Set(f.remediation.clone()),
-        occurrences: Set(clamp(f.occurrences)),
-        status: Set("open".into()),
-        first_seen_at: Set(scan.scanned_at),
-        last_seen_at: Set(scan.scanned_at),
-        fixed_at: Set(None),
-        first_scan_id: Set(Some(scan.id)),
-        last_scan_id: Set(Some(scan.id)),
-        triage_state: Set("untriaged".into()),
-        triage_note: Set(None),
-        triage_expires_at: Set(None),
-        triaged_by: Set(None),
-        triaged_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
     }
 }
 

@@ -26,6 +26,88 @@ async fn open_findings(app: &TestApp, token: &str, target: &str) -> (u64, u64) {
     )
 }
 
+/// Every finding row of the scan's target is what the parser read from `report`, in the state
+/// a first sighting gives it.
+async fn assert_stored_as_parsed(app: &TestApp, scan: &serde_json::Value, report: &[u8]) {
+    let data: std::sync::Arc<[u8]> = std::sync::Arc::from(report);
+    let mut open = || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(std::io::Cursor::new(data.clone())))
+    };
+    let mut parsed = Vec::new();
+    rampart::ingest::parse_report(None, &mut open, &mut |f| {
+        parsed.push(f);
+        Ok(())
+    })
+    .unwrap();
+    let scan_id = uuid::Uuid::parse_str(scan["id"].as_str().unwrap()).unwrap();
+    let scan = entity::scan::Entity::find_by_id(scan_id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = entity::finding::Entity::find()
+        .filter(entity::finding::Column::TargetId.eq(scan.target_id))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), parsed.len());
+    let by_fingerprint: std::collections::HashMap<&str, &entity::finding::Model> =
+        rows.iter().map(|r| (r.fingerprint.as_str(), r)).collect();
+    let json_list = |ids: &[String]| serde_json::to_string(ids).unwrap();
+    for f in &parsed {
+        let r = by_fingerprint[f.fingerprint.as_str()];
+        assert_eq!(
+            (
+                (r.scanner.as_str(), r.rule_id.as_str(), r.title.as_str()),
+                (r.severity.as_str(), r.cve_ids.clone(), r.cwe_ids.clone()),
+                (
+                    r.location_path.as_deref(),
+                    r.location_line,
+                    r.component.as_deref()
+                ),
+                (
+                    r.description.as_str(),
+                    r.remediation.as_deref(),
+                    r.occurrences
+                ),
+            ),
+            (
+                (f.scanner.as_str(), f.rule_id.as_str(), f.title.as_str()),
+                (
+                    f.severity.as_str(),
+                    json_list(&f.cve_ids),
+                    json_list(&f.cwe_ids)
+                ),
+                (
+                    f.location_path.as_deref(),
+                    f.location_line.map(|l| l as i32),
+                    f.component.as_deref()
+                ),
+                (
+                    f.description.as_str(),
+                    f.remediation.as_deref(),
+                    f.occurrences as i32
+                ),
+            ),
+            "{}",
+            f.fingerprint
+        );
+        assert_eq!((r.org_id, r.status.as_str()), (scan.org_id, "open"));
+        assert_eq!(
+            (r.first_seen_at, r.last_seen_at, r.fixed_at),
+            (scan.scanned_at, scan.scanned_at, None)
+        );
+        assert_eq!(
+            (r.first_scan_id, r.last_scan_id),
+            (Some(scan.id), Some(scan.id))
+        );
+        assert_eq!(
+            (r.triage_state.as_str(), &r.triage_note, &r.triaged_by),
+            ("untriaged", &None, &None)
+        );
+    }
+}
+
 #[tokio::test]
 async fn real_samples_ingest_into_their_documented_counts() {
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples");
@@ -223,8 +305,9 @@ async fn reports_larger_than_one_statement_match_like_small_ones() {
     let app = TestApp::spawn().await;
     let token = app.login_admin().await;
     let q = "target=monorepo&target_kind=repository";
+    let report = sarif("semgrep", results(0..2_500));
     let first = app
-        .ingest_and_wait(Auth::Bearer(&token), q, sarif("semgrep", results(0..2_500)))
+        .ingest_and_wait(Auth::Bearer(&token), q, report.clone())
         .await;
     assert_eq!(first["status"], "COMPLETE", "{first}");
     assert_eq!(
@@ -234,6 +317,7 @@ async fn reports_larger_than_one_statement_match_like_small_ones() {
         ),
         (json!(2_500), json!(2_500))
     );
+    assert_stored_as_parsed(&app, &first, &report).await;
     // 2,400 of them again (straddling every statement boundary) and 100 never seen.
     let second = app
         .ingest_and_wait(
@@ -259,6 +343,36 @@ async fn reports_larger_than_one_statement_match_like_small_ones() {
         .await
         .unwrap();
     assert_eq!(sightings, 2_500);
+
+    // Components, CVE ids and absent values land in their columns too.
+    let vulnerabilities: Vec<_> = (0..1_500)
+        .map(|n| {
+            let severity = ["LOW", "MEDIUM", "HIGH", "CRITICAL"][n % 4];
+            json!({
+                "VulnerabilityID": format!("CVE-2024-{}", 10_000 + n),
+                "PkgName": format!("pkg{}", n % 40),
+                "InstalledVersion": "1.0",
+                "FixedVersion": if n % 2 == 0 { json!("1.1") } else { json!(null) },
+                "Severity": severity,
+                "Title": format!("Problem {n}"),
+                "PkgIdentifier": {"PURL": format!("pkg:apk/alpine/pkg{}@1.0", n % 40)}
+            })
+        })
+        .collect();
+    let trivy = serde_json::to_vec(&json!({
+        "SchemaVersion": 2, "ArtifactName": "img:1", "ArtifactType": "container_image",
+        "Results": [{"Target": "img:1 (alpine 3.19)", "Vulnerabilities": vulnerabilities}]
+    }))
+    .unwrap();
+    let image = app
+        .ingest_and_wait(
+            Auth::Bearer(&token),
+            "target=img&target_kind=container_image",
+            trivy.clone(),
+        )
+        .await;
+    assert_eq!(image["findingsNew"], 1_500, "{image}");
+    assert_stored_as_parsed(&app, &image, &trivy).await;
 }
 
 #[tokio::test]
