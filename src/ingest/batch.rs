@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use entity::{finding, scan};
 use sea_orm::sqlx::{self, Row as _};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, Statement, Value,
 };
 use uuid::Uuid;
 
@@ -67,6 +67,42 @@ fn sqlite_insert_findings(rows: usize) -> String {
     // `WHERE true` keeps SQLite from reading `ON` as a join constraint.
     sql.push_str(") AS v WHERE true ON CONFLICT (target_id, fingerprint) DO NOTHING");
     sql
+}
+
+/// The values for [`sqlite_insert_findings`]: the scan's five, then each finding's 14.
+fn sqlite_finding_values(
+    scan: &scan::Model,
+    now: DateTime<Utc>,
+    findings: &[&NormalizedFinding],
+    ids: &[Uuid],
+) -> Vec<Value> {
+    let mut values: Vec<Value> = Vec::with_capacity(5 + findings.len() * 14);
+    values.extend([
+        scan.org_id.into(),
+        scan.target_id.into(),
+        scan.scanned_at.into(),
+        scan.id.into(),
+        now.into(),
+    ]);
+    for (f, id) in findings.iter().zip(ids) {
+        values.extend([
+            (*id).into(),
+            f.scanner.clone().into(),
+            f.fingerprint.clone().into(),
+            f.rule_id.clone().into(),
+            f.title.clone().into(),
+            f.severity.as_str().into(),
+            json_list(&f.cve_ids).into(),
+            json_list(&f.cwe_ids).into(),
+            f.location_path.clone().into(),
+            f.location_line.map(clamp).into(),
+            f.component.clone().into(),
+            f.description.clone().into(),
+            f.remediation.clone().into(),
+            clamp(f.occurrences).into(),
+        ]);
+    }
+    values
 }
 
 /// The SQLite sightings insert for `rows` sightings of one scan.
@@ -201,66 +237,19 @@ impl<'a> BatchWriter<'a> {
         for chunk in batch.chunks(SQLITE_FINDINGS_PER_STATEMENT) {
             // Looked up first: on a re-scan most findings exist, and a probe of the unique
             // index is much cheaper than an insert attempt that builds the row and conflicts.
-            let found: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
-                .select_only()
-                .columns([
-                    finding::Column::Id,
-                    finding::Column::Fingerprint,
-                    finding::Column::FirstScanId,
-                ])
-                .filter(finding::Column::TargetId.eq(scan.target_id))
-                .filter(
-                    finding::Column::Fingerprint
-                        .is_in(chunk.iter().map(|f| f.fingerprint.as_str())),
-                )
-                .into_tuple()
-                .all(&txn)
-                .await?;
-            let known: HashSet<&str> = found.iter().map(|(_, fp, _)| fp.as_str()).collect();
+            let found = find_by_fingerprint(&txn, scan.target_id, chunk.iter()).await?;
+            let known: HashSet<&str> = found.iter().map(|u| u.fingerprint.as_str()).collect();
             let absent: Vec<&NormalizedFinding> = chunk
                 .iter()
                 .filter(|f| !known.contains(f.fingerprint.as_str()))
                 .collect();
             drop(known);
-            upserted.extend(
-                found
-                    .into_iter()
-                    .map(|(id, fingerprint, first_scan_id)| Upserted {
-                        id,
-                        fingerprint,
-                        first_scan_id,
-                    }),
-            );
+            upserted.extend(found);
             if absent.is_empty() {
                 continue;
             }
             let ids: Vec<Uuid> = absent.iter().map(|_| Uuid::now_v7()).collect();
-            let mut values: Vec<Value> = Vec::with_capacity(5 + absent.len() * 14);
-            values.extend([
-                scan.org_id.into(),
-                scan.target_id.into(),
-                scan.scanned_at.into(),
-                scan.id.into(),
-                now.into(),
-            ]);
-            for (f, id) in absent.iter().zip(&ids) {
-                values.extend([
-                    (*id).into(),
-                    f.scanner.clone().into(),
-                    f.fingerprint.clone().into(),
-                    f.rule_id.clone().into(),
-                    f.title.clone().into(),
-                    f.severity.as_str().into(),
-                    json_list(&f.cve_ids).into(),
-                    json_list(&f.cwe_ids).into(),
-                    f.location_path.clone().into(),
-                    f.location_line.map(clamp).into(),
-                    f.component.clone().into(),
-                    f.description.clone().into(),
-                    f.remediation.clone().into(),
-                    clamp(f.occurrences).into(),
-                ]);
-            }
+            let values = sqlite_finding_values(scan, now, &absent, &ids);
             let sql = sqlite_insert_findings(absent.len());
             let inserted = txn
                 .execute_raw(Statement::from_sql_and_values(
@@ -281,28 +270,9 @@ impl<'a> BatchWriter<'a> {
             } else {
                 // Fewer rows than findings (a fingerprint twice in the batch, which the parsers
                 // do not produce): take what was written; `sightings` refuses a short batch.
-                let found: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
-                    .select_only()
-                    .columns([
-                        finding::Column::Id,
-                        finding::Column::Fingerprint,
-                        finding::Column::FirstScanId,
-                    ])
-                    .filter(finding::Column::TargetId.eq(scan.target_id))
-                    .filter(
-                        finding::Column::Fingerprint
-                            .is_in(absent.iter().map(|f| f.fingerprint.as_str())),
-                    )
-                    .into_tuple()
-                    .all(&txn)
-                    .await?;
-                upserted.extend(found.into_iter().map(|(id, fingerprint, first_scan_id)| {
-                    Upserted {
-                        id,
-                        fingerprint,
-                        first_scan_id,
-                    }
-                }));
+                let found =
+                    find_by_fingerprint(&txn, scan.target_id, absent.iter().copied()).await?;
+                upserted.extend(found);
             }
         }
         let sightings = self.sightings(batch, upserted, occurrences)?;
@@ -456,6 +426,34 @@ fn upserted_of(row: &sqlx::postgres::PgRow) -> Result<Upserted, DbErr> {
         fingerprint: row.try_get("fingerprint").map_err(sqlx_err)?,
         first_scan_id: row.try_get("first_scan_id").map_err(sqlx_err)?,
     })
+}
+
+/// The target's findings with these fingerprints (at most [`SQLITE_FINDINGS_PER_STATEMENT`]).
+async fn find_by_fingerprint<'f>(
+    txn: &DatabaseTransaction,
+    target_id: Uuid,
+    findings: impl Iterator<Item = &'f NormalizedFinding>,
+) -> Result<Vec<Upserted>, DbErr> {
+    let found: Vec<(Uuid, String, Option<Uuid>)> = finding::Entity::find()
+        .select_only()
+        .columns([
+            finding::Column::Id,
+            finding::Column::Fingerprint,
+            finding::Column::FirstScanId,
+        ])
+        .filter(finding::Column::TargetId.eq(target_id))
+        .filter(finding::Column::Fingerprint.is_in(findings.map(|f| f.fingerprint.as_str())))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(|(id, fingerprint, first_scan_id)| Upserted {
+            id,
+            fingerprint,
+            first_scan_id,
+        })
+        .collect())
 }
 
 /// Fingerprints of the batch not among `found`.
