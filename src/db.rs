@@ -4,11 +4,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    SqliteTransactionMode, SqlxSqliteConnector, TransactionOptions, TransactionTrait,
 };
+
+/// SQLite's heap across all connections of the process (page caches, statements): 96 MiB.
+const SQLITE_HEAP_LIMIT_BYTES: &str = "100663296";
 
 /// Opens a pool on `url` with the settings Rampart relies on: WAL and foreign keys for SQLite,
 /// short connect timeouts everywhere so a wrong URL fails fast.
@@ -34,6 +37,12 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 // the file, and re-reading them through the OS dominated its time. Readers
                 // rarely fill it; the writer does.
                 .pragma("cache_size", "-65536")
+                // ...and at most SQLITE_HEAP_LIMIT_BYTES for all connections together: eight
+                // connections could otherwise hold 64 MiB each. This bundled SQLite keeps one
+                // page LRU for all connections (SQLITE_ENABLE_MEMORY_MANAGEMENT); past the
+                // limit a connection reuses the least recently used clean page instead of
+                // allocating another.
+                .pragma("soft_heap_limit", SQLITE_HEAP_LIMIT_BYTES)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
         });
@@ -57,6 +66,56 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         ..Default::default()
     })
     .await
+}
+
+/// A connection for one long job — a scan's ingest — that is its alone until [`Self::close`].
+///
+/// On SQLite, each transaction taken from the shared pool runs on whichever connection is idle,
+/// and the pool hands them out in turn: a scan's batches went round all of them, each warming a
+/// page cache of its own from the OS and keeping it, and its memory spread over as many threads
+/// (sqlx runs each connection on one). A 1M-result ingest then grew the process by 130 to 360
+/// MiB from one identical run to the next, against ~130 MiB of live heap (heaptrack). One
+/// connection for the whole scan keeps its pages warm from batch to batch, and closing it frees
+/// them (docs/benchmarks.md, "Memory at a million results"). On PostgreSQL, whose server caches
+/// the pages, this is the shared pool.
+pub struct Dedicated {
+    conn: DatabaseConnection,
+    own: bool,
+}
+
+impl Dedicated {
+    /// # Errors
+    /// When SQLite cannot open another connection.
+    pub async fn open(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        if db.get_database_backend() != DbBackend::Sqlite {
+            return Ok(Self {
+                conn: db.clone(),
+                own: false,
+            });
+        }
+        let options = db.get_sqlite_connection_pool().connect_options();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with((*options).clone())
+            .await
+            .map_err(|err| DbErr::Custom(format!("opening a connection for the scan: {err}")))?;
+        Ok(Self {
+            conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
+            own: true,
+        })
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Closes the connection if it is this job's own (never the shared pool).
+    pub async fn close(self) {
+        if self.own {
+            let _ = self.conn.close().await;
+        }
+    }
 }
 
 /// Applies every pending migration.

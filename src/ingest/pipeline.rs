@@ -153,15 +153,28 @@ struct Streamed {
 }
 
 async fn run(state: &AppState, row: &scan::Model) -> Result<(), Failure> {
+    // The scan's writes share one connection (see `Dedicated`); reads for progress and
+    // cancellation keep using the shared pool.
+    let scan_db = crate::db::Dedicated::open(&state.db).await?;
+    let result = run_on(state, scan_db.db(), row).await;
+    scan_db.close().await;
+    result
+}
+
+async fn run_on(
+    state: &AppState,
+    db: &DatabaseConnection,
+    row: &scan::Model,
+) -> Result<(), Failure> {
     let started = Instant::now();
-    let streamed = stream_findings(state, row).await?;
+    let streamed = stream_findings(state, db, row).await?;
     let streaming = started.elapsed();
     if is_cancelled(&state.db, row.id).await? {
         return Err(Failure::Cancelled);
     }
     let (results, writing) = (streamed.processed, streamed.writing);
     let finalizing = Instant::now();
-    finalize(state, row, streamed).await?;
+    finalize(state, db, row, streamed).await?;
     // Where the time went, for operators and the ingest benchmark: parsing overlaps writing,
     // so streaming minus writing is time the writer waited for the parser.
     tracing::info!(
@@ -185,7 +198,11 @@ async fn is_cancelled(db: &DatabaseConnection, scan_id: Uuid) -> Result<bool, Fa
     Ok(status.as_deref() == Some(ScanStatus::Cancelled.as_str()))
 }
 
-async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed, Failure> {
+async fn stream_findings(
+    state: &AppState,
+    db: &DatabaseConnection,
+    row: &scan::Model,
+) -> Result<Streamed, Failure> {
     let key = row
         .raw_key
         .clone()
@@ -239,7 +256,7 @@ async fn stream_findings(state: &AppState, row: &scan::Model) -> Result<Streamed
     let outcome: Result<(), Failure> = async {
         while let Some(batch) = rx.recv().await {
             let started = Instant::now();
-            writer.write(&state.db, batch).await?;
+            writer.write(db, batch).await?;
             writing += started.elapsed();
             if last_event.elapsed() >= PROGRESS_INTERVAL {
                 if is_cancelled(&state.db, row.id).await? {
@@ -314,14 +331,19 @@ fn sighting_of_finding(scan: Option<Uuid>) -> sea_orm::sea_query::SelectStatemen
 }
 
 /// New / fixed / unchanged, counts, score and the target's latest state, all at once.
-async fn finalize(state: &AppState, row: &scan::Model, streamed: Streamed) -> Result<(), Failure> {
+async fn finalize(
+    state: &AppState,
+    db: &DatabaseConnection,
+    row: &scan::Model,
+    streamed: Streamed,
+) -> Result<(), Failure> {
     let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "finalizing");
     progress.percent = 90.0;
     progress.processed = streamed.processed;
     progress.findings_new = streamed.new;
     record_progress(state, row, &progress).await;
     let now = Utc::now();
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(db).await?;
 
     // Seen again after a fix: reopened.
     scan_finding::Entity::update_many()
