@@ -34,6 +34,8 @@ pub struct Model {
     pub raw_size: Option<i64>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub progress: Option<Json>,
+    /// Incremented by every write of `progress`: the order of the scan's events.
+    pub progress_seq: i64,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     /// Unique per org when set.

@@ -25,6 +25,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::jobs::{Lease, LeaseError};
 use super::NormalizedFinding;
 
 /// Findings per batch, one transaction each. Larger transactions matter most for the unique
@@ -129,6 +130,8 @@ fn push_rows(sql: &mut String, rows: usize, row: &str) {
 /// Writes the batches of one scan and counts what it wrote.
 pub struct BatchWriter<'a> {
     scan: &'a scan::Model,
+    /// Every batch's transaction first checks that the job is still this lease's.
+    lease: &'a Lease,
     /// Results written so far.
     pub processed: u64,
     /// Findings this scan created so far.
@@ -156,9 +159,10 @@ struct Upserted {
 }
 
 impl<'a> BatchWriter<'a> {
-    pub fn new(scan: &'a scan::Model) -> Self {
+    pub fn new(scan: &'a scan::Model, lease: &'a Lease) -> Self {
         Self {
             scan,
+            lease,
             processed: 0,
             new: 0,
             scanners: HashSet::new(),
@@ -168,12 +172,12 @@ impl<'a> BatchWriter<'a> {
     /// Upserts the batch's findings and records this scan's sightings of them.
     ///
     /// # Errors
-    /// On database failure; nothing of the batch is then written.
+    /// On database failure or a lost lease; nothing of the batch is then written.
     pub async fn write(
         &mut self,
         db: &DatabaseConnection,
         batch: Vec<NormalizedFinding>,
-    ) -> Result<(), DbErr> {
+    ) -> Result<(), LeaseError> {
         for f in &batch {
             if !self.scanners.contains(&f.scanner) {
                 self.scanners.insert(f.scanner.clone());
@@ -230,9 +234,10 @@ impl<'a> BatchWriter<'a> {
         batch: &[NormalizedFinding],
         occurrences: &HashMap<&str, i32>,
         now: DateTime<Utc>,
-    ) -> Result<u64, DbErr> {
+    ) -> Result<u64, LeaseError> {
         let scan = self.scan;
         let txn = crate::db::begin_write(db).await?;
+        self.lease.fence(&txn).await?;
         let mut upserted = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(SQLITE_FINDINGS_PER_STATEMENT) {
             // Looked up first: on a re-scan most findings exist, and a probe of the unique
@@ -302,7 +307,7 @@ impl<'a> BatchWriter<'a> {
         batch: &[NormalizedFinding],
         occurrences: &HashMap<&str, i32>,
         now: DateTime<Utc>,
-    ) -> Result<u64, DbErr> {
+    ) -> Result<u64, LeaseError> {
         let scan = self.scan;
         let pool = db.get_postgres_connection_pool();
         let column = |f: fn(&NormalizedFinding) -> String| batch.iter().map(f).collect::<Vec<_>>();
@@ -311,6 +316,7 @@ impl<'a> BatchWriter<'a> {
         let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
 
         let mut txn = pool.begin().await.map_err(sqlx_err)?;
+        self.lease.fence_postgres(&mut txn).await?;
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *txn)
             .await

@@ -1,19 +1,134 @@
 //! The durable work queue: `job` rows claimed under a lease. PostgreSQL claims with
 //! `FOR UPDATE SKIP LOCKED`, so any number of workers in any number of processes share it;
 //! SQLite has one writer at a time, so its single atomic `UPDATE ... RETURNING` is the claim.
+//!
+//! A worker that lost its lease (it stalled past the lease, and another worker claimed the job)
+//! may still be running. Every claim increments `attempts`, so (job, owner, attempts) names one
+//! claim and no later one: it is the fencing token of a [`Lease`], and every write a job makes
+//! checks it inside the write's own transaction ([`Lease::fence`]), so a stale worker's writes
+//! fail instead of undoing the work of the worker that holds the job now.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::job;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, FromQueryResult, QueryFilter, Set, Statement,
 };
 use uuid::Uuid;
 
 use crate::error::AppResult;
 
 pub const INGEST: &str = "ingest";
+
+/// One claim of a job: who holds it, and the claim's fencing token.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    pub job_id: Uuid,
+    pub owner: String,
+    /// The job's `attempts` as this claim set it; a later claim has a larger one.
+    pub token: i32,
+    /// Set when renewing failed: the job may be another worker's by now, so work stops.
+    lost: Arc<AtomicBool>,
+}
+
+/// A write was refused because the job is no longer this lease's.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("the job's lease was lost to another worker")]
+    Lost,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Holds the job row for the rest of the transaction, if it is still this claim's. PostgreSQL:
+/// `FOR SHARE` makes a competing claim (`FOR UPDATE SKIP LOCKED`, then `UPDATE`) skip or wait
+/// until the caller commits; SQLite: the caller's write transaction already excludes every
+/// other writer.
+const FENCE_POSTGRES: &str = r#"SELECT 1 FROM "job" WHERE "id" = $1 AND "lease_owner" = $2
+    AND "attempts" = $3 AND "status" = 'running' FOR SHARE"#;
+const FENCE_SQLITE: &str = r#"SELECT 1 FROM "job" WHERE "id" = ? AND "lease_owner" = ?
+    AND "attempts" = ? AND "status" = 'running'"#;
+
+impl Lease {
+    /// The lease of a job as [`claim`] returned it.
+    pub fn of(job: &job::Model) -> Self {
+        Self {
+            job_id: job.id,
+            owner: job.lease_owner.clone().unwrap_or_default(),
+            token: job.attempts,
+            lost: Arc::default(),
+        }
+    }
+
+    /// Whether the worker must stop: the lease could not be renewed.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    pub fn mark_lost(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Checks, inside the caller's write transaction and before its writes, that the job is
+    /// still this claim's, and keeps it so until the transaction ends.
+    ///
+    /// # Errors
+    /// [`LeaseError::Lost`] when another claim took the job (or it ended); the caller must roll
+    /// back and stop.
+    pub async fn fence(&self, txn: &impl ConnectionTrait) -> Result<(), LeaseError> {
+        let backend = txn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => FENCE_POSTGRES,
+            _ => FENCE_SQLITE,
+        };
+        let held = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [
+                    self.job_id.into(),
+                    self.owner.clone().into(),
+                    self.token.into(),
+                ],
+            ))
+            .await?;
+        match held {
+            Some(_) => Ok(()),
+            None => {
+                self.mark_lost();
+                Err(LeaseError::Lost)
+            }
+        }
+    }
+
+    /// The same check on a raw PostgreSQL transaction (the bulk writer's).
+    ///
+    /// # Errors
+    /// As [`Self::fence`].
+    pub async fn fence_postgres(
+        &self,
+        txn: &mut sea_orm::sqlx::PgConnection,
+    ) -> Result<(), LeaseError> {
+        let held = sea_orm::sqlx::query(FENCE_POSTGRES)
+            .bind(self.job_id)
+            .bind(&self.owner)
+            .bind(self.token)
+            .fetch_optional(txn)
+            .await
+            .map_err(|e| DbErr::Custom(format!("lease check: {e}")))?;
+        match held {
+            Some(_) => Ok(()),
+            None => {
+                self.mark_lost();
+                Err(LeaseError::Lost)
+            }
+        }
+    }
+}
 
 /// Queues a job (inside the caller's transaction, so a scan and its job appear together).
 ///
@@ -105,38 +220,47 @@ pub async fn claim(
 ///
 /// # Errors
 /// Only on database failure.
-pub async fn renew(
-    db: &DatabaseConnection,
-    id: Uuid,
-    worker: &str,
-    lease: Duration,
-) -> AppResult<bool> {
-    let res = job::Entity::update_many()
+pub async fn renew(db: &DatabaseConnection, lease: &Lease, length: Duration) -> AppResult<bool> {
+    let res = held(job::Entity::update_many(), lease)
         .col_expr(
             job::Column::LeaseExpiresAt,
-            Expr::value(Some(Utc::now() + lease)),
+            Expr::value(Some(Utc::now() + length)),
         )
-        .filter(job::Column::Id.eq(id))
-        .filter(job::Column::LeaseOwner.eq(worker))
-        .filter(job::Column::Status.eq("running"))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
 }
 
-/// Marks a job done.
+/// An update of the job row that matches only while `lease` holds it: the fencing token is
+/// checked in the update's own statement.
+fn held(
+    update: sea_orm::UpdateMany<job::Entity>,
+    lease: &Lease,
+) -> sea_orm::UpdateMany<job::Entity> {
+    update
+        .filter(job::Column::Id.eq(lease.job_id))
+        .filter(job::Column::LeaseOwner.eq(lease.owner.as_str()))
+        .filter(job::Column::Attempts.eq(lease.token))
+        .filter(job::Column::Status.eq("running"))
+}
+
+/// Marks a job done, if `lease` still holds it.
 ///
 /// # Errors
-/// Only on database failure.
-pub async fn complete(db: &impl ConnectionTrait, id: Uuid) -> AppResult<()> {
-    job::Entity::update_many()
+/// [`LeaseError::Lost`] when it does not (nothing is written).
+pub async fn complete(db: &impl ConnectionTrait, lease: &Lease) -> Result<(), LeaseError> {
+    let res = held(job::Entity::update_many(), lease)
         .col_expr(job::Column::Status, Expr::value("done"))
         .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(job::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(job::Column::Id.eq(id))
         .exec(db)
         .await?;
-    Ok(())
+    if res.rows_affected == 1 {
+        Ok(())
+    } else {
+        lease.mark_lost();
+        Err(LeaseError::Lost)
+    }
 }
 
 /// Delay before attempt `attempts + 1`: 2, 4, 8, ... seconds, at most 5 minutes.
@@ -144,27 +268,45 @@ pub fn backoff(attempts: i32) -> Duration {
     Duration::seconds(2_i64.saturating_pow(attempts.clamp(1, 20) as u32).min(300))
 }
 
-/// Records a failed attempt: the job is queued again after a backoff, or, out of attempts,
-/// failed for good. Returns true when it will not run again.
+/// Whether a failed attempt of `job` was its last.
+pub fn exhausted(job: &job::Model) -> bool {
+    job.attempts >= job.max_attempts
+}
+
+/// Records a failed attempt, if `lease` still holds the job: it is queued again after a
+/// backoff, or, out of attempts ([`exhausted`]), failed for good.
 ///
 /// # Errors
-/// Only on database failure.
+/// [`LeaseError::Lost`] when the lease no longer holds the job (nothing is written).
 pub async fn fail(
     db: &impl ConnectionTrait,
     job: &job::Model,
+    lease: &Lease,
     error: &str,
     now: DateTime<Utc>,
-) -> AppResult<bool> {
-    let exhausted = job.attempts >= job.max_attempts;
-    let mut active: job::ActiveModel = job.clone().into();
-    active.status = Set(if exhausted { "failed" } else { "queued" }.into());
-    active.run_at = Set(now + backoff(job.attempts));
-    active.lease_owner = Set(None);
-    active.lease_expires_at = Set(None);
-    active.last_error = Set(Some(error.chars().take(2000).collect()));
-    active.updated_at = Set(now);
-    active.update(db).await?;
-    Ok(exhausted)
+) -> Result<(), LeaseError> {
+    let status = if exhausted(job) { "failed" } else { "queued" };
+    let res = held(job::Entity::update_many(), lease)
+        .col_expr(job::Column::Status, Expr::value(status))
+        .col_expr(job::Column::RunAt, Expr::value(now + backoff(job.attempts)))
+        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(
+            job::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            job::Column::LastError,
+            Expr::value(Some(error.chars().take(2000).collect::<String>())),
+        )
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 1 {
+        Ok(())
+    } else {
+        lease.mark_lost();
+        Err(LeaseError::Lost)
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,10 @@
 //! scan and finding), so a worker that dies mid-way leaves nothing a retry cannot finish.
 //! Existing findings are only changed in the final transaction, so a cancelled or failed scan
 //! is cleaned up by removing its sightings and the findings only it created.
+//!
+//! Every write is fenced by the job's lease ([`Lease::fence`] in the write's transaction): a
+//! worker that stalled past its lease while another finished the scan fails its next write
+//! and stops, instead of taking the other worker's completion for a cancellation.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -20,6 +24,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::batch::BatchWriter;
+use super::jobs::{Lease, LeaseError};
 use super::{parse_report, IngestError, NormalizedFinding, ReportFormat, ReportMeta, SinkError};
 use crate::app::AppState;
 use crate::findings::Severity;
@@ -39,6 +44,17 @@ pub enum Failure {
     Cancelled,
     /// Something that may work next time (store or database trouble).
     Transient(String),
+    /// Another claim holds the job now: stop, write nothing more.
+    LeaseLost,
+}
+
+impl From<LeaseError> for Failure {
+    fn from(err: LeaseError) -> Self {
+        match err {
+            LeaseError::Lost => Self::LeaseLost,
+            LeaseError::Db(err) => err.into(),
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for Failure {
@@ -70,9 +86,10 @@ impl<R: Read> Read for Counting<R> {
 /// Processes the scan's stored report to the end: complete, failed or cancelled.
 ///
 /// # Errors
-/// [`Failure::Transient`] when the job should be retried; everything else has been recorded on
-/// the scan by the time this returns.
-pub async fn process(state: &AppState, scan_id: Uuid) -> Result<(), Failure> {
+/// [`Failure::Transient`] when the job should be retried, [`Failure::LeaseLost`] when another
+/// claim holds the job now; everything else has been recorded on the scan by the time this
+/// returns.
+pub async fn process(state: &AppState, scan_id: Uuid, lease: &Lease) -> Result<(), Failure> {
     let Some(row) = scan::Entity::find_by_id(scan_id).one(&state.db).await? else {
         return Ok(());
     };
@@ -80,37 +97,50 @@ pub async fn process(state: &AppState, scan_id: Uuid) -> Result<(), Failure> {
     if status.is_finished() {
         // Cancelled (or finished) before this attempt: make sure nothing half-written remains.
         if status != ScanStatus::Complete {
-            discard_partial(&state.db, &row).await?;
+            discard_partial(&state.db, &row, lease).await?;
         }
         return Ok(());
     }
-    mark_running(state, &row).await?;
-    match run(state, &row).await {
+    mark_running(state, &row, lease).await?;
+    match run(state, &row, lease).await {
         Ok(()) => Ok(()),
         Err(Failure::Cancelled) => {
-            discard_partial(&state.db, &row).await?;
-            finish(state, &row, ScanStatus::Cancelled, Some("cancelled".into())).await?;
+            discard_partial(&state.db, &row, lease).await?;
+            finish(
+                state,
+                &row,
+                lease,
+                ScanStatus::Cancelled,
+                Some("cancelled".into()),
+            )
+            .await?;
             Ok(())
         }
         Err(Failure::Report(message)) => {
-            discard_partial(&state.db, &row).await?;
-            finish(state, &row, ScanStatus::Failed, Some(message)).await?;
+            discard_partial(&state.db, &row, lease).await?;
+            finish(state, &row, lease, ScanStatus::Failed, Some(message)).await?;
             Ok(())
         }
-        Err(transient) => Err(transient),
+        Err(other) => Err(other),
     }
 }
 
 /// Gives up on a scan whose job ran out of attempts.
 ///
 /// # Errors
-/// Only on database failure.
-pub async fn give_up(state: &AppState, scan_id: Uuid, reason: &str) -> Result<(), Failure> {
+/// On database failure, or [`Failure::LeaseLost`].
+pub async fn give_up(
+    state: &AppState,
+    scan_id: Uuid,
+    lease: &Lease,
+    reason: &str,
+) -> Result<(), Failure> {
     if let Some(row) = scan::Entity::find_by_id(scan_id).one(&state.db).await? {
-        discard_partial(&state.db, &row).await?;
+        discard_partial(&state.db, &row, lease).await?;
         finish(
             state,
             &row,
+            lease,
             ScanStatus::Failed,
             Some(format!("processing failed repeatedly: {reason}")),
         )
@@ -119,26 +149,25 @@ pub async fn give_up(state: &AppState, scan_id: Uuid, reason: &str) -> Result<()
     Ok(())
 }
 
-async fn mark_running(state: &AppState, row: &scan::Model) -> Result<(), Failure> {
+async fn mark_running(state: &AppState, row: &scan::Model, lease: &Lease) -> Result<(), Failure> {
     let now = Utc::now();
-    let progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "parsing");
-    scan::Entity::update_many()
+    let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "parsing");
+    let txn = crate::db::begin_write(&state.db).await?;
+    lease.fence(&txn).await?;
+    let update = scan::Entity::update_many()
         .col_expr(
             scan::Column::Status,
             Expr::value(ScanStatus::Running.as_str()),
         )
         .col_expr(scan::Column::StartedAt, Expr::value(Some(now)))
-        .col_expr(
-            scan::Column::Progress,
-            Expr::value(serde_json::to_value(&progress).ok()),
-        )
-        .filter(scan::Column::Id.eq(row.id))
         .filter(
             scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]),
-        )
-        .exec(&state.db)
-        .await?;
-    live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+        );
+    let running = live::store_progress(&txn, update, &mut progress).await?;
+    txn.commit().await?;
+    if running {
+        live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+    }
     Ok(())
 }
 
@@ -152,11 +181,11 @@ struct Streamed {
     writing: Duration,
 }
 
-async fn run(state: &AppState, row: &scan::Model) -> Result<(), Failure> {
+async fn run(state: &AppState, row: &scan::Model, lease: &Lease) -> Result<(), Failure> {
     // The scan's writes share one connection (see `Dedicated`); reads for progress and
     // cancellation keep using the shared pool.
     let scan_db = crate::db::Dedicated::open(&state.db).await?;
-    let result = run_on(state, scan_db.db(), row).await;
+    let result = run_on(state, scan_db.db(), row, lease).await;
     scan_db.close().await;
     result
 }
@@ -165,16 +194,15 @@ async fn run_on(
     state: &AppState,
     db: &DatabaseConnection,
     row: &scan::Model,
+    lease: &Lease,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let streamed = stream_findings(state, db, row).await?;
+    let streamed = stream_findings(state, db, row, lease).await?;
     let streaming = started.elapsed();
-    if is_cancelled(&state.db, row.id).await? {
-        return Err(Failure::Cancelled);
-    }
+    should_go_on(&state.db, row.id, lease).await?;
     let (results, writing) = (streamed.processed, streamed.writing);
     let finalizing = Instant::now();
-    finalize(state, db, row, streamed).await?;
+    finalize(state, db, row, lease, streamed).await?;
     // Where the time went, for operators and the ingest benchmark: parsing overlaps writing,
     // so streaming minus writing is time the writer waited for the parser.
     tracing::info!(
@@ -188,20 +216,32 @@ async fn run_on(
     Ok(())
 }
 
-async fn is_cancelled(db: &DatabaseConnection, scan_id: Uuid) -> Result<bool, Failure> {
+/// Whether the work may go on: the scan was not cancelled and the lease was not lost.
+async fn should_go_on(
+    db: &DatabaseConnection,
+    scan_id: Uuid,
+    lease: &Lease,
+) -> Result<(), Failure> {
+    if lease.is_lost() {
+        return Err(Failure::LeaseLost);
+    }
     let status: Option<String> = scan::Entity::find_by_id(scan_id)
         .select_only()
         .column(scan::Column::Status)
         .into_tuple()
         .one(db)
         .await?;
-    Ok(status.as_deref() == Some(ScanStatus::Cancelled.as_str()))
+    if status.as_deref() == Some(ScanStatus::Cancelled.as_str()) {
+        return Err(Failure::Cancelled);
+    }
+    Ok(())
 }
 
 async fn stream_findings(
     state: &AppState,
     db: &DatabaseConnection,
     row: &scan::Model,
+    lease: &Lease,
 ) -> Result<Streamed, Failure> {
     let key = row
         .raw_key
@@ -249,7 +289,7 @@ async fn stream_findings(
         })
     };
 
-    let mut writer = BatchWriter::new(row);
+    let mut writer = BatchWriter::new(row, lease);
     let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "parsing");
     let mut last_event = Instant::now();
     let mut writing = Duration::ZERO;
@@ -258,17 +298,18 @@ async fn stream_findings(
             let started = Instant::now();
             writer.write(db, batch).await?;
             writing += started.elapsed();
+            if lease.is_lost() {
+                return Err(Failure::LeaseLost);
+            }
             if last_event.elapsed() >= PROGRESS_INTERVAL {
-                if is_cancelled(&state.db, row.id).await? {
-                    return Err(Failure::Cancelled);
-                }
+                should_go_on(&state.db, row.id, lease).await?;
                 // Parsing reads the report about twice; the last 10% are for finalizing.
                 let read = bytes_read.load(Ordering::Relaxed) as f64;
                 progress.percent = (read / (2.0 * raw_size) * 90.0).min(90.0).floor();
                 progress.processed = writer.processed;
                 progress.findings_new = writer.new;
                 progress.at = Utc::now();
-                record_progress(state, row, &progress).await;
+                record_progress(state, row, lease, &mut progress).await?;
                 last_event = Instant::now();
             }
         }
@@ -335,15 +376,17 @@ async fn finalize(
     state: &AppState,
     db: &DatabaseConnection,
     row: &scan::Model,
+    lease: &Lease,
     streamed: Streamed,
 ) -> Result<(), Failure> {
     let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "finalizing");
     progress.percent = 90.0;
     progress.processed = streamed.processed;
     progress.findings_new = streamed.new;
-    record_progress(state, row, &progress).await;
+    record_progress(state, row, lease, &mut progress).await?;
     let now = Utc::now();
     let txn = crate::db::begin_write(db).await?;
+    lease.fence(&txn).await?;
 
     // Seen again after a fix: reopened.
     scan_finding::Entity::update_many()
@@ -500,19 +543,16 @@ async fn finalize(
         findings_new: Set(i32_of(new)),
         findings_fixed: Set(i32_of(fixed as i64)),
         findings_unchanged: Set(i32_of(change("unchanged"))),
-        progress: Set(serde_json::to_value(&progress).ok()),
         error: Set(None),
         finished_at: Set(Some(now)),
         ..Default::default()
     };
-    // Only a scan still running completes: a cancellation that raced us wins.
-    let done = scan::Entity::update_many()
+    // Only a scan still running completes: a cancellation that raced us wins. (The lease
+    // fence above rules out that another worker completed it.)
+    let update = scan::Entity::update_many()
         .set(update)
-        .filter(scan::Column::Id.eq(row.id))
-        .filter(scan::Column::Status.eq(ScanStatus::Running.as_str()))
-        .exec(&txn)
-        .await?;
-    if done.rows_affected == 0 {
+        .filter(scan::Column::Status.eq(ScanStatus::Running.as_str()));
+    if !live::store_progress(&txn, update, &mut progress).await? {
         txn.rollback().await?;
         return Err(Failure::Cancelled);
     }
@@ -524,8 +564,13 @@ async fn finalize(
 
 /// Removes what a scan that will not complete wrote: its sightings and the findings only it
 /// created.
-async fn discard_partial(db: &DatabaseConnection, row: &scan::Model) -> Result<(), Failure> {
+async fn discard_partial(
+    db: &DatabaseConnection,
+    row: &scan::Model,
+    lease: &Lease,
+) -> Result<(), Failure> {
     let txn = crate::db::begin_write(db).await?;
+    lease.fence(&txn).await?;
     scan_finding::Entity::delete_many()
         .filter(scan_finding::Column::ScanId.eq(row.id))
         .exec(&txn)
@@ -544,43 +589,53 @@ async fn discard_partial(db: &DatabaseConnection, row: &scan::Model) -> Result<(
 async fn finish(
     state: &AppState,
     row: &scan::Model,
+    lease: &Lease,
     status: ScanStatus,
     message: Option<String>,
 ) -> Result<(), Failure> {
     let mut progress = ScanProgress::new(row.id, row.target_id, status, status.as_str());
     progress.message = message.clone();
     let now = Utc::now();
-    let mut query = scan::Entity::update_many()
+    let txn = crate::db::begin_write(&state.db).await?;
+    lease.fence(&txn).await?;
+    let mut update = scan::Entity::update_many()
         .col_expr(scan::Column::Status, Expr::value(status.as_str()))
         .col_expr(scan::Column::Error, Expr::value(message))
-        .col_expr(scan::Column::FinishedAt, Expr::value(Some(now)))
-        .col_expr(
-            scan::Column::Progress,
-            Expr::value(serde_json::to_value(&progress).ok()),
-        )
-        .filter(scan::Column::Id.eq(row.id));
+        .col_expr(scan::Column::FinishedAt, Expr::value(Some(now)));
     if status == ScanStatus::Failed {
-        query = query.filter(scan::Column::Status.ne(ScanStatus::Cancelled.as_str()));
+        update = update.filter(scan::Column::Status.ne(ScanStatus::Cancelled.as_str()));
     }
-    query.exec(&state.db).await?;
-    live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+    let finished = live::store_progress(&txn, update, &mut progress).await?;
+    txn.commit().await?;
+    if finished {
+        live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+    }
     Ok(())
 }
 
-/// Keeps the latest progress on the scan row (for late subscribers) and publishes it.
-async fn record_progress(state: &AppState, row: &scan::Model, progress: &ScanProgress) {
-    let stored = scan::Entity::update_many()
-        .col_expr(
-            scan::Column::Progress,
-            Expr::value(serde_json::to_value(progress).ok()),
-        )
-        .filter(scan::Column::Id.eq(row.id))
-        .exec(&state.db)
-        .await;
-    if let Err(err) = stored {
-        tracing::warn!(%err, "could not record scan progress");
+/// Keeps the latest progress on the scan row (for late subscribers) and publishes it. A
+/// database failure here costs an event, not the scan; a lost lease stops the work.
+async fn record_progress(
+    state: &AppState,
+    row: &scan::Model,
+    lease: &Lease,
+    progress: &mut ScanProgress,
+) -> Result<(), Failure> {
+    let stored: Result<bool, LeaseError> = async {
+        let txn = crate::db::begin_write(&state.db).await?;
+        lease.fence(&txn).await?;
+        let stored = live::store_progress(&txn, scan::Entity::update_many(), progress).await?;
+        txn.commit().await?;
+        Ok(stored)
     }
-    live::publish(state.bus.as_ref(), row.org_id, progress).await;
+    .await;
+    match stored {
+        Ok(true) => live::publish(state.bus.as_ref(), row.org_id, progress).await,
+        Ok(false) => {}
+        Err(LeaseError::Lost) => return Err(Failure::LeaseLost),
+        Err(LeaseError::Db(err)) => tracing::warn!(%err, "could not record scan progress"),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -42,51 +42,86 @@ async fn work(state: AppState, wake: Arc<Notify>, name: String) {
     }
 }
 
-async fn run_one(state: &AppState, job: entity::job::Model, worker: &str, lease: chrono::Duration) {
+/// Processes one claimed job under its lease and records the outcome, unless the lease was
+/// lost meanwhile (then the job is another claim's, and nothing more is written).
+pub async fn run_one(
+    state: &AppState,
+    job: entity::job::Model,
+    worker: &str,
+    length: chrono::Duration,
+) {
+    let lease = jobs::Lease::of(&job);
+    debug_assert_eq!(lease.owner, worker);
     let Some(scan_id) = job.scan_id else {
-        let _ = jobs::complete(&state.db, job.id).await;
+        if let Err(err) = jobs::complete(&state.db, &lease).await {
+            tracing::warn!(error = ?err, job = %job.id, "could not end a job without a scan");
+        }
         return;
     };
     let span = tracing::info_span!("job", job = %job.id, scan = %scan_id, attempt = job.attempts);
-    // Renew the lease at a third of its length while the work goes on.
-    let renewal = {
-        let db = state.db.clone();
-        let worker = worker.to_string();
-        let id = job.id;
-        tokio::spawn(async move {
-            let every = (lease / 3).to_std().unwrap_or(Duration::from_secs(10));
-            loop {
-                tokio::time::sleep(every).await;
-                match jobs::renew(&db, id, &worker, lease).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(err) => tracing::warn!(error = ?err, "lease renewal failed"),
-                }
-            }
-        })
-    };
-    let outcome = pipeline::process(state, scan_id).instrument(span).await;
+    let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length));
+    let outcome = pipeline::process(state, scan_id, &lease)
+        .instrument(span.clone())
+        .await;
     renewal.abort();
     let recorded = match outcome {
-        Ok(()) => jobs::complete(&state.db, job.id).await,
+        Ok(()) => jobs::complete(&state.db, &lease).await.map_err(Into::into),
+        Err(pipeline::Failure::LeaseLost) => Err(pipeline::Failure::LeaseLost),
         Err(pipeline::Failure::Transient(reason)) => {
-            tracing::warn!(%reason, "ingest attempt failed");
-            match jobs::fail(&state.db, &job, &reason, chrono::Utc::now()).await {
-                Ok(true) => {
-                    if let Err(err) = pipeline::give_up(state, scan_id, &reason).await {
-                        tracing::error!(?err, "could not mark the scan failed");
-                    }
-                    Ok(())
-                }
-                other => other.map(|_| ()),
+            tracing::warn!(parent: &span, %reason, "ingest attempt failed");
+            let given_up = if jobs::exhausted(&job) {
+                pipeline::give_up(state, scan_id, &lease, &reason).await
+            } else {
+                Ok(())
+            };
+            match given_up {
+                Ok(()) => jobs::fail(&state.db, &job, &lease, &reason, chrono::Utc::now())
+                    .await
+                    .map_err(Into::into),
+                Err(err) => Err(err),
             }
         }
         Err(other) => {
-            tracing::error!(?other, "unexpected ingest outcome");
-            jobs::complete(&state.db, job.id).await
+            tracing::error!(parent: &span, ?other, "unexpected ingest outcome");
+            jobs::complete(&state.db, &lease).await.map_err(Into::into)
         }
     };
-    if let Err(err) = recorded {
-        tracing::error!(error = ?err, "could not record the job's outcome; its lease will expire");
+    match recorded {
+        Ok(()) => {}
+        Err(pipeline::Failure::LeaseLost) => {
+            tracing::warn!(parent: &span, "the job's lease was lost to another worker; stopped");
+        }
+        Err(err) => {
+            tracing::error!(parent: &span, error = ?err, "could not record the job's outcome; its lease will expire");
+        }
+    }
+}
+
+/// Renews the lease at a third of its length while the work goes on. When the job turns out
+/// to be another claim's, or no renewal got through before the lease ran out, the lease is
+/// marked lost and the work under it stops at its next step (its writes are fenced anyway).
+async fn keep_renewed(
+    db: sea_orm::DatabaseConnection,
+    lease: jobs::Lease,
+    length: chrono::Duration,
+) {
+    let length_std = length.to_std().unwrap_or(Duration::from_secs(30));
+    let every = length_std / 3;
+    let mut renewed_at = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        match tokio::time::timeout(every, jobs::renew(&db, &lease, length)).await {
+            Ok(Ok(true)) => renewed_at = tokio::time::Instant::now(),
+            Ok(Ok(false)) => {
+                lease.mark_lost();
+                return;
+            }
+            Ok(Err(err)) => tracing::warn!(error = ?err, "lease renewal failed"),
+            Err(_) => tracing::warn!("lease renewal timed out"),
+        }
+        if renewed_at.elapsed() >= length_std {
+            lease.mark_lost();
+            return;
+        }
     }
 }

@@ -69,11 +69,13 @@ pub async fn follow_scan_stream(
         let phase = scan.status.as_str();
         ScanProgress::new(scan.id, scan.target_id, scan.status, phase)
     });
-    let mut last_at = current.at;
+    // Ordered by the scan's sequence number, not by time: events come from several
+    // processes, whose clocks may disagree.
+    let mut last_seq = current.seq;
     let updates = events.filter(move |p| {
-        let newer = p.at > last_at;
+        let newer = p.seq > last_seq;
         if newer {
-            last_at = p.at;
+            last_seq = p.seq;
         }
         futures::future::ready(newer)
     });

@@ -14,6 +14,12 @@ use uuid::Uuid;
 
 pub use graphql::follow_scan_stream;
 
+use entity::scan;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, UpdateMany,
+};
+
 use crate::events::EventBus;
 use crate::scans::ScanStatus;
 
@@ -45,7 +51,12 @@ pub struct ScanProgress {
     pub findings_new: u64,
     pub findings_fixed: u64,
     pub message: Option<String>,
+    /// When the event was made, by the clock of the process that made it (informative only).
     pub at: DateTime<Utc>,
+    /// The scan's event sequence number: a later event of the scan has a larger one, whichever
+    /// process sent it. Subscribers order and resume by it, never by `at`.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl ScanProgress {
@@ -62,6 +73,7 @@ impl ScanProgress {
             findings_fixed: 0,
             message: None,
             at: Utc::now(),
+            seq: 0,
         }
     }
 
@@ -81,4 +93,42 @@ pub async fn publish(bus: &dyn EventBus, org_id: Uuid, progress: &ScanProgress) 
             tracing::warn!(%err, %topic, "could not publish a scan event");
         }
     }
+}
+
+/// Runs `update` (an update of one scan row, with whatever filters the caller needs) with the
+/// progress stored on the row and the scan's sequence number incremented in the same
+/// statement, then gives `progress` the number it got. Run it inside the caller's write
+/// transaction: the re-read of the number then sees this write and no later one. Returns
+/// whether the row was updated.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn store_progress(
+    txn: &DatabaseTransaction,
+    update: UpdateMany<scan::Entity>,
+    progress: &mut ScanProgress,
+) -> Result<bool, DbErr> {
+    let updated = update
+        .col_expr(
+            scan::Column::Progress,
+            Expr::value(serde_json::to_value(&*progress).ok()),
+        )
+        .col_expr(
+            scan::Column::ProgressSeq,
+            Expr::col(scan::Column::ProgressSeq).add(1),
+        )
+        .filter(scan::Column::Id.eq(progress.scan_id))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Ok(false);
+    }
+    let seq: Option<i64> = scan::Entity::find_by_id(progress.scan_id)
+        .select_only()
+        .column(scan::Column::ProgressSeq)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    progress.seq = seq.map_or(0, |s| u64::try_from(s).unwrap_or(0));
+    Ok(true)
 }

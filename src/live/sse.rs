@@ -30,9 +30,9 @@ pub struct EventsParams {
     pub event_token: Option<String>,
 }
 
-/// The event id: the event's time in microseconds, so a resumed stream skips what it saw.
-fn event_id(p: &ScanProgress) -> i64 {
-    p.at.timestamp_micros()
+/// The event id: the scan's event sequence number, so a resumed stream skips what it saw.
+fn event_id(p: &ScanProgress) -> u64 {
+    p.seq
 }
 
 /// The caller for an events request: a normal credential, or an event token for this scan.
@@ -93,7 +93,7 @@ pub async fn events(
     let resume_after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok());
+        .and_then(|v| v.parse::<u64>().ok());
     let progress = follow_scan_stream(&state, &ctx, id).await?;
     let mut previous_status = None;
     let events = progress

@@ -230,26 +230,21 @@ pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
         ScanStatus::Cancelled.as_str(),
     );
     progress.message = Some("cancelled".into());
-    let updated = scan::Entity::update_many()
+    let update = scan::Entity::update_many()
         .col_expr(
             scan::Column::Status,
             Expr::value(ScanStatus::Cancelled.as_str()),
         )
         .col_expr(scan::Column::FinishedAt, Expr::value(Some(now)))
-        .col_expr(
-            scan::Column::Progress,
-            Expr::value(serde_json::to_value(&progress).ok()),
-        )
         .col_expr(scan::Column::Error, Expr::value(Some("cancelled")))
-        .filter(scan::Column::Id.eq(row.id))
         .filter(
             scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]),
-        )
-        .exec(&state.db)
-        .await?;
-    if updated.rows_affected == 0 {
+        );
+    let txn = crate::db::begin_write(&state.db).await?;
+    if !crate::live::store_progress(&txn, update, &mut progress).await? {
         return Err(AppError::conflict(format!("scan already {}", row.status)));
     }
+    txn.commit().await?;
     audit::record(
         &state.db,
         AuditEntry::by(ctx, "scan.cancel", "scan", row.id),

@@ -74,9 +74,18 @@ async fn ingest_once(state: &AppState, ctx: &Ctx, report: &std::path::Path) -> (
     let accepted = upload::accept(ctx, state, request, body)
         .await
         .expect("accepted");
-    pipeline::process(state, accepted.scan.id)
+    // The bench is the only worker: it claims the job the upload queued, as a worker would.
+    let job = rampart::ingest::jobs::claim(&state.db, "bench", chrono::Duration::minutes(30))
+        .await
+        .expect("claim")
+        .expect("a queued job");
+    let lease = rampart::ingest::jobs::Lease::of(&job);
+    pipeline::process(state, accepted.scan.id, &lease)
         .await
         .expect("processed");
+    rampart::ingest::jobs::complete(&state.db, &lease)
+        .await
+        .expect("job completed");
     let seconds = started.elapsed().as_secs_f64();
     let scan = entity::scan::Entity::find_by_id(accepted.scan.id)
         .one(&state.db)

@@ -11,6 +11,7 @@ mod graphql_api;
 mod health;
 mod ingest;
 mod isolation;
+mod jobs;
 mod live;
 mod migrations;
 mod playground;
