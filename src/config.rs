@@ -122,6 +122,12 @@ pub struct Config {
     #[arg(long, env = "RAMPART_JOB_LEASE_SECS", default_value_t = 30)]
     pub job_lease_secs: u64,
 
+    /// Seconds a job's work may go without progress (report bytes read, findings written)
+    /// before its worker stops renewing the lease and gives the job up, so that a worker stuck
+    /// on a hung backend does not keep the job from everyone else.
+    #[arg(long, env = "RAMPART_JOB_STALL_SECS", default_value_t = 600)]
+    pub job_stall_secs: u64,
+
     /// Attempts at a job before its scan is marked failed.
     #[arg(long, env = "RAMPART_JOB_MAX_ATTEMPTS", default_value_t = 5)]
     pub job_max_attempts: i32,
@@ -173,6 +179,7 @@ impl Config {
             secure_cookies: false,
             workers: 2,
             job_lease_secs: 30,
+            job_stall_secs: 600,
             job_max_attempts: 5,
             graphql_max_depth: 12,
             graphql_max_complexity: 1000,

@@ -13,6 +13,9 @@ use sea_orm::{
 /// SQLite's heap across all connections of the process (page caches, statements): 96 MiB.
 const SQLITE_HEAP_LIMIT_BYTES: &str = "100663296";
 
+/// The longest a PostgreSQL statement may run.
+const POSTGRES_STATEMENT_TIMEOUT: &str = "5min";
+
 /// Opens a pool on `url` with the settings Rampart relies on: WAL and foreign keys for SQLite,
 /// short connect timeouts everywhere so a wrong URL fails fast.
 ///
@@ -47,7 +50,12 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .busy_timeout(Duration::from_secs(10))
         });
     } else {
-        options.max_connections(20);
+        // No statement may run for ever: after a server restart one once did for minutes,
+        // holding its job's lease all along. Generous, as a finalize of millions of findings
+        // is one long statement.
+        options.max_connections(20).map_sqlx_postgres_opts(|o| {
+            o.options([("statement_timeout", POSTGRES_STATEMENT_TIMEOUT)])
+        });
     }
     Database::connect(options)
         .await

@@ -10,6 +10,7 @@ mod redis;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 
 pub use fanout::Fanout;
 pub use memory::MemoryBus;
@@ -29,6 +30,12 @@ pub trait EventBus: Send + Sync {
     /// Every payload published on `topic` from now on, in order. A subscriber that falls too
     /// far behind skips ahead rather than holding memory for it.
     fn subscribe(&self, topic: &str) -> BoxStream<'static, String>;
+
+    /// An item each time the bus has subscribed again after losing its connection: events
+    /// published meanwhile were lost, and subscribers catch up from the database.
+    fn reconnections(&self) -> BoxStream<'static, ()> {
+        futures::stream::pending().boxed()
+    }
 
     /// Proves the bus works end to end (for Redis: a round trip to the server).
     async fn check(&self) -> Result<(), BusError>;

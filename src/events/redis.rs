@@ -21,6 +21,8 @@ pub struct RedisBus {
     publisher: ConnectionManager,
     fanout: Fanout,
     listener: JoinHandle<()>,
+    /// Told each time the subscription is live again after an interruption.
+    reconnected: tokio::sync::broadcast::Sender<()>,
 }
 
 impl RedisBus {
@@ -42,11 +44,13 @@ impl RedisBus {
             .map_err(|e| BusError(format!("cannot connect to redis: {e}")))?;
         let fanout = Fanout::default();
         let (ready_tx, ready_rx) = oneshot::channel();
+        let (reconnected, _) = tokio::sync::broadcast::channel(4);
         let listener = tokio::spawn(listen(
             client,
             channel_prefix.clone(),
             fanout.clone(),
             ready_tx,
+            reconnected.clone(),
         ));
         match tokio::time::timeout(TIMEOUT * 2, ready_rx).await {
             Ok(Ok(())) => Ok(Self {
@@ -54,6 +58,7 @@ impl RedisBus {
                 publisher,
                 fanout,
                 listener,
+                reconnected,
             }),
             _ => {
                 listener.abort();
@@ -76,6 +81,7 @@ async fn listen(
     channel_prefix: String,
     fanout: Fanout,
     ready: oneshot::Sender<()>,
+    reconnected: tokio::sync::broadcast::Sender<()>,
 ) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
@@ -88,8 +94,14 @@ async fn listen(
         match tokio::time::timeout(TIMEOUT, subscribed).await {
             Ok(Ok(pubsub)) => {
                 backoff = Duration::from_millis(100);
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(());
+                match ready.take() {
+                    Some(ready) => {
+                        let _ = ready.send(());
+                    }
+                    None => {
+                        tracing::info!("redis event subscription live again");
+                        let _ = reconnected.send(());
+                    }
                 }
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
@@ -129,6 +141,12 @@ impl EventBus for RedisBus {
 
     fn subscribe(&self, topic: &str) -> BoxStream<'static, String> {
         self.fanout.subscribe(topic)
+    }
+
+    fn reconnections(&self) -> BoxStream<'static, ()> {
+        tokio_stream::wrappers::BroadcastStream::new(self.reconnected.subscribe())
+            .filter_map(|item| futures::future::ready(item.ok()))
+            .boxed()
     }
 
     async fn check(&self) -> Result<(), BusError> {

@@ -8,7 +8,7 @@
 //! checks it inside the write's own transaction ([`Lease::fence`]), so a stale worker's writes
 //! fail instead of undoing the work of the worker that holds the job now.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -33,6 +33,8 @@ pub struct Lease {
     pub token: i32,
     /// Set when renewing failed: the job may be another worker's by now, so work stops.
     lost: Arc<AtomicBool>,
+    /// Bumped by the work whenever it gets somewhere; renewal stops when it stands still.
+    activity: Arc<AtomicU64>,
 }
 
 /// A write was refused because the job is no longer this lease's.
@@ -61,7 +63,18 @@ impl Lease {
             owner: job.lease_owner.clone().unwrap_or_default(),
             token: job.attempts,
             lost: Arc::default(),
+            activity: Arc::default(),
         }
+    }
+
+    /// Records that the work under the lease got somewhere (bytes read, rows written).
+    pub fn touch(&self) {
+        self.activity.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A count that grows while the work gets somewhere.
+    pub fn activity(&self) -> u64 {
+        self.activity.load(Ordering::Relaxed)
     }
 
     /// Whether the worker must stop: the lease could not be renewed.

@@ -69,16 +69,19 @@ impl From<crate::error::AppError> for Failure {
     }
 }
 
-/// Counts `read` bytes across every pass over the report, for progress.
+/// Counts `read` bytes across every pass over the report, for progress, and tells the lease
+/// that the work is getting somewhere.
 struct Counting<R> {
     inner: R,
     read: Arc<AtomicU64>,
+    lease: Lease,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read.fetch_add(n as u64, Ordering::Relaxed);
+        self.lease.touch();
         Ok(n)
     }
 }
@@ -259,12 +262,14 @@ async fn stream_findings(
         let handle = tokio::runtime::Handle::current();
         let bytes_read = bytes_read.clone();
         let stopped = stopped.clone();
+        let lease = lease.clone();
         tokio::task::spawn_blocking(move || {
             let mut open = || -> io::Result<Box<dyn Read + Send>> {
                 let reader = blocking_reader(store.as_ref(), &key, &handle)?;
                 Ok(Box::new(Counting {
                     inner: reader,
                     read: bytes_read.clone(),
+                    lease: lease.clone(),
                 }))
             };
             let mut batch = Vec::with_capacity(batch_len);
@@ -297,6 +302,7 @@ async fn stream_findings(
         while let Some(batch) = rx.recv().await {
             let started = Instant::now();
             writer.write(db, batch).await?;
+            lease.touch();
             writing += started.elapsed();
             if lease.is_lost() {
                 return Err(Failure::LeaseLost);

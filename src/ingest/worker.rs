@@ -59,7 +59,8 @@ pub async fn run_one(
         return;
     };
     let span = tracing::info_span!("job", job = %job.id, scan = %scan_id, attempt = job.attempts);
-    let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length));
+    let stall = Duration::from_secs(state.config.job_stall_secs);
+    let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length, stall));
     let outcome = pipeline::process(state, scan_id, &lease)
         .instrument(span.clone())
         .await;
@@ -98,18 +99,31 @@ pub async fn run_one(
 }
 
 /// Renews the lease at a third of its length while the work goes on. When the job turns out
-/// to be another claim's, or no renewal got through before the lease ran out, the lease is
-/// marked lost and the work under it stops at its next step (its writes are fenced anyway).
+/// to be another claim's, no renewal got through before the lease ran out, or the work has not
+/// got anywhere for `stall`, the lease is marked lost (and left to expire) and the work under
+/// it stops at its next step (its writes are fenced anyway).
 async fn keep_renewed(
     db: sea_orm::DatabaseConnection,
     lease: jobs::Lease,
     length: chrono::Duration,
+    stall: Duration,
 ) {
     let length_std = length.to_std().unwrap_or(Duration::from_secs(30));
     let every = length_std / 3;
     let mut renewed_at = tokio::time::Instant::now();
+    let (mut activity, mut active_at) = (lease.activity(), tokio::time::Instant::now());
     loop {
         tokio::time::sleep(every).await;
+        if lease.activity() != activity {
+            (activity, active_at) = (lease.activity(), tokio::time::Instant::now());
+        } else if active_at.elapsed() >= stall {
+            tracing::warn!(
+                stalled_secs = active_at.elapsed().as_secs(),
+                "the job's work is not progressing; giving up its lease"
+            );
+            lease.mark_lost();
+            return;
+        }
         match tokio::time::timeout(every, jobs::renew(&db, &lease, length)).await {
             Ok(Ok(true)) => renewed_at = tokio::time::Instant::now(),
             Ok(Ok(false)) => {

@@ -3,13 +3,19 @@
 //! With thousands of followers of one scan, giving each its own bus subscription meant each
 //! copied and decoded every payload itself; here a payload is decoded once and the followers
 //! share it.
+//!
+//! Events may be lost (published while the bus was down). So the feed also reads the scan row
+//! again when the bus reconnects and whenever the scan has been quiet for a while, and hands
+//! on what it finds if it is newer: a follower always ends when its scan ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use entity::scan;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
@@ -20,8 +26,9 @@ use crate::events::EventBus;
 /// How many events a slow follower may lag behind before it skips ahead (the scan row holds
 /// the truth; progress is coalesced to ~10 events per second per scan).
 const FEED_CAPACITY: usize = 256;
-/// How often an idle feed checks whether anyone still follows it.
-const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// How long a followed scan may be quiet before its row is read again (and before a feed
+/// nobody follows any more goes away).
+const RESYNC_WHEN_QUIET: Duration = Duration::from_secs(3);
 
 type Feed = broadcast::Sender<Arc<ScanProgress>>;
 
@@ -37,6 +44,7 @@ impl ScanFeeds {
     pub fn follow(
         &self,
         bus: &dyn EventBus,
+        db: &DatabaseConnection,
         scan_id: Uuid,
     ) -> BoxStream<'static, Arc<ScanProgress>> {
         let receiver = {
@@ -45,8 +53,12 @@ impl ScanFeeds {
                 Some(feed) => feed.subscribe(),
                 None => {
                     let (feed, receiver) = broadcast::channel(FEED_CAPACITY);
-                    let events = bus.subscribe(&scan_topic(scan_id));
-                    tokio::spawn(relay(self.clone(), scan_id, feed.clone(), events));
+                    let sources = Sources {
+                        events: bus.subscribe(&scan_topic(scan_id)),
+                        reconnections: bus.reconnections(),
+                        db: db.clone(),
+                    };
+                    tokio::spawn(relay(self.clone(), scan_id, feed.clone(), sources));
                     feeds.insert(scan_id, feed);
                     receiver
                 }
@@ -76,19 +88,36 @@ impl ScanFeeds {
     }
 }
 
-/// Decodes the scan's bus events once and hands them to every follower; ends after the
-/// terminal event (followers joining later read it from the scan row), or when nobody follows
-/// any more.
-async fn relay(
-    feeds: ScanFeeds,
-    scan_id: Uuid,
-    feed: Feed,
-    mut events: BoxStream<'static, String>,
-) {
-    let mut idle = tokio::time::interval(IDLE_CHECK);
-    idle.tick().await;
+/// Where a feed learns of a scan's progress.
+struct Sources {
+    events: BoxStream<'static, String>,
+    /// An item each time the bus has subscribed again after losing its connection.
+    reconnections: BoxStream<'static, ()>,
+    db: DatabaseConnection,
+}
+
+/// The scan's progress as its row holds it, if it can be read.
+async fn stored_progress(db: &DatabaseConnection, scan_id: Uuid) -> Option<ScanProgress> {
+    match scan::Entity::find_by_id(scan_id).one(db).await {
+        Ok(row) => row.map(|row| super::progress_of(&row)),
+        Err(err) => {
+            tracing::warn!(%err, %scan_id, "could not re-read a followed scan");
+            None
+        }
+    }
+}
+
+/// Decodes the scan's bus events once and hands them to every follower (each follower keeps
+/// only what is newer than what it has seen); ends after the terminal event (followers joining
+/// later read it from the scan row), or when nobody follows any more.
+async fn relay(feeds: ScanFeeds, scan_id: Uuid, feed: Feed, sources: Sources) {
+    let Sources {
+        mut events,
+        mut reconnections,
+        db,
+    } = sources;
     loop {
-        tokio::select! {
+        let progress = tokio::select! {
             payload = events.next() => {
                 let Some(payload) = payload else {
                     feeds.retire(scan_id, &feed, true);
@@ -97,18 +126,27 @@ async fn relay(
                 let Ok(progress) = serde_json::from_str::<ScanProgress>(&payload) else {
                     continue;
                 };
-                let terminal = progress.is_terminal();
-                let delivered = feed.send(Arc::new(progress)).is_ok();
-                if terminal || (!delivered && feeds.retire(scan_id, &feed, false)) {
-                    feeds.retire(scan_id, &feed, true);
-                    return;
-                }
+                progress
             }
-            _ = idle.tick() => {
+            Some(()) = reconnections.next() => match stored_progress(&db, scan_id).await {
+                Some(progress) => progress,
+                None => continue,
+            },
+            () = tokio::time::sleep(RESYNC_WHEN_QUIET) => {
                 if feeds.retire(scan_id, &feed, false) {
                     return;
                 }
+                match stored_progress(&db, scan_id).await {
+                    Some(progress) => progress,
+                    None => continue,
+                }
             }
+        };
+        let terminal = progress.is_terminal();
+        let delivered = feed.send(Arc::new(progress)).is_ok();
+        if terminal || (!delivered && feeds.retire(scan_id, &feed, false)) {
+            feeds.retire(scan_id, &feed, true);
+            return;
         }
     }
 }
@@ -122,10 +160,12 @@ mod tests {
     #[tokio::test]
     async fn followers_of_a_scan_share_one_feed_that_ends_after_the_terminal_event() {
         let bus = MemoryBus::default();
+        // No scan table: the feed's re-reads fail (and are logged); bus events still flow.
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
         let feeds = ScanFeeds::default();
         let scan = Uuid::new_v4();
-        let mut first = feeds.follow(&bus, scan);
-        let mut second = feeds.follow(&bus, scan);
+        let mut first = feeds.follow(&bus, &db, scan);
+        let mut second = feeds.follow(&bus, &db, scan);
         assert_eq!(feeds.live_feeds(), 1);
 
         let mut running = ScanProgress::new(scan, Uuid::nil(), ScanStatus::Running, "parsing");
@@ -146,7 +186,7 @@ mod tests {
         assert_eq!(feeds.live_feeds(), 0);
 
         // A later follower gets a fresh feed.
-        let _third = feeds.follow(&bus, scan);
+        let _third = feeds.follow(&bus, &db, scan);
         assert_eq!(feeds.live_feeds(), 1);
     }
 }

@@ -52,8 +52,40 @@ fn take_slot(ctx: &Context<'_>) -> Result<Slot, AppError> {
     budget.take().ok_or_else(|| AppError::rate_limited(1))
 }
 
+/// What one follower has been shown so far.
+struct Shown {
+    seq: u64,
+    percent: f64,
+    processed: u64,
+}
+
+impl Shown {
+    /// `p` if it is newer than what was shown, never showing less progress than before: a
+    /// retried attempt starts from 0 % again, which a follower sees as no progress, not a
+    /// step back.
+    fn next(&mut self, p: Arc<ScanProgress>) -> Option<Arc<ScanProgress>> {
+        if p.seq <= self.seq {
+            return None;
+        }
+        self.seq = p.seq;
+        if p.is_terminal() || (p.percent >= self.percent && p.processed >= self.processed) {
+            self.percent = p.percent;
+            self.processed = p.processed;
+            return Some(p);
+        }
+        let mut held = (*p).clone();
+        held.percent = held.percent.max(self.percent);
+        held.processed = held.processed.max(self.processed);
+        self.percent = held.percent;
+        self.processed = held.processed;
+        Some(Arc::new(held))
+    }
+}
+
 /// The scan's current progress, then every newer change, ending after the terminal one. The
-/// events are shared with every other follower of the scan in this process.
+/// events are shared with every other follower of the scan in this process, and ordered by the
+/// scan's sequence number; the shared feed re-reads the scan row when the bus reconnects or the
+/// scan has been quiet for a while, so a follower always ends when its scan ends.
 ///
 /// # Errors
 /// `NOT_FOUND` for a scan outside the caller's org.
@@ -63,25 +95,21 @@ pub async fn follow_scan_stream(
     scan_id: Uuid,
 ) -> Result<BoxStream<'static, Arc<ScanProgress>>, AppError> {
     // Listen first, then read the row: nothing published in between is missed.
-    let events = state.scan_feeds.follow(state.bus.as_ref(), scan_id);
+    let events = state
+        .scan_feeds
+        .follow(state.bus.as_ref(), &state.db, scan_id);
     let scan = crate::scans::get(ctx, state, scan_id).await?;
-    let current = scan.progress.clone().unwrap_or_else(|| {
+    let current = Arc::new(scan.progress.clone().unwrap_or_else(|| {
         let phase = scan.status.as_str();
         ScanProgress::new(scan.id, scan.target_id, scan.status, phase)
-    });
-    // Ordered by the scan's sequence number, not by time: events come from several
-    // processes, whose clocks may disagree.
-    let mut last_seq = current.seq;
-    let updates = events.filter(move |p| {
-        let newer = p.seq > last_seq;
-        if newer {
-            last_seq = p.seq;
-        }
-        futures::future::ready(newer)
-    });
-    let all = stream::once(async move { Arc::new(current) })
-        .chain(updates)
-        .boxed();
+    }));
+    let mut shown = Shown {
+        seq: current.seq,
+        percent: current.percent,
+        processed: current.processed,
+    };
+    let updates = events.filter_map(move |p| futures::future::ready(shown.next(p)));
+    let all = stream::once(async move { current }).chain(updates).boxed();
     // End right after the terminal event, without waiting for another one.
     Ok(stream::unfold((all, false), |(mut all, done)| async move {
         if done {

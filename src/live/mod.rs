@@ -82,6 +82,21 @@ impl ScanProgress {
     }
 }
 
+/// The progress a scan row holds, numbered by the row's sequence (the stored copy may predate
+/// it); a scan with none yet is at the start of its status.
+pub fn progress_of(row: &scan::Model) -> ScanProgress {
+    let mut progress = row
+        .progress
+        .clone()
+        .and_then(|p| serde_json::from_value::<ScanProgress>(p).ok())
+        .unwrap_or_else(|| {
+            let status = ScanStatus::parse(&row.status).unwrap_or(ScanStatus::Queued);
+            ScanProgress::new(row.id, row.target_id, status, status.as_str())
+        });
+    progress.seq = u64::try_from(row.progress_seq).unwrap_or(0);
+    progress
+}
+
 /// Sends a progress event to the scan's and the org's subscribers. Events may be lost (the
 /// scan row holds the truth), so a bus failure is logged, never fatal.
 pub async fn publish(bus: &dyn EventBus, org_id: Uuid, progress: &ScanProgress) {

@@ -77,6 +77,7 @@ impl From<scan::Model> for Scan {
                 + i64::from(m.count_low)
                 + i64::from(m.count_info),
         };
+        let progress = m.progress.is_some().then(|| crate::live::progress_of(&m));
         Self {
             id: m.id,
             target_id: m.target_id,
@@ -99,14 +100,7 @@ impl From<scan::Model> for Scan {
             started_at: m.started_at,
             finished_at: m.finished_at,
             raw_key: m.raw_key,
-            progress: m
-                .progress
-                .and_then(|p| serde_json::from_value::<crate::live::ScanProgress>(p).ok())
-                .map(|mut p| {
-                    // The row's counter is the truth; the stored copy may predate it.
-                    p.seq = u64::try_from(m.progress_seq).unwrap_or(0);
-                    p
-                }),
+            progress,
         }
     }
 }

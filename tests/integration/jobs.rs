@@ -1,5 +1,7 @@
-//! The job queue under contention: a worker that lost its lease cannot undo the work of the
-//! worker that holds the job now, and a scan's events are ordered by its sequence number.
+//! The job queue under contention, and what followers of a scan see: a worker that lost its
+//! lease cannot undo the work of the worker that holds the job now; a scan's events are ordered
+//! by its sequence number, never go backwards, and a follower ends when the scan ends even if
+//! the terminal event was lost.
 
 use std::sync::Arc;
 
@@ -74,8 +76,13 @@ async fn stored(app: &TestApp, scan_id: Uuid) -> (entity::scan::Model, u64, u64)
 
 /// An app with no workers of its own: the test plays the workers.
 async fn app_without_workers() -> TestApp {
+    app_with(|_| {}).await
+}
+
+async fn app_with(configure: impl FnOnce(&mut rampart::Config)) -> TestApp {
     let mut test_config = TestConfig::new().await;
     test_config.config.workers = 0;
+    configure(&mut test_config.config);
     let mut app = TestApp::spawn_with(test_config.config.clone()).await;
     app.test_config = Some(test_config);
     app
@@ -103,14 +110,7 @@ async fn a_worker_that_lost_its_lease_cannot_undo_the_scan_another_worker_comple
         .unwrap()
         .expect("the queued job");
     let lease_a = Lease::of(&job_a);
-    let waiting = Arc::new(Notify::new());
-    let open = Arc::new(Semaphore::new(0));
-    let mut state_a = app.state.clone();
-    state_a.store = Arc::new(PausedReads {
-        inner: app.state.store.clone(),
-        waiting: waiting.clone(),
-        open: open.clone(),
-    });
+    let (state_a, waiting, open) = paused_worker_state(&app);
     let worker_a = {
         let lease_a = lease_a.clone();
         tokio::spawn(async move { pipeline::process(&state_a, scan_id, &lease_a).await })
@@ -121,12 +121,9 @@ async fn a_worker_that_lost_its_lease_cannot_undo_the_scan_another_worker_comple
 
     // A's lease runs out while it is paused; worker B takes the job over and completes it.
     let long = chrono::Duration::seconds(60);
-    let job_b = loop {
-        if let Some(job) = jobs::claim(&app.state.db, "worker-b", long).await.unwrap() {
-            break job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let job_b = claim_when_free(&app, "worker-b")
+        .await
+        .expect("A's lease runs out");
     assert_eq!(job_b.id, job_a.id);
     assert_eq!(job_b.attempts, job_a.attempts + 1);
     rampart::ingest::worker::run_one(&app.state, job_b, "worker-b", long).await;
@@ -163,6 +160,64 @@ async fn a_worker_that_lost_its_lease_cannot_undo_the_scan_another_worker_comple
     assert_eq!(stored(&app, scan_id).await, (done, 40, 40));
 }
 
+/// A store whose reads wait until `open` gets permits, and the state of a worker using it.
+fn paused_worker_state(app: &TestApp) -> (rampart::AppState, Arc<Notify>, Arc<Semaphore>) {
+    let waiting = Arc::new(Notify::new());
+    let open = Arc::new(Semaphore::new(0));
+    let mut state = app.state.clone();
+    state.store = Arc::new(PausedReads {
+        inner: app.state.store.clone(),
+        waiting: waiting.clone(),
+        open: open.clone(),
+    });
+    (state, waiting, open)
+}
+
+/// Claims the job as `worker` as soon as its current lease has run out (`None` after 30 s).
+async fn claim_when_free(app: &TestApp, worker: &str) -> Option<entity::job::Model> {
+    let claiming = async {
+        loop {
+            let claimed = jobs::claim(&app.state.db, worker, chrono::Duration::seconds(60));
+            if let Some(job) = claimed.await.unwrap() {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), claiming)
+        .await
+        .ok()
+}
+
+#[tokio::test]
+async fn a_worker_whose_work_stalls_gives_up_its_lease_for_another_to_finish() {
+    let app = app_with(|config| config.job_stall_secs = 1).await;
+    let scan_id = queue_scan(&app, 25).await;
+    let lease = chrono::Duration::milliseconds(300);
+    let job_a = jobs::claim(&app.state.db, "worker-a", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    // A renews its lease as a live worker does, but its read of the report hangs.
+    let (state_a, waiting, open) = paused_worker_state(&app);
+    let worker_a = tokio::spawn(async move {
+        rampart::ingest::worker::run_one(&state_a, job_a, "worker-a", lease).await;
+    });
+    waiting.notified().await;
+
+    let Some(job_b) = claim_when_free(&app, "worker-b").await else {
+        open.add_permits(16); // let A go, so that the test ends
+        panic!("A kept renewing the lease of its stalled work");
+    };
+    rampart::ingest::worker::run_one(&app.state, job_b, "worker-b", chrono::Duration::seconds(60))
+        .await;
+    open.add_permits(16);
+    worker_a.await.unwrap();
+    let (scan, sightings, findings) = stored(&app, scan_id).await;
+    assert_eq!(scan.status, "complete", "{:?}", scan.error);
+    assert_eq!((scan.findings_new, sightings, findings), (25, 25, 25));
+}
+
 #[tokio::test]
 async fn a_scan_processed_under_a_lease_completes_and_ends_its_job() {
     let app = app_without_workers().await;
@@ -190,18 +245,7 @@ async fn progress_is_ordered_by_the_scans_sequence_not_by_the_senders_clock() {
     let app = app_without_workers().await;
     let scan_id = queue_scan(&app, 3).await;
     let (scan, _, _) = stored(&app, scan_id).await;
-    let ctx = Ctx {
-        actor: Actor::ApiKey {
-            key_id: Uuid::nil(),
-            label: "test".into(),
-            scope: Scope::Read,
-        },
-        org_id: scan.org_id,
-        meta: RequestMeta::internal("test"),
-    };
-    let mut follower = rampart::live::follow_scan_stream(&app.state, &ctx, scan_id)
-        .await
-        .unwrap();
+    let mut follower = follow(&app, &scan).await;
     let first = follower.next().await.unwrap();
     assert_eq!((first.status, first.seq), (ScanStatus::Queued, 0));
 
@@ -224,4 +268,90 @@ async fn progress_is_ordered_by_the_scans_sequence_not_by_the_senders_clock() {
 
     let rest: Vec<(u64, f64)> = follower.map(|p| (p.seq, p.percent)).collect().await;
     assert_eq!(rest, vec![(1, 10.0), (2, 100.0)]);
+}
+
+/// Follows `scan_id` as a reader of the scan's org would.
+async fn follow(
+    app: &TestApp,
+    scan: &entity::scan::Model,
+) -> futures::stream::BoxStream<'static, Arc<ScanProgress>> {
+    let ctx = Ctx {
+        actor: Actor::ApiKey {
+            key_id: Uuid::nil(),
+            label: "test".into(),
+            scope: Scope::Read,
+        },
+        org_id: scan.org_id,
+        meta: RequestMeta::internal("test"),
+    };
+    rampart::live::follow_scan_stream(&app.state, &ctx, scan.id)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_follower_ends_when_its_scan_ends_even_if_the_terminal_event_was_lost() {
+    let app = app_without_workers().await;
+    let scan_id = queue_scan(&app, 3).await;
+    let (scan, _, _) = stored(&app, scan_id).await;
+    let mut follower = follow(&app, &scan).await;
+    assert_eq!(follower.next().await.unwrap().status, ScanStatus::Queued);
+
+    // The scan ends while the bus is down: the row says so, no event is published.
+    let mut ended = ScanProgress::new(scan_id, scan.target_id, ScanStatus::Failed, "failed");
+    let txn = rampart::db::begin_write(&app.state.db).await.unwrap();
+    let update = entity::scan::Entity::update_many().col_expr(
+        entity::scan::Column::Status,
+        sea_orm::sea_query::Expr::value("failed"),
+    );
+    assert!(rampart::live::store_progress(&txn, update, &mut ended)
+        .await
+        .unwrap());
+    txn.commit().await.unwrap();
+
+    let rest = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        follower.collect::<Vec<_>>(),
+    )
+    .await
+    .expect("the follower ends");
+    let statuses: Vec<(ScanStatus, u64)> = rest.iter().map(|p| (p.status, p.seq)).collect();
+    assert_eq!(statuses, vec![(ScanStatus::Failed, ended.seq)]);
+}
+
+#[tokio::test]
+async fn a_follower_never_sees_progress_go_backwards_when_a_scan_is_retried() {
+    let app = app_without_workers().await;
+    let scan_id = queue_scan(&app, 3).await;
+    let (scan, _, _) = stored(&app, scan_id).await;
+    let mut follower = follow(&app, &scan).await;
+    follower.next().await.unwrap();
+
+    let bus = app.state.bus.as_ref();
+    let running = |seq: u64, percent: f64, processed: u64| {
+        let mut p = ScanProgress::new(scan_id, scan.target_id, ScanStatus::Running, "parsing");
+        (p.seq, p.percent, p.processed) = (seq, percent, processed);
+        p
+    };
+    rampart::live::publish(bus, scan.org_id, &running(1, 67.0, 2000)).await;
+    // A retry starts over.
+    rampart::live::publish(bus, scan.org_id, &running(2, 0.0, 0)).await;
+    rampart::live::publish(bus, scan.org_id, &running(3, 80.0, 2500)).await;
+    let mut done = running(4, 100.0, 3);
+    done.status = ScanStatus::Complete;
+    rampart::live::publish(bus, scan.org_id, &done).await;
+
+    let seen: Vec<(u64, f64, u64)> = follower
+        .map(|p| (p.seq, p.percent, p.processed))
+        .collect()
+        .await;
+    assert_eq!(
+        seen,
+        vec![
+            (1, 67.0, 2000),
+            (2, 67.0, 2000),
+            (3, 80.0, 2500),
+            (4, 100.0, 3)
+        ]
+    );
 }
