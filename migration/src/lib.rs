@@ -15,6 +15,7 @@ mod m20261123_000002_scanning;
 mod m20261123_000003_integrations;
 mod m20261123_000004_jobs;
 mod m20261129_000005_lighter_finding_writes;
+mod m20261201_000006_invitations;
 
 /// Runs Rampart's migrations, in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_integrations::Migration),
             Box::new(m20261123_000004_jobs::Migration),
             Box::new(m20261129_000005_lighter_finding_writes::Migration),
+            Box::new(m20261201_000006_invitations::Migration),
         ]
     }
 }
