@@ -87,8 +87,26 @@ async fn set_mode(_path: &Path, _mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Makes the data directory private before anything is written into it: the directory `0700`,
-/// and the embedded database `0600` — created empty here when it is new, because SQLite gives
+#[cfg(unix)]
+async fn warn_if_shared(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = tokio::fs::metadata(dir).await {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(
+                "data directory {} is open to other users (mode {:o}); its files are private, but 0700 is safer",
+                dir.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn warn_if_shared(_dir: &Path) {}
+
+/// Makes the data directory private before anything is written into it: the directory `0700`
+/// when Rampart creates it (an existing one keeps its mode, with a warning when others can
+/// enter it), and the embedded database `0600` — created empty here when it is new, because SQLite gives
 /// its `-wal` and `-shm` files the database file's mode. Files an older version left readable
 /// (database, its `-wal`/`-shm`, `jwt-secret`) are narrowed to `0600`.
 ///
@@ -96,9 +114,15 @@ async fn set_mode(_path: &Path, _mode: u32) -> io::Result<()> {
 /// When the directory or a file cannot be created or narrowed.
 pub async fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
     let dir = &config.data_dir;
-    create_dir(dir)
-        .await
-        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    // An existing directory keeps its mode: it may be one the operator chose and shares. What
+    // Rampart puts in it is private all the same.
+    if tokio::fs::metadata(dir).await.is_err() {
+        create_dir(dir)
+            .await
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    } else {
+        warn_if_shared(dir).await;
+    }
     let mut private = vec![dir.join(crate::secrets::JWT_SECRET_FILE)];
     if config.database_url.is_none() {
         let db = config.embedded_database_path();

@@ -8,5 +8,7 @@ pub mod graphql;
 mod model;
 mod service;
 
-pub use model::{AcceptedInvitation, CreatedInvitation, Invitation, InvitationStatus, ReceivedInvitation};
+pub use model::{
+    AcceptedInvitation, CreatedInvitation, Invitation, InvitationStatus, ReceivedInvitation,
+};
 pub use service::*;

@@ -37,7 +37,13 @@ macro_rules! invitation_fields {
 }
 macro_rules! accepted_invitation_fields {
     () => {
-        concat!("organization { ", org_fields!(), " } member { ", member_fields!(), " }")
+        concat!(
+            "organization { ",
+            org_fields!(),
+            " } member { ",
+            member_fields!(),
+            " }"
+        )
     };
 }
 macro_rules! org_fields {

@@ -68,7 +68,8 @@ async fn adding_a_person_is_an_invitation_that_reveals_no_account() {
     let owner = app.login_admin().await;
     // Carol has an account, in another org only.
     let (_, in_other) = app.switch_to_new_org(&owner, "Other Org").await;
-    app.add_member(&in_other, "carol@other.test", "MEMBER").await;
+    app.add_member(&in_other, "carol@other.test", "MEMBER")
+        .await;
     // Alice administers the default org and belongs to nothing else.
     let owner = app.login_admin().await;
     app.add_member(&owner, "alice@acme.test", "ADMIN").await;
@@ -246,7 +247,10 @@ async fn adding_a_person_is_an_invitation_that_reveals_no_account() {
     assert_eq!(list["totalCount"], 4, "{list}");
     let nodes = list["nodes"].as_array().unwrap();
     assert!(nodes.iter().all(|n| n["status"] == "ACCEPTED"), "{list}");
-    assert!(nodes.iter().all(|n| n["email"] != "someone@new.test"), "{list}");
+    assert!(
+        nodes.iter().all(|n| n["email"] != "someone@new.test"),
+        "{list}"
+    );
     let audit = app
         .gql(
             Auth::Bearer(&owner),
@@ -323,7 +327,8 @@ async fn in_other_admin(app: &TestApp) -> String {
             json!({}),
         )
         .await;
-    let other = orgs.data("organizations")
+    let other = orgs
+        .data("organizations")
         .as_array()
         .unwrap()
         .iter()
@@ -337,9 +342,9 @@ async fn in_other_admin(app: &TestApp) -> String {
     )
     .await
     .data("switchOrganization")["token"]
-    .as_str()
-    .unwrap()
-    .to_string()
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -376,7 +381,10 @@ async fn org_slugs_do_not_tell_about_other_tenants() {
         .gql(Auth::Bearer(&outsider), create, json!({"n": "Globex"}))
         .await;
     let slug = derived.data("createOrganization")["slug"].as_str().unwrap();
-    assert!(slug.starts_with("globex-") && slug.len() > "globex-".len(), "{slug}");
+    assert!(
+        slug.starts_with("globex-") && slug.len() > "globex-".len(),
+        "{slug}"
+    );
 }
 
 /// Names no person should be able to give anything.
@@ -444,10 +452,17 @@ async fn names_with_controls_bidi_overrides_or_nothing_visible_are_refused() {
                     json!({"n": name, "id": target_id}),
                 )
                 .await;
-            assert_eq!(res.code(), Some("VALIDATION_FAILED"), "{op} {name:?}: {}", res.body);
+            assert_eq!(
+                res.code(),
+                Some("VALIDATION_FAILED"),
+                "{op} {name:?}: {}",
+                res.body
+            );
             assert_refused(&res.body, field, problem, &format!("{op} {name:?}"));
         }
-        let invited = app.invite(&owner, &format!("p{}@new.test", name.len()), "VIEWER").await;
+        let invited = app
+            .invite(&owner, &format!("p{}@new.test", name.len()), "VIEWER")
+            .await;
         let res = app
             .gql(
                 Auth::None,
@@ -455,7 +470,12 @@ async fn names_with_controls_bidi_overrides_or_nothing_visible_are_refused() {
                 json!({"t": invited, "n": name}),
             )
             .await;
-        assert_refused(&res.body, "display_name", problem, &format!("sign-up {name:?}"));
+        assert_refused(
+            &res.body,
+            "display_name",
+            problem,
+            &format!("sign-up {name:?}"),
+        );
 
         // REST: the same rule, the same envelope.
         let (status, body) = rest(
@@ -479,10 +499,7 @@ async fn names_with_controls_bidi_overrides_or_nothing_visible_are_refused() {
         .await;
         assert_eq!(status, 422, "{body}");
         assert_refused(&body, "name", problem, &format!("REST target {name:?}"));
-        let query = format!(
-            "target={}&target_kind=repository",
-            urlencode(name)
-        );
+        let query = format!("target={}&target_kind=repository", urlencode(name));
         let res = app
             .ingest(Auth::Bearer(&owner), &query, b"{}".to_vec())
             .await;
@@ -491,7 +508,11 @@ async fn names_with_controls_bidi_overrides_or_nothing_visible_are_refused() {
     }
     // Nothing of that got in.
     let targets = app
-        .gql(Auth::Bearer(&owner), "{ targets { totalCount } }", json!({}))
+        .gql(
+            Auth::Bearer(&owner),
+            "{ targets { totalCount } }",
+            json!({}),
+        )
         .await;
     assert_eq!(targets.data("targets")["totalCount"], 1);
 }
@@ -693,7 +714,6 @@ async fn data_files_are_private_child() {
 #[cfg(unix)]
 #[test]
 fn data_files_are_private_to_the_service() {
-    let stdout =
-        crate::support::run_in_own_process("tenancy::data_files_are_private_child");
+    let stdout = crate::support::run_in_own_process("tenancy::data_files_are_private_child");
     assert!(stdout.contains("CHECKED="), "{stdout}");
 }
