@@ -87,26 +87,8 @@ async fn set_mode(_path: &Path, _mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(unix)]
-async fn warn_if_shared(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = tokio::fs::metadata(dir).await {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(
-                "data directory {} is open to other users (mode {:o}); its files are private, but 0700 is safer",
-                dir.display(),
-                meta.permissions().mode() & 0o777
-            );
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn warn_if_shared(_dir: &Path) {}
-
 /// Makes the data directory private before anything is written into it: the directory `0700`
-/// when Rampart creates it (an existing one keeps its mode, with a warning when others can
-/// enter it), and the embedded database `0600` — created empty here when it is new, because SQLite gives
+/// when Rampart creates it (an existing one keeps its mode), and the embedded database `0600` — created empty here when it is new, because SQLite gives
 /// its `-wal` and `-shm` files the database file's mode. Files an older version left readable
 /// (database, its `-wal`/`-shm`, `jwt-secret`) are narrowed to `0600`.
 ///
@@ -120,8 +102,6 @@ pub async fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
         create_dir(dir)
             .await
             .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    } else {
-        warn_if_shared(dir).await;
     }
     let mut private = vec![dir.join(crate::secrets::JWT_SECRET_FILE)];
     if config.database_url.is_none() {
