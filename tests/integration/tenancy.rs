@@ -315,6 +315,28 @@ async fn adding_a_person_is_an_invitation_that_reveals_no_account() {
     .await;
     assert_eq!(status, 200, "{accepted}");
     assert_eq!(accepted["data"]["member"]["role"], "member");
+    let pending = a["data"]["invitation"]["id"].as_str().unwrap().to_string();
+    let (status, body) = rest(
+        &app,
+        Auth::Bearer(&alice),
+        reqwest::Method::DELETE,
+        &format!("/api/v1/invitations/{pending}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = rest(
+        &app,
+        Auth::Bearer(&alice),
+        reqwest::Method::GET,
+        "/api/v1/invitations?page_size=2",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["total"], 5, "{body}");
+    assert_eq!(body["data"][0]["email"], "erin@other.test");
+    assert_eq!(body["data"][0]["status"], "accepted");
 }
 
 /// A fresh session of the bootstrap owner in the second org it created.
