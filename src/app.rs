@@ -48,9 +48,7 @@ pub struct Backends {
 /// # Errors
 /// A one-line reason naming the backend that failed.
 pub async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    crate::private_fs::prepare_data_dir(config).await?;
 
     let db = db::connect(&config.effective_database_url()).await?;
     db::migrate_up(&db).await?;

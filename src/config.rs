@@ -195,9 +195,14 @@ impl Config {
             Some(url) => url.clone(),
             None => format!(
                 "sqlite://{}?mode=rwc",
-                self.data_dir.join("rampart.db").display()
+                self.embedded_database_path().display()
             ),
         }
+    }
+
+    /// Where the embedded SQLite database lives (used when no database URL is configured).
+    pub fn embedded_database_path(&self) -> PathBuf {
+        self.data_dir.join("rampart.db")
     }
 
     /// S3 settings when a bucket is configured.

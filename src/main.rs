@@ -138,7 +138,7 @@ fn print_banner(base: &str) {
 
 async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
-    tokio::fs::create_dir_all(&config.data_dir).await?;
+    rampart::private_fs::prepare_data_dir(&config).await?;
     let conn = db::connect(&config.effective_database_url()).await?;
     match action {
         MigrateAction::Up => Migrator::up(&conn, None).await?,

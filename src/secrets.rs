@@ -22,6 +22,9 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The file, in the data directory, of a generated signing secret.
+pub const JWT_SECRET_FILE: &str = "jwt-secret";
+
 /// The access-token signing secret: `RAMPART_JWT_SECRET` when given, otherwise the one in
 /// `<data-dir>/jwt-secret`, generated (256 random bits, mode 0600) on first start.
 ///
@@ -35,7 +38,7 @@ pub async fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
         );
         return Ok(Secret(given.as_bytes().to_vec()));
     }
-    let path = config.data_dir.join("jwt-secret");
+    let path = config.data_dir.join(JWT_SECRET_FILE);
     if let Some(existing) = read_secret(&path).await? {
         return Ok(existing);
     }
@@ -64,11 +67,7 @@ async fn read_secret(path: &Path) -> anyhow::Result<Option<Secret>> {
 }
 
 async fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut options = tokio::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    match options.open(path).await {
+    match crate::private_fs::create_new_file(path).await {
         Ok(mut file) => {
             use tokio::io::AsyncWriteExt;
             file.write_all(contents).await?;

@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod audit_event;
 pub mod comment;
 pub mod finding;
+pub mod invitation;
 pub mod job;
 pub mod membership;
 pub mod notification;
@@ -27,6 +28,7 @@ pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
     pub use super::comment::Entity as Comment;
     pub use super::finding::Entity as Finding;
+    pub use super::invitation::Entity as Invitation;
     pub use super::job::Entity as Job;
     pub use super::membership::Entity as Membership;
     pub use super::notification::Entity as Notification;

@@ -48,6 +48,7 @@ pub struct QueryRoot(
     ServerQuery,
     crate::auth::graphql::AuthQuery,
     crate::orgs::graphql::OrgsQuery,
+    crate::invitations::graphql::InvitationsQuery,
     crate::keys::graphql::KeysQuery,
     crate::audit::graphql::AuditQuery,
     crate::targets::graphql::TargetsQuery,
@@ -61,6 +62,7 @@ pub struct QueryRoot(
 pub struct MutationRoot(
     crate::auth::graphql::AuthMutation,
     crate::orgs::graphql::OrgsMutation,
+    crate::invitations::graphql::InvitationsMutation,
     crate::keys::graphql::KeysMutation,
     crate::targets::graphql::TargetsMutation,
     crate::scans::graphql::ScansMutation,

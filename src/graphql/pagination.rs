@@ -10,7 +10,12 @@ use crate::error::{AppError, AppResult, FieldError};
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 500;
 
-/// An opaque cursor: the position of a row in the list's order.
+/// The largest row position a cursor can name. Databases take offsets as signed 64-bit
+/// integers, and the row after the cursor's must still be one: a larger number in a cursor a
+/// client made up is refused when it is decoded, not found out by the database driver.
+pub const MAX_CURSOR: u64 = i64::MAX as u64 - 1;
+
+/// An opaque cursor: the position of a row in the list's order (at most [`MAX_CURSOR`]).
 pub struct OffsetCursor(pub u64);
 
 impl CursorType for OffsetCursor {
@@ -24,7 +29,8 @@ impl CursorType for OffsetCursor {
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let n = text
             .strip_prefix("o:")
-            .and_then(|n| n.parse().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n <= MAX_CURSOR)
             .ok_or_else(bad)?;
         Ok(Self(n))
     }
@@ -187,6 +193,19 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.window().is_err());
+        // Positions a database cannot take are refused, not wrapped or passed on.
+        for n in [MAX_CURSOR + 1, i64::MAX as u64, u64::MAX] {
+            let beyond = PageArgs {
+                after: Some(OffsetCursor(n).encode_cursor()),
+                ..Default::default()
+            };
+            assert!(beyond.window().is_err(), "{n}");
+        }
+        let last = PageArgs {
+            after: Some(OffsetCursor(MAX_CURSOR).encode_cursor()),
+            ..Default::default()
+        };
+        assert_eq!(last.window().unwrap().offset, i64::MAX as u64);
     }
 }
 

@@ -22,7 +22,7 @@ use crate::live::{self, ScanProgress};
 use crate::scans::{Scan, ScanStatus};
 use crate::store::{blocking_reader, put_hashed, ByteStream, StoreError};
 use crate::targets::TargetKind;
-use crate::validate::bounded_text;
+use crate::validate::{self, bounded_text};
 
 /// How long an `Idempotency-Key` answers with the scan it first created.
 const IDEMPOTENCY_WINDOW_HOURS: i64 = 24;
@@ -62,17 +62,17 @@ pub async fn accept(
     let target_name = req
         .target
         .as_deref()
-        .map(|t| bounded_text("target", t, 255))
+        .map(|t| validate::name("target", t, 255))
         .transpose()?;
     let scanner = req
         .scanner
         .as_deref()
-        .map(|s| bounded_text("scanner", s, 100))
+        .map(|s| validate::name("scanner", s, 100))
         .transpose()?;
     let policy_tier = req
         .policy_tier
         .as_deref()
-        .map(|p| bounded_text("policy_tier", p, 100))
+        .map(|p| validate::name("policy_tier", p, 100))
         .transpose()?;
     let idempotency_key = req
         .idempotency_key
@@ -140,6 +140,14 @@ pub async fn accept(
                 "not given, and the report does not name its target",
             ),
         });
+    };
+    // A name the report gives passes the same rule as one the client gives.
+    let name = match validate::name("target", &name, 255) {
+        Ok(name) => name,
+        Err(err) => {
+            discard(state, &raw_key).await;
+            return Err(err);
+        }
     };
     let kind = req
         .target_kind

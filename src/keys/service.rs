@@ -15,7 +15,7 @@ use crate::auth::tokens;
 use crate::context::{Actor, Ctx, Permission, Scope};
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{Paged, Window};
-use crate::validate::bounded_text;
+use crate::validate;
 
 /// A machine credential, as it may be shown (never its secret).
 #[derive(Clone, Debug, SimpleObject)]
@@ -98,7 +98,7 @@ pub async fn create(
     expires_at: Option<DateTime<Utc>>,
 ) -> AppResult<CreatedApiKey> {
     let user_id = ctx.require_session_with(Permission::Admin)?;
-    let label = bounded_text("label", label, 100)?;
+    let label = validate::name("label", label, 100)?;
     if expires_at.is_some_and(|e| e <= Utc::now()) {
         return Err(AppError::invalid("expires_at", "must be in the future"));
     }

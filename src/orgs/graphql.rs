@@ -1,7 +1,7 @@
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use uuid::Uuid;
 
-use super::{Member, NewMember, Organization};
+use super::{Member, Organization};
 use crate::context::Role;
 use crate::graphql::pagination::{PageArgs, PagedConnection};
 use crate::graphql::{caller, state};
@@ -21,16 +21,6 @@ pub struct CreateOrganizationInput {
     pub name: String,
     /// URL name; derived from the name when absent.
     pub slug: Option<String>,
-}
-
-/// A person to add to the caller's org.
-#[derive(InputObject)]
-pub struct CreateUserInput {
-    pub email: String,
-    /// Required when no account has this email yet; ignored otherwise.
-    pub password: Option<String>,
-    pub role: Role,
-    pub display_name: Option<String>,
 }
 
 /// Changes to a member.
@@ -93,17 +83,6 @@ impl OrgsMutation {
         input: CreateOrganizationInput,
     ) -> Result<Organization> {
         Ok(super::create(caller(ctx)?, state(ctx), &input.name, input.slug.as_deref()).await?)
-    }
-
-    /// Adds a person to the caller's org (admins, signed in; owners to grant owner).
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<Member> {
-        let new = NewMember {
-            email: &input.email,
-            password: input.password.as_deref(),
-            role: input.role,
-            display_name: input.display_name.as_deref(),
-        };
-        Ok(super::add_member(caller(ctx)?, state(ctx), new).await?)
     }
 
     /// Changes a member's role. The last owner cannot be demoted.

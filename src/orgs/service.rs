@@ -15,7 +15,7 @@ use crate::auth::password;
 use crate::context::{Actor, Ctx, Permission, Role};
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{Paged, Window};
-use crate::validate::bounded_text;
+use crate::validate;
 
 /// What start-up did about the first administrator.
 pub enum Bootstrap {
@@ -90,7 +90,8 @@ pub async fn bootstrap_admin(
     })
 }
 
-async fn insert_membership(
+/// Gives `user_id` a role in `org_id` (bootstrap, org creation, accepted invitations).
+pub(crate) async fn insert_membership(
     db: &impl ConnectionTrait,
     org_id: Uuid,
     user_id: Uuid,
@@ -153,13 +154,13 @@ pub async fn create(
     slug: Option<&str>,
 ) -> AppResult<Organization> {
     let (user_id, _) = ctx.require_session()?;
-    let name = bounded_text("name", name, 100)?;
+    let name = validate::name("name", name, 100)?;
     let slug = match slug {
         Some(s) => {
             validate_slug(s)?;
             s.to_string()
         }
-        None => slugify(&name),
+        None => free_slug(&state.db, &slugify(&name)).await?,
     };
     let txn = crate::db::begin_write(&state.db).await?;
     let org = organization::ActiveModel {
@@ -171,9 +172,12 @@ pub async fn create(
     .insert(&txn)
     .await
     .map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            AppError::conflict(format!("an organization with slug {slug:?} exists"))
-        }
+        // Slugs are unique across tenants, so a taken one cannot be given out; the answer
+        // says no more than that (not whose it is), and is the same for a slug taken a moment
+        // ago by a concurrent request.
+        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::conflict(
+            "this slug is not available; choose another, or leave it out to have one made from the name",
+        ),
         _ => e.into(),
     })?;
     insert_membership(&txn, org.id, user_id, Role::Owner).await?;
@@ -184,7 +188,23 @@ pub async fn create(
     Ok(org.into())
 }
 
-fn member_of(m: membership::Model, u: user::Model) -> Member {
+/// `base` when no org has it, otherwise `base` with a random suffix: a slug made from a name
+/// never fails because another tenant has that name.
+async fn free_slug(db: &DatabaseConnection, base: &str) -> AppResult<String> {
+    let taken = organization::Entity::find()
+        .filter(organization::Column::Slug.eq(base))
+        .count(db)
+        .await?
+        > 0;
+    if !taken {
+        return Ok(base.to_string());
+    }
+    let suffix = crate::auth::tokens::random_base62(8).to_lowercase();
+    Ok(format!("{base}-{suffix}"))
+}
+
+/// The API shape of a membership and its user.
+pub(crate) fn member_of(m: membership::Model, u: user::Model) -> Member {
     Member {
         id: u.id,
         email: u.email,
@@ -218,80 +238,6 @@ pub async fn list_members(ctx: &Ctx, state: &AppState, window: Window) -> AppRes
         total,
         window,
     })
-}
-
-/// Input for adding a member.
-pub struct NewMember<'a> {
-    pub email: &'a str,
-    /// Needed when no user has this email yet.
-    pub password: Option<&'a str>,
-    pub role: Role,
-    pub display_name: Option<&'a str>,
-}
-
-/// Adds a person to the org: an existing user by email, or a new user with a password.
-///
-/// # Errors
-/// `SESSION_REQUIRED`, `FORBIDDEN` (granting owner needs an owner), `VALIDATION_FAILED`,
-/// `CONFLICT` when already a member.
-pub async fn add_member(ctx: &Ctx, state: &AppState, input: NewMember<'_>) -> AppResult<Member> {
-    ctx.require_session_with(Permission::Admin)?;
-    if input.role == Role::Owner {
-        ctx.require(Permission::Owner)?;
-    }
-    let email = Email::parse("email", input.email)?;
-    let display_name = input
-        .display_name
-        .map(|d| bounded_text("display_name", d, 100))
-        .transpose()?;
-    let existing = user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .one(&state.db)
-        .await?;
-    let new_hash = match (&existing, input.password) {
-        (Some(_), _) => None,
-        (None, Some(p)) => {
-            password::validate("password", p)?;
-            Some(password::hash(p).await?)
-        }
-        (None, None) => return Err(AppError::invalid("password", "is required for a new user")),
-    };
-    let txn = crate::db::begin_write(&state.db).await?;
-    let person = match existing {
-        Some(u) => u,
-        None => {
-            let now = Utc::now();
-            user::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                email: Set(email.as_str().to_string()),
-                password_hash: Set(new_hash.unwrap_or_default()),
-                display_name: Set(display_name),
-                is_active: Set(true),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&txn)
-            .await
-            .map_err(|e| match e.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => {
-                    AppError::conflict("a user with this email was created meanwhile; retry")
-                }
-                _ => e.into(),
-            })?
-        }
-    };
-    if membership_in_org(&txn, ctx.org_id, person.id).await.is_ok() {
-        return Err(AppError::conflict("this user is already a member"));
-    }
-    let m = insert_membership(&txn, ctx.org_id, person.id, input.role).await?;
-    audit::record(
-        &txn,
-        AuditEntry::by(ctx, "member.add", "user", person.id)
-            .with_details(serde_json::json!({"email": person.email, "role": input.role.as_str()})),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(member_of(m, person))
 }
 
 async fn membership_in_org(

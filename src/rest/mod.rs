@@ -93,6 +93,10 @@ const TAGS: &[(&str, &str)] = &[
     ),
     ("api-keys", "Machine credentials of the org"),
     ("users", "Members of the org (admins, signed in)"),
+    (
+        "invitations",
+        "How people join an org: invite, accept or decline, sign up with a token",
+    ),
     ("organizations", "The caller's organizations"),
     (
         "targets",

@@ -30,6 +30,22 @@ macro_rules! member_fields {
         "id email display_name: displayName role joined_at: joinedAt"
     };
 }
+macro_rules! invitation_fields {
+    () => {
+        "id email role status expires_at: expiresAt accepted_at: acceptedAt created_at: createdAt"
+    };
+}
+macro_rules! accepted_invitation_fields {
+    () => {
+        concat!(
+            "organization { ",
+            org_fields!(),
+            " } member { ",
+            member_fields!(),
+            " }"
+        )
+    };
+}
 macro_rules! org_fields {
     () => {
         "id slug name created_at: createdAt"
@@ -134,17 +150,52 @@ pub const ROUTES: &[Route] = &[
         .vars(PAGE)
         .page()
         .session(),
-    Route::post("/api/v1/users", "users", "Add a person to the caller's org",
-        op!("mutation CreateUser($input: CreateUserInput!) { createUser(input: $input) { ", member_fields!(), " } }"))
+    Route::post("/api/v1/users", "users", "Invite a person into the caller's org",
+        op!("mutation InviteUser($input: InviteMemberInput!) { inviteMember(input: $input) { token message invitation { ", invitation_fields!(), " } } }"))
         .vars(&[Var::body("input")])
         .created()
-        .session(),
+        .session()
+        .notes("The same as `POST /api/v1/invitations`: people join by accepting, and the answer is the same whether or not the address has an account."),
     Route::patch("/api/v1/users/{id}", "users", "Change a member",
         op!("mutation UpdateUser($id: UUID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { ", member_fields!(), " } }"))
         .vars(&[Var::path("id"), Var::body("input")])
         .session(),
     Route::delete("/api/v1/users/{id}", "users", "Remove a member from the caller's org",
         "mutation RemoveUser($id: UUID!) { removeUser(id: $id) }")
+        .vars(&[Var::path("id")])
+        .session(),
+    // --- invitations ------------------------------------------------------------------------
+    Route::get("/api/v1/invitations/mine", "invitations", "Pending invitations addressed to the signed-in user",
+        op!("query MyInvitations { myInvitations { id organization { ", org_fields!(), " } role expires_at: expiresAt created_at: createdAt } }"))
+        .session()
+        .notes("A plain list, not paged: `{\"data\": [...]}` without `meta` and `links`."),
+    Route::get("/api/v1/invitations", "invitations", "List the org's invitations, newest first",
+        op!("query ListInvitations($page: Int, $pageSize: Int) { invitations(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", invitation_fields!(), " } } } }"))
+        .vars(PAGE)
+        .page()
+        .session(),
+    Route::post("/api/v1/invitations", "invitations", "Invite a person into the caller's org",
+        op!("mutation InviteMember($input: InviteMemberInput!) { inviteMember(input: $input) { token message invitation { ", invitation_fields!(), " } } }"))
+        .vars(&[Var::body("input")])
+        .created()
+        .session()
+        .notes("The answer is the same whether or not the address has an account anywhere. The `token` is in this answer only: hand it to the person invited. Signed in with that email they accept under `GET /api/v1/invitations/mine`; without an account they set a password with it (`POST /api/v1/invitations/sign-up`). Inviting an address again replaces its pending invitation."),
+    Route::post("/api/v1/invitations/sign-up", "invitations", "Create an account from an invitation and join its org",
+        op!("mutation SignUpWithInvitation($input: SignUpWithInvitationInput!) { signUpWithInvitation(input: $input) { ", accepted_invitation_fields!(), " } }"))
+        .vars(&[Var::body("input")])
+        .created()
+        .public()
+        .notes("For an address without an account; the token is the proof. Sign in afterwards as usual. An address that has an account answers 409: sign in and accept instead."),
+    Route::post("/api/v1/invitations/{id}/accept", "invitations", "Accept an invitation addressed to the signed-in user",
+        op!("mutation AcceptInvitation($id: UUID!) { acceptInvitation(id: $id) { ", accepted_invitation_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .session(),
+    Route::post("/api/v1/invitations/{id}/decline", "invitations", "Decline an invitation addressed to the signed-in user",
+        "mutation DeclineInvitation($id: UUID!) { declineInvitation(id: $id) }")
+        .vars(&[Var::path("id")])
+        .session(),
+    Route::delete("/api/v1/invitations/{id}", "invitations", "Withdraw a pending invitation of the caller's org",
+        "mutation RevokeInvitation($id: UUID!) { revokeInvitation(id: $id) }")
         .vars(&[Var::path("id")])
         .session(),
     // --- organizations ----------------------------------------------------------------------

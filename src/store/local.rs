@@ -9,10 +9,13 @@ use tokio::fs;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
+use crate::private_fs;
+
 use super::{probe_key, validate_key, ByteStream, ObjectStore, StoreError, StoredObject};
 
 /// Objects live in `<root>/objects/<key>`; uploads are written to `<root>/tmp/` first and
-/// renamed into place, so a crash never leaves a partial object under a real key.
+/// renamed into place, so a crash never leaves a partial object under a real key. Directories
+/// are `0700` and files `0600` ([`private_fs`]): raw reports hold what scanners found.
 pub struct LocalStore {
     objects: PathBuf,
     tmp: PathBuf,
@@ -26,8 +29,8 @@ impl LocalStore {
     pub async fn open(root: &Path) -> Result<Self, StoreError> {
         let objects = root.join("objects");
         let tmp = root.join("tmp");
-        for dir in [&objects, &tmp] {
-            fs::create_dir_all(dir)
+        for dir in [root, &objects, &tmp] {
+            private_fs::create_dir(dir)
                 .await
                 .map_err(|e| backend(format!("cannot create {}", dir.display()), e))?;
         }
@@ -49,7 +52,7 @@ impl ObjectStore for LocalStore {
     async fn put(&self, key: &str, mut body: ByteStream) -> Result<u64, StoreError> {
         let dest = self.path_of(key)?;
         let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
-        let mut file = fs::File::create(&tmp)
+        let mut file = private_fs::create_file(&tmp)
             .await
             .map_err(|e| backend(format!("cannot create {}", tmp.display()), e))?;
         let written = async {
@@ -65,7 +68,7 @@ impl ObjectStore for LocalStore {
                 .await
                 .map_err(|e| backend("sync failed".into(), e))?;
             if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent)
+                private_fs::create_dir(parent)
                     .await
                     .map_err(|e| backend(format!("cannot create {}", parent.display()), e))?;
             }

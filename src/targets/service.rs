@@ -15,7 +15,7 @@ use crate::audit::{self, AuditEntry};
 use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{OrderDirection, Paged, Window};
-use crate::validate::bounded_text;
+use crate::validate;
 
 /// Which targets to list.
 #[derive(Clone, Debug, Default)]
@@ -62,13 +62,15 @@ fn label_condition(backend: DbBackend, label: &str) -> SimpleExpr {
         (DbBackend::Postgres, None) => {
             Expr::cust_with_values("jsonb_exists(\"target\".\"labels\", $1)", [key.to_string()])
         }
+        // The key is bound as a value, never spliced into a JSON path: any key a client sends
+        // (quotes, backslashes, dots) is compared as the plain text it is.
         (_, Some(value)) => Expr::cust_with_values(
-            "json_extract(\"target\".\"labels\", ?) = ?",
-            [format!("$.\"{}\"", key.replace('"', "")), value.to_string()],
+            "EXISTS (SELECT 1 FROM json_each(\"target\".\"labels\") AS l WHERE l.key = ? AND l.value = ?)",
+            [key.to_string(), value.to_string()],
         ),
         (_, None) => Expr::cust_with_values(
-            "json_extract(\"target\".\"labels\", ?) IS NOT NULL",
-            [format!("$.\"{}\"", key.replace('"', ""))],
+            "EXISTS (SELECT 1 FROM json_each(\"target\".\"labels\") AS l WHERE l.key = ?)",
+            [key.to_string()],
         ),
     }
 }
@@ -163,7 +165,7 @@ pub async fn update(
     let row = find_in_org(&state.db, ctx, id).await?;
     let mut active: target::ActiveModel = row.into();
     if let Some(name) = &change.name {
-        active.name = Set(bounded_text("name", name, 255)?);
+        active.name = Set(validate::name("name", name, 255)?);
     }
     if let Some(labels) = change.labels {
         let valid = labels

@@ -297,11 +297,16 @@ async fn api_keys_are_shown_once_work_both_ways_and_cannot_mint_keys() {
 
     for mutation in [
         "mutation { createApiKey(input: {label: \"x\"}) { key } }",
-        "mutation { createUser(input: {email: \"x@acme.test\", password: \"long-enough\", role: VIEWER}) { id } }",
+        "mutation { inviteMember(input: {email: \"x@acme.test\", role: VIEWER}) { token } }",
         "mutation { createOrganization(input: {name: \"Evil\"}) { id } }",
     ] {
         let res = app.gql(Auth::ApiKey(&key), mutation, json!({})).await;
-        assert_eq!(res.code(), Some("SESSION_REQUIRED"), "{mutation}: {}", res.body);
+        assert_eq!(
+            res.code(),
+            Some("SESSION_REQUIRED"),
+            "{mutation}: {}",
+            res.body
+        );
         assert_eq!(res.body["errors"][0]["extensions"]["statusCode"], 403);
     }
 
@@ -467,7 +472,7 @@ async fn members_are_managed_and_the_last_owner_stays() {
     let again = app
         .gql(
             Auth::Bearer(&owner),
-            "mutation { createUser(input: {email: \"DEV@acme.test\", role: VIEWER}) { id } }",
+            "mutation { inviteMember(input: {email: \"DEV@acme.test\", role: VIEWER}) { token } }",
             json!({}),
         )
         .await;
@@ -538,7 +543,8 @@ async fn members_are_managed_and_the_last_owner_stays() {
         "newest first: {actions:?}"
     );
     for expected in [
-        "member.add",
+        "invitation.create",
+        "invitation.accept",
         "member.role_change",
         "member.remove",
         "session.login",
@@ -555,9 +561,7 @@ async fn bad_input_names_the_field() {
     let app = TestApp::spawn().await;
     let owner = app.login_admin().await;
     let cases = [
-        ("mutation { createUser(input: {email: \"not-an-email\", password: \"long-enough\", role: VIEWER}) { id } }", "email"),
-        ("mutation { createUser(input: {email: \"new@acme.test\", password: \"short\", role: VIEWER}) { id } }", "password"),
-        ("mutation { createUser(input: {email: \"new@acme.test\", role: VIEWER}) { id } }", "password"),
+        ("mutation { inviteMember(input: {email: \"not-an-email\", role: VIEWER}) { token } }", "email"),
         ("mutation { createApiKey(input: {label: \"\"}) { key } }", "label"),
         ("mutation { createApiKey(input: {label: \"x\", expiresAt: \"2001-01-01T00:00:00Z\"}) { key } }", "expires_at"),
         ("mutation { createOrganization(input: {name: \"ok\", slug: \"Not Valid\"}) { id } }", "slug"),
@@ -590,7 +594,7 @@ async fn bad_input_names_the_field() {
     let unknown_role = app
         .gql(
             Auth::Bearer(&owner),
-            "mutation { createUser(input: {email: \"a@acme.test\", role: SUPERUSER}) { id } }",
+            "mutation { inviteMember(input: {email: \"a@acme.test\", role: SUPERUSER}) { token } }",
             json!({}),
         )
         .await;

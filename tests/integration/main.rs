@@ -19,3 +19,4 @@ mod rest;
 mod rest_domain;
 mod server;
 mod store;
+mod tenancy;

@@ -34,6 +34,7 @@ async fn assert_all_tables_usable(db: &DatabaseConnection) {
     Notification::find().count(db).await.expect("notification");
     AuditEvent::find().count(db).await.expect("audit_event");
     Job::find().count(db).await.expect("job");
+    Invitation::find().count(db).await.expect("invitation");
 }
 
 #[tokio::test]

@@ -831,23 +831,37 @@ async fn user_rows_and_null_versus_absent() {
     let api = Client::new(&app).await;
     let (token, _) = rest_login(&api).await;
 
-    let created = api
+    // Adding a person is inviting them; a new person signs up with the token.
+    let invited = api
         .post(
             Auth::Bearer(&token),
             "/api/v1/users",
-            json!({"email": "dev@acme.test", "password": "member-password", "role": "member", "display_name": "Dev"}),
+            json!({"email": "dev@acme.test", "role": "member"}),
+        )
+        .await;
+    assert_eq!(invited.status, 201, "{}", invited.body);
+    assert_eq!(invited.body["data"]["invitation"]["role"], "member");
+    assert_eq!(invited.body["data"]["invitation"]["status"], "pending");
+    let created = api
+        .post(
+            Auth::None,
+            "/api/v1/invitations/sign-up",
+            json!({"token": invited.body["data"]["token"], "password": "member-password", "display_name": "Dev"}),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    assert_eq!(created.body["data"]["role"], "member");
-    assert_eq!(created.body["data"]["display_name"], "Dev");
-    let id = created.body["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created.body["data"]["member"]["role"], "member");
+    assert_eq!(created.body["data"]["member"]["display_name"], "Dev");
+    let id = created.body["data"]["member"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let bad_email = api
         .post(
             Auth::Bearer(&token),
             "/api/v1/users",
-            json!({"email": "nope", "password": "member-password", "role": "viewer"}),
+            json!({"email": "nope", "role": "viewer"}),
         )
         .await;
     assert_eq!(bad_email.status, 422);
@@ -1039,6 +1053,13 @@ async fn the_document_describes_every_row() {
         ("post", "/api/v1/users"),
         ("patch", "/api/v1/users/{id}"),
         ("delete", "/api/v1/users/{id}"),
+        ("get", "/api/v1/invitations"),
+        ("post", "/api/v1/invitations"),
+        ("get", "/api/v1/invitations/mine"),
+        ("post", "/api/v1/invitations/sign-up"),
+        ("post", "/api/v1/invitations/{id}/accept"),
+        ("post", "/api/v1/invitations/{id}/decline"),
+        ("delete", "/api/v1/invitations/{id}"),
         ("get", "/api/v1/organizations"),
         ("post", "/api/v1/organizations"),
     ] {

@@ -433,16 +433,36 @@ impl TestApp {
             .to_string()
     }
 
-    /// Adds a member to `token`'s org and returns their user id.
+    /// Invites a new person into `token`'s org and signs them up with the invitation (password
+    /// [`MEMBER_PASSWORD`]); returns their user id.
     pub async fn add_member(&self, token: &str, email: &str, role: &str) -> String {
+        let invited = self.invite(token, email, role).await;
+        let res = self
+            .gql(
+                Auth::None,
+                "mutation($t: String!) { signUpWithInvitation(input: {token: $t, password: \"member-password\"}) { member { id } } }",
+                serde_json::json!({"t": invited}),
+            )
+            .await;
+        res.data("signUpWithInvitation")["member"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Invites `email` into `token`'s org; returns the invitation token.
+    pub async fn invite(&self, token: &str, email: &str, role: &str) -> String {
         let res = self
             .gql(
                 Auth::Bearer(token),
-                "mutation($e: String!, $r: Role!) { createUser(input: {email: $e, password: \"member-password\", role: $r}) { id } }",
+                "mutation($e: String!, $r: Role!) { inviteMember(input: {email: $e, role: $r}) { token } }",
                 serde_json::json!({"e": email, "r": role}),
             )
             .await;
-        res.data("createUser")["id"].as_str().unwrap().to_string()
+        res.data("inviteMember")["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 
