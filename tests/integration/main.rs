@@ -18,3 +18,4 @@ mod rest;
 mod rest_domain;
 mod server;
 mod store;
+mod standard_clients;
