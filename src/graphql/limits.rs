@@ -22,7 +22,7 @@ use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
 /// levels); this leaves room for clients that ask a few levels more.
 pub const INTROSPECTION_MAX_DEPTH: usize = 20;
 /// Largest introspection complexity accepted (one point per field, like the application's
-/// complexity). The standard queries cost about 150; this admits one with every option and a
+/// complexity). The standard queries cost about 230; this admits one with every option and a
 /// few single-type look-ups beside it, not many aliased copies of the whole schema.
 pub const INTROSPECTION_MAX_COMPLEXITY: usize = 400;
 /// Most type lists (`fields`, `inputFields`, `interfaces`, `possibleTypes`) nested inside one
