@@ -119,7 +119,9 @@ fn test_prerequisites() {
             // checkout's parent (a missing watched path would re-run this on every build).
             let watched = path
                 .ancestors()
-                .filter(|p| !p.as_os_str().is_empty() && *p != Path::new("..") && *p != Path::new("/"))
+                .filter(|p| {
+                    !p.as_os_str().is_empty() && *p != Path::new("..") && *p != Path::new("/")
+                })
                 .find(|p| p.exists());
             if let Some(watched) = watched {
                 println!("cargo:rerun-if-changed={}", watched.display());

@@ -88,7 +88,9 @@ impl Extension for LimitsExtension {
         let refuse = |message: &str| Err(vec![ServerError::new(message, None)]);
         // async-graphql's complexity covers every field; introspection fields carry no cost
         // function, so theirs is exactly the one point per field counted here.
-        let complexity = result.complexity.saturating_sub(shape.introspection.complexity);
+        let complexity = result
+            .complexity
+            .saturating_sub(shape.introspection.complexity);
         if complexity > self.max_complexity {
             return refuse("Query is too complex.");
         }

@@ -74,7 +74,10 @@ async fn assert_not_ready(app: &TestApp, naming: &str) {
 )]
 async fn local_store_that_stops_accepting_writes_is_down() {
     let env = TestEnv::from_env();
-    assert!(env.s3.is_none(), "RAMPART_TEST_S3_ENDPOINT was unset when this test was built");
+    assert!(
+        env.s3.is_none(),
+        "RAMPART_TEST_S3_ENDPOINT was unset when this test was built"
+    );
     let app = TestApp::spawn().await;
     assert_eq!(service_status(&app, "object_store").await, "up");
 

@@ -17,5 +17,5 @@ mod playground;
 mod rest;
 mod rest_domain;
 mod server;
-mod store;
 mod standard_clients;
+mod store;

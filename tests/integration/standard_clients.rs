@@ -117,9 +117,13 @@ async fn default_limits_refuse_deep_queries_but_not_standard_introspection_depth
     let token = app.login_admin().await;
     assert_eq!(app.state.config.graphql_max_depth, 12, "the default limit");
 
-    let at_limit = app.gql(Auth::Bearer(&token), &deep_query(12), json!({})).await;
+    let at_limit = app
+        .gql(Auth::Bearer(&token), &deep_query(12), json!({}))
+        .await;
     assert!(at_limit.body.get("errors").is_none(), "{}", at_limit.body);
-    let too_deep = app.gql(Auth::Bearer(&token), &deep_query(13), json!({})).await;
+    let too_deep = app
+        .gql(Auth::Bearer(&token), &deep_query(13), json!({}))
+        .await;
     assert_eq!(
         too_deep.body["errors"][0]["message"], "Query is nested too deep.",
         "{}",
@@ -137,18 +141,31 @@ async fn default_limits_refuse_deep_queries_but_not_standard_introspection_depth
     );
     let answer = app.gql(Auth::None, &introspection, json!({})).await;
     assert!(answer.body.get("errors").is_none(), "{}", answer.body);
-    assert!(answer.body["data"]["__schema"]["types"].as_array().unwrap().len() > 10);
+    assert!(
+        answer.body["data"]["__schema"]["types"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 10
+    );
     // Inside introspection too, the application's fields keep their own limit.
     let deep = deep_query(13);
-    let mixed = format!("{{ __schema {{ types {{ name }} }} {} }}", &deep[2..deep.len() - 2]);
+    let mixed = format!(
+        "{{ __schema {{ types {{ name }} }} {} }}",
+        &deep[2..deep.len() - 2]
+    );
     let mixed = app.gql(Auth::Bearer(&token), &mixed, json!({})).await;
-    assert_eq!(mixed.body["errors"][0]["message"], "Query is nested too deep.");
+    assert_eq!(
+        mixed.body["errors"][0]["message"],
+        "Query is nested too deep."
+    );
 }
 
 #[tokio::test]
 async fn introspection_that_multiplies_the_schema_is_refused() {
     let app = TestApp::spawn().await;
-    let nested = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+    let nested =
+        "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
     let refused = app.gql(Auth::None, nested, json!({})).await;
     assert_eq!(
         refused.body["errors"][0]["message"], "Introspection query nests type lists too deep.",
@@ -170,7 +187,9 @@ async fn introspection_that_multiplies_the_schema_is_refused() {
     let copies: String = (0..60)
         .map(|i| format!("s{i}: __schema {{ types {{ name kind description fields {{ name description }} }} }} "))
         .collect();
-    let refused = app.gql(Auth::None, &format!("{{ {copies} }}"), json!({})).await;
+    let refused = app
+        .gql(Auth::None, &format!("{{ {copies} }}"), json!({}))
+        .await;
     assert_eq!(
         refused.body["errors"][0]["message"], "Introspection query is too complex.",
         "{}",
