@@ -238,7 +238,7 @@ mod tests {
         let s = shape(
             "query { scans { edges { ...E } } } fragment E on ScanEdge { node { ... on Scan { id } } }",
         );
-        assert_eq!(s.depth, 5);
+        assert_eq!(s.depth, 4);
         assert_eq!(s.introspection, Introspection::default());
     }
 
