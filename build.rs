@@ -89,18 +89,20 @@ fn main() {
 /// A prerequisite's appearance re-runs this script through the nearest existing path watched
 /// below; one that appears where nothing is watched (`../shared` itself) needs `touch build.rs`.
 fn test_prerequisites() {
-    const FILES: [(&str, &[&str]); 3] = [
+    const FILES: [(&str, &str); 4] = [
         // The conformance samples beside the checkout.
-        ("rampart_has_samples", &["../shared/samples"]),
-        // graphql-js and Playwright (`npm ci`), graphql-core (`.venv`): tests/standard-clients.
+        ("rampart_has_samples", "../shared/samples"),
+        // graphql-js and Playwright (`npm ci` in tests/standard-clients).
         (
-            "rampart_has_standard_clients",
-            &[
-                "tests/standard-clients/node_modules/.package-lock.json",
-                "tests/standard-clients/.venv/bin/python",
-            ],
+            "rampart_has_node_clients",
+            "tests/standard-clients/node_modules/.package-lock.json",
         ),
-        ("rampart_has_chromium", &["/usr/bin/chromium"]),
+        // graphql-core (tests/standard-clients/.venv).
+        (
+            "rampart_has_graphql_core",
+            "tests/standard-clients/.venv/bin/python",
+        ),
+        ("rampart_has_chromium", "/usr/bin/chromium"),
     ];
     const SERVERS: [(&str, &str); 3] = [
         ("rampart_test_postgres", "RAMPART_TEST_DATABASE_URL"),
@@ -109,25 +111,19 @@ fn test_prerequisites() {
     ];
     println!("cargo:rerun-if-env-changed=CI");
     let ci = env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    for (cfg, paths) in FILES {
+    for (cfg, path) in FILES {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
-        let mut present = true;
-        for path in paths {
-            let path = Path::new(path);
-            present &= path.exists();
-            // Watch the path, or while it is absent its nearest existing parent below the
-            // checkout's parent (a missing watched path would re-run this on every build).
-            let watched = path
-                .ancestors()
-                .filter(|p| {
-                    !p.as_os_str().is_empty() && *p != Path::new("..") && *p != Path::new("/")
-                })
-                .find(|p| p.exists());
-            if let Some(watched) = watched {
-                println!("cargo:rerun-if-changed={}", watched.display());
-            }
+        let path = Path::new(path);
+        // Watch the path, or while it is absent its nearest existing parent below the
+        // checkout's parent (a missing watched path would re-run this on every build).
+        let watched = path
+            .ancestors()
+            .filter(|p| !p.as_os_str().is_empty() && *p != Path::new("..") && *p != Path::new("/"))
+            .find(|p| p.exists());
+        if let Some(watched) = watched {
+            println!("cargo:rerun-if-changed={}", watched.display());
         }
-        if present || ci {
+        if path.exists() || ci {
             println!("cargo:rustc-cfg={cfg}");
         }
     }

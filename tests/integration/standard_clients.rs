@@ -199,8 +199,8 @@ async fn introspection_that_multiplies_the_schema_is_refused() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(rampart_has_standard_clients),
-    ignore = "needs tests/standard-clients installed: `npm ci` and graphql-core in .venv (see .ci/run)"
+    not(all(rampart_has_node_clients, rampart_has_graphql_core)),
+    ignore = "needs tests/standard-clients installed: `npm ci`, and graphql-core in .venv (README)"
 )]
 async fn graphql_js_and_graphql_core_introspection_queries_load_the_schema() {
     let app = TestApp::spawn().await;
@@ -298,7 +298,7 @@ impl Drop for Server {
 
 #[tokio::test]
 #[cfg_attr(
-    not(all(rampart_has_standard_clients, rampart_has_chromium)),
+    not(all(rampart_has_node_clients, rampart_has_chromium)),
     ignore = "needs /usr/bin/chromium (apt-get install chromium) and `npm ci` in tests/standard-clients"
 )]
 async fn graphiql_and_swagger_ui_work_in_chromium() {

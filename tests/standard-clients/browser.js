@@ -99,8 +99,8 @@ async function main() {
     }
 
     begin('opening Swagger UI at /docs and running GET /api/v1/auth/me with "Try it out"');
-    const docs = await page.goto('/docs/');
-    if (docs.status() !== 200) throw new Error(`/docs/ answered ${docs.status()}`);
+    const docs = await page.goto('/docs');
+    if (docs.status() !== 200) throw new Error(`/docs answered ${docs.status()}`);
     const operation = page.locator('#operations-auth-me');
     await operation.locator('.opblock-summary').first().click();
     // This server's Swagger UI starts with "Try it out" on (the button then reads "Cancel").
