@@ -17,6 +17,8 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
 
+use crate::error::AppError;
+
 /// Deepest introspection selection accepted, counted from `__schema` / `__type` (1) down.
 /// The standard queries reach 15 (graphql-js's and graphql-core's default nine `ofType`
 /// levels); this leaves room for clients that ask a few levels more.
@@ -85,7 +87,13 @@ impl Extension for LimitsExtension {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .unwrap_or_default();
-        let refuse = |message: &str| Err(vec![ServerError::new(message, None)]);
+        let refuse = |message: &str| {
+            // The contract's code, as every other GraphQL error carries it.
+            let mut error = ServerError::new(message, None);
+            error.extensions =
+                async_graphql::Error::from(AppError::bad_request(message)).extensions;
+            Err(vec![error])
+        };
         // async-graphql's complexity covers every field; introspection fields carry no cost
         // function, so theirs is exactly the one point per field counted here.
         let complexity = result

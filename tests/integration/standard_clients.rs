@@ -124,6 +124,7 @@ async fn default_limits_refuse_deep_queries_but_not_standard_introspection_depth
     let too_deep = app
         .gql(Auth::Bearer(&token), &deep_query(13), json!({}))
         .await;
+    assert_eq!(too_deep.code(), Some("BAD_REQUEST"), "{}", too_deep.body);
     assert_eq!(
         too_deep.body["errors"][0]["message"], "Query is nested too deep.",
         "{}",
@@ -159,6 +160,25 @@ async fn default_limits_refuse_deep_queries_but_not_standard_introspection_depth
         mixed.body["errors"][0]["message"],
         "Query is nested too deep."
     );
+}
+
+#[tokio::test]
+async fn complexity_limit_counts_application_fields_only() {
+    let mut tc = TestConfig::new().await;
+    tc.config.graphql_max_complexity = 5;
+    let app = TestApp::spawn_with(tc.config.clone()).await;
+    // 2 application points beside 4 of introspection: 6 in all, within the limit of 5.
+    let mixed = "{ serverInfo { name } __schema { types { name fields { name } } } }";
+    let answer = app.gql(Auth::None, mixed, json!({})).await;
+    assert!(answer.body.get("errors").is_none(), "{}", answer.body);
+    let too_complex = "{ a: serverInfo { name version } b: serverInfo { name version } }";
+    let refused = app.gql(Auth::None, too_complex, json!({})).await;
+    assert_eq!(
+        refused.body["errors"][0]["message"], "Query is too complex.",
+        "{}",
+        refused.body
+    );
+    drop(tc);
 }
 
 #[tokio::test]
