@@ -49,9 +49,23 @@ async function main() {
       }
     });
     page.on('pageerror', (error) => problems.push(`page error during "${step}": ${error}`));
-    page.on('requestfailed', (request) =>
-      problems.push(`request failed during "${step}": ${request.url()} ${request.failure()?.errorText}`),
+    page.on('requestfailed', (request) => {
+      const reason = request.failure()?.errorText;
+      // A request still open when the page navigates away is aborted; any other failure
+      // (net::ERR_BLOCKED_BY_CSP among them) is a problem.
+      if (reason !== 'net::ERR_ABORTED') {
+        problems.push(`request failed during "${step}": ${request.url()} ${reason}`);
+      }
+    });
+    // Every Content-Security-Policy violation, whether or not the browser logs it.
+    await context.exposeFunction('rampartViolation', (text) =>
+      problems.push(`CSP violation during "${step}": ${text}`),
     );
+    await context.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) =>
+        window.rampartViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`),
+      );
+    });
 
     begin('signing in (POST /api/v1/auth/login sets the session cookie)');
     const login = await page.request.post('/api/v1/auth/login', { data: { email, password } });
