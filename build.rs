@@ -1,6 +1,10 @@
 //! Fetches the pinned GraphiQL and React builds (src/http/playground/package*.json) with
 //! `npm ci` into OUT_DIR, once per target directory, so that `src/http/playground.rs` can embed
 //! them with `include_bytes!`. Nothing from node_modules is ever committed or served from a CDN.
+//!
+//! It also tells the tests which of their prerequisites this machine has (see
+//! [`test_prerequisites`]), so that a test needing something absent is reported as ignored with
+//! its reason instead of passing without running.
 
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command, Stdio};
@@ -24,6 +28,7 @@ fn fail(message: &str) -> ! {
 }
 
 fn main() {
+    test_prerequisites();
     for file in PACKAGE_FILES {
         println!("cargo:rerun-if-changed={PACKAGE_DIR}/{file}");
     }
@@ -72,4 +77,61 @@ fn main() {
     }
     fs::write(out.join(STAMP), &lock)
         .unwrap_or_else(|e| fail(&format!("cannot write the install stamp: {e}")));
+}
+
+/// Sets a `rampart_has_*` cfg for each test prerequisite this machine has; tests that need one
+/// carry `#[cfg_attr(not(rampart_has_x), ignore = "needs x")]`, so `cargo test` lists them as
+/// ignored with the reason where it is absent. Under `CI=true` every file prerequisite counts as
+/// present: the tests then run and fail on a missing one. The backend a test run uses is
+/// chosen by the `RAMPART_TEST_*` variables (tests/integration/support), in CI too; a test of
+/// one backend is ignored in the other's run, which CI also makes.
+///
+/// A prerequisite's appearance re-runs this script through the nearest existing path watched
+/// below; one that appears where nothing is watched (`../shared` itself) needs `touch build.rs`.
+fn test_prerequisites() {
+    const FILES: [(&str, &str); 4] = [
+        // The conformance samples beside the checkout.
+        ("rampart_has_samples", "../shared/samples"),
+        // graphql-js and Playwright (`npm ci` in tests/standard-clients).
+        (
+            "rampart_has_node_clients",
+            "tests/standard-clients/node_modules/.package-lock.json",
+        ),
+        // graphql-core (tests/standard-clients/.venv).
+        (
+            "rampart_has_graphql_core",
+            "tests/standard-clients/.venv/bin/python",
+        ),
+        ("rampart_has_chromium", "/usr/bin/chromium"),
+    ];
+    const SERVERS: [(&str, &str); 3] = [
+        ("rampart_test_postgres", "RAMPART_TEST_DATABASE_URL"),
+        ("rampart_test_redis", "RAMPART_TEST_REDIS_URL"),
+        ("rampart_test_s3", "RAMPART_TEST_S3_ENDPOINT"),
+    ];
+    println!("cargo:rerun-if-env-changed=CI");
+    let ci = env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    for (cfg, path) in FILES {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        let path = Path::new(path);
+        // Watch the path, or while it is absent its nearest existing parent below the
+        // checkout's parent (a missing watched path would re-run this on every build).
+        let watched = path
+            .ancestors()
+            .filter(|p| !p.as_os_str().is_empty() && *p != Path::new("..") && *p != Path::new("/"))
+            .find(|p| p.exists());
+        if let Some(watched) = watched {
+            println!("cargo:rerun-if-changed={}", watched.display());
+        }
+        if path.exists() || ci {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
+    for (cfg, var) in SERVERS {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo:rerun-if-env-changed={var}");
+        if env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! share to reach the caller and the services.
 
 pub mod enums;
+pub mod limits;
 pub mod pagination;
 
 use async_graphql::{Context, MergedObject, Object, Schema, SimpleObject};
@@ -79,9 +80,12 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     );
     if let Some(state) = state {
         let config = &state.config;
-        builder = builder
-            .limit_depth(config.graphql_max_depth)
-            .limit_complexity(config.graphql_max_complexity);
+        // Not async-graphql's limit_depth / limit_complexity: those count introspection
+        // fields too and refuse the standard introspection query (see limits.rs).
+        builder = builder.extension(limits::QueryLimits {
+            max_depth: config.graphql_max_depth,
+            max_complexity: config.graphql_max_complexity,
+        });
         if !config.graphql_introspection {
             builder = builder.disable_introspection();
         }

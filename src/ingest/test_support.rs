@@ -66,26 +66,21 @@ pub(crate) fn parse_json(value: &serde_json::Value) -> Parsed {
     }
 }
 
-/// `../shared/samples` beside the crate, when it exists; otherwise prints a note and gives
-/// `None` (the sample tests then return early).
-pub(crate) fn samples_dir() -> Option<PathBuf> {
+/// `../shared/samples` beside the crate. Tests that read it carry
+/// `#[cfg_attr(not(rampart_has_samples), ignore = "needs ../shared/samples")]` (build.rs sets the
+/// cfg where the samples are, and always under `CI=true`), so its absence here is a failure.
+pub(crate) fn samples_dir() -> PathBuf {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "note: {} not found; skipping the real-sample test",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "{} is absent: the conformance samples are required here (CI, or present when built)",
+        dir.display()
+    );
+    dir
 }
 
-/// Reads one sample file, or `None` (with a note) when the samples are absent.
-pub(crate) fn sample(name: &str) -> Option<Vec<u8>> {
-    let path = samples_dir()?.join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => panic!("sample {} unreadable: {e}", path.display()),
-    }
+/// Reads one sample file.
+pub(crate) fn sample(name: &str) -> Vec<u8> {
+    let path = samples_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("sample {} unreadable: {e}", path.display()))
 }

@@ -67,12 +67,17 @@ async fn assert_not_ready(app: &TestApp, naming: &str) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    rampart_test_s3,
+    ignore = "the local object store only; with RAMPART_TEST_S3_ENDPOINT, \
+              scale_out_backends_cut_off_are_reported_down cuts S3 off instead"
+)]
 async fn local_store_that_stops_accepting_writes_is_down() {
     let env = TestEnv::from_env();
-    if env.s3.is_some() {
-        // The scale-out variant below cuts the S3 connection instead.
-        return;
-    }
+    assert!(
+        env.s3.is_none(),
+        "RAMPART_TEST_S3_ENDPOINT was unset when this test was built"
+    );
     let app = TestApp::spawn().await;
     assert_eq!(service_status(&app, "object_store").await, "up");
 
@@ -85,11 +90,14 @@ async fn local_store_that_stops_accepting_writes_is_down() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(rampart_test_postgres, rampart_test_redis, rampart_test_s3)),
+    ignore = "needs RAMPART_TEST_DATABASE_URL, _REDIS_URL and _S3_ENDPOINT (the scale-out run)"
+)]
 async fn scale_out_backends_cut_off_are_reported_down() {
     let env = TestEnv::from_env();
     let (Some(_), Some(redis_url), Some(s3)) = (&env.postgres_url, &env.redis_url, &env.s3) else {
-        // Only the scale-out run has servers to cut off; the local variant covers the embedded one.
-        return;
+        panic!("the scale-out servers were configured when this test was built");
     };
     let test_config = TestConfig::for_env(&env).await;
     let mut config = test_config.config.clone();

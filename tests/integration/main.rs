@@ -18,5 +18,6 @@ mod playground;
 mod rest;
 mod rest_domain;
 mod server;
+mod standard_clients;
 mod store;
 mod tenancy;

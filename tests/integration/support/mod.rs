@@ -582,3 +582,17 @@ pub fn assert_envelope(body: &serde_json::Value, status: u16, code: &str) {
         "envelope: {body}"
     );
 }
+
+/// `../shared/samples` beside the checkout. Tests that read it carry
+/// `#[cfg_attr(not(rampart_has_samples), ignore = "needs ../shared/samples")]` (build.rs sets the
+/// cfg where the samples are, and always under `CI=true`), so reaching this without them is a
+/// failure, never an early green return.
+pub fn samples_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples");
+    assert!(
+        dir.is_dir(),
+        "{} is absent: the conformance samples are required here (CI, or present when built)",
+        dir.display()
+    );
+    dir
+}

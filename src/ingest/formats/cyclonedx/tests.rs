@@ -151,10 +151,9 @@ fn meta_stops_after_metadata_and_versions_are_checked() {
 }
 
 #[test]
+#[cfg_attr(not(rampart_has_samples), ignore = "needs ../shared/samples")]
 fn sample_trivy_cyclonedx() {
-    let Some(bytes) = sample("cyclonedx-1.5-trivy-0.48.1-vulns.json") else {
-        return;
-    };
+    let bytes = sample("cyclonedx-1.5-trivy-0.48.1-vulns.json");
     assert_eq!(
         crate::ingest::detect(&bytes[..4096]),
         Some(ReportFormat::CycloneDx)
