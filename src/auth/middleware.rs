@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::csrf;
 use super::resolve::{authenticate, Credential};
 use crate::app::AppState;
 use crate::context::{Ctx, RequestMeta};
@@ -64,6 +65,27 @@ fn request_meta(req: &Request) -> RequestMeta {
     }
 }
 
+/// What a route accepts as the body of a cookie-authenticated write.
+fn csrf_rule(path: &str) -> csrf::Accepts {
+    if path == crate::rest::streams::UPLOAD_PATH {
+        csrf::Accepts::Any
+    } else if path == crate::http::playground::PATH {
+        csrf::Accepts::JsonOrMultipart
+    } else {
+        csrf::Accepts::Json
+    }
+}
+
+/// The routes anyone may call (signing in, refreshing): a credential header that fails there
+/// is ignored rather than answered 401.
+fn is_public(method: &axum::http::Method, path: &str) -> bool {
+    crate::rest::routes::ROUTES.iter().any(|row| {
+        row.access == crate::rest::row::Access::Public
+            && row.method.as_str() == method.as_str()
+            && row.path == path
+    })
+}
+
 /// Resolves the caller once, stores `RequestMeta` (always) and `Ctx` (when authenticated) in
 /// the request, counts the request against the caller's budget and reports it in headers.
 pub async fn authenticate_and_limit(
@@ -73,10 +95,23 @@ pub async fn authenticate_and_limit(
 ) -> Response {
     let meta = request_meta(&req);
     req.extensions_mut().insert(meta.clone());
-    let ctx: Option<Ctx> = match credential(req.headers()) {
+    let credential = credential(req.headers());
+    // Only the session cookies speak for the caller: a browser may have been made to send them.
+    let cookie_borne = !matches!(credential, Some((_, true)))
+        && (cookie(req.headers(), "token").is_some()
+            || cookie(req.headers(), "refresh_token").is_some());
+    let forged = cookie_borne
+        .then(|| {
+            let accepts = csrf_rule(req.uri().path());
+            csrf::check_cookie_request(req.method(), req.headers(), accepts).err()
+        })
+        .flatten();
+    let ctx: Option<Ctx> = match credential {
         Some((credential, from_header)) => {
             match authenticate(&state, &credential, meta.clone()).await {
                 Ok(ctx) => Some(ctx),
+                // A stale token a client still sends must not stop it from signing in again.
+                Err(_) if from_header && is_public(req.method(), req.uri().path()) => None,
                 Err(err) if from_header => return err.into_response(),
                 Err(_) => None,
             }
@@ -102,7 +137,9 @@ pub async fn authenticate_and_limit(
     }
     let limit = state.config.rate_limit_per_minute;
     let decision = state.limiter.hit(&bucket, limit, 60).await;
-    let mut res = if decision.allowed {
+    let mut res = if let Some(refused) = forged {
+        refused.into_response()
+    } else if decision.allowed {
         next.run(req).await
     } else {
         AppError::rate_limited(decision.reset_secs.max(1)).into_response()

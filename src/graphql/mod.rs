@@ -2,6 +2,7 @@
 //! share to reach the caller and the services.
 
 pub mod enums;
+pub mod limits;
 pub mod pagination;
 
 use async_graphql::{Context, MergedObject, Object, Schema, SimpleObject};
@@ -79,7 +80,10 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         let config = &state.config;
         builder = builder
             .limit_depth(config.graphql_max_depth)
-            .limit_complexity(config.graphql_max_complexity);
+            .limit_complexity(config.graphql_max_complexity)
+            .extension(limits::AliasLimit {
+                max: config.graphql_max_aliases,
+            });
         if !config.graphql_introspection {
             builder = builder.disable_introspection();
         }
