@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -11,7 +11,7 @@ use super::csrf;
 use super::resolve::{authenticate, Credential};
 use crate::app::AppState;
 use crate::context::{Ctx, RequestMeta};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::http::RequestId;
 
 /// The credential a request carries: `Authorization: Bearer`, `x-api-key`, or the `token`
@@ -65,6 +65,11 @@ fn request_meta(req: &Request) -> RequestMeta {
     }
 }
 
+/// A credential header that failed on `POST /graphql`, with the reason: the answer if the
+/// request turns out to need a caller.
+#[derive(Clone, Debug)]
+pub struct RejectedCredential(pub String);
+
 /// What a route accepts as the body of a cookie-authenticated write.
 fn csrf_rule(path: &str) -> csrf::Accepts {
     if path == crate::rest::streams::UPLOAD_PATH {
@@ -110,8 +115,22 @@ pub async fn authenticate_and_limit(
         Some((credential, from_header)) => {
             match authenticate(&state, &credential, meta.clone()).await {
                 Ok(ctx) => Some(ctx),
-                // A stale token a client still sends must not stop it from signing in again.
-                Err(_) if from_header && is_public(req.method(), req.uri().path()) => None,
+                // A stale token a client still sends must not stop it from signing in again: the
+                // public REST routes ignore it; GraphQL runs the request anonymously and answers
+                // with this error if anything in it needed the caller.
+                Err(err) if from_header && err.code() == ErrorCode::Unauthenticated => {
+                    if is_public(req.method(), req.uri().path()) {
+                        None
+                    } else if *req.method() == Method::POST
+                        && req.uri().path() == crate::http::playground::PATH
+                    {
+                        req.extensions_mut()
+                            .insert(RejectedCredential(err.public_message()));
+                        None
+                    } else {
+                        return err.into_response();
+                    }
+                }
                 Err(err) if from_header => return err.into_response(),
                 Err(_) => None,
             }

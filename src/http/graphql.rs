@@ -14,6 +14,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::limits;
 use crate::app::AppState;
+use crate::auth::middleware::RejectedCredential;
 use crate::context::{Ctx, RequestMeta};
 use crate::error::{AppError, AppResult};
 use crate::graphql::AppSchema;
@@ -25,6 +26,7 @@ pub async fn execute(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
     ctx: Option<Extension<Ctx>>,
+    rejected: Option<Extension<RejectedCredential>>,
     request: Request,
 ) -> Response {
     let request = match read(&state, request).await {
@@ -36,6 +38,17 @@ pub async fn execute(
         request = request.data(ctx);
     }
     let response = schema.execute(request).await;
+    if let Some(Extension(RejectedCredential(reason))) = rejected {
+        let needed_caller = response.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| *c == async_graphql::Value::from("UNAUTHENTICATED"))
+        });
+        if needed_caller {
+            return AppError::unauthenticated(reason).into_response();
+        }
+    }
     let retry_after = response
         .errors
         .iter()

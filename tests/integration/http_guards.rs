@@ -629,6 +629,24 @@ async fn a_stale_authorization_header_does_not_block_signing_in() {
         .await
         .unwrap();
     assert_eq!(refreshed.status(), 200);
+    // The same through GraphQL, where a request that needs the caller still gets the 401.
+    let graphql = app
+        .gql(
+            Auth::Bearer("expired.or.garbage"),
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            json!({"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert!(graphql.data("login")["token"].is_string());
+    let me = app
+        .gql(
+            Auth::Bearer("expired.or.garbage"),
+            "{ me { kind } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me.status, 401, "{}", me.body);
+    assert_envelope(&me.body, 401, "UNAUTHENTICATED");
     // Elsewhere a bad credential is still an error, not an anonymous request.
     let me = app
         .http
