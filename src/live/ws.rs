@@ -35,7 +35,8 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 /// the buffer grows on demand.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// `GET /graphql/ws`: upgrades and serves subscriptions.
+/// `GET /graphql/ws` (and `GET /graphql` with `Upgrade: websocket`): upgrades and serves
+/// subscriptions.
 pub async fn upgrade(
     State(state): State<AppState>,
     State(schema): State<AppSchema>,
