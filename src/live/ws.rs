@@ -52,8 +52,13 @@ pub async fn upgrade(
         .flat_map(|v| v.split(','))
         .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
         .unwrap_or(WebSocketProtocols::GraphQLWS);
+    // Clients send small protocol messages: the JSON body limit bounds them as it bounds
+    // `POST /graphql` (tungstenite's default is 64 MiB a message).
+    let max_message = state.config.max_body_bytes;
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve(socket, schema, state, meta, protocol))
 }

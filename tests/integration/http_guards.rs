@@ -136,7 +136,7 @@ async fn a_chunked_body_is_cut_off_at_the_limit() {
             .http
             .post(app.url(path))
             .header("content-type", "application/json")
-            .body(chunked(padded_request(256 * 1024)))
+            .body(chunked(padded_request(128 * 1024)))
             .send()
             .await
             .unwrap();
@@ -706,4 +706,32 @@ async fn graphql_websocket_upgrades_are_accepted_on_graphql_too() {
         .await
         .expect("a WebSocket on /graphql/ws");
     drop(old);
+}
+
+#[tokio::test]
+async fn websocket_messages_are_bounded_like_bodies() {
+    let app = app_with(|c| c.max_body_bytes = 16 * 1024).await;
+    let token = app.login_admin().await;
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // A valid connection_init, padded past the limit.
+    let init = json!({"type": "connection_init", "payload": {
+        "Authorization": format!("Bearer {token}"), "pad": "x".repeat(64 * 1024)}});
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let answer = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => break Some(text.to_string()),
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+            Some(Ok(_)) => continue,
+        }
+    };
+    assert_eq!(answer, None, "the server read the oversized message");
 }
