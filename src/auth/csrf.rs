@@ -17,9 +17,41 @@
 //!
 //! Behind a reverse proxy the `Host` header must reach the server as the browser sent it.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
+use super::middleware::cookie;
 use crate::error::{AppError, ErrorCode};
+
+/// Refuses forged writes (see the module's rule). Mounted inside authentication and rate
+/// limiting, so a refused request is counted like any other.
+pub async fn guard(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    // Only the session cookies speak for the caller: a browser may have been made to send them.
+    let cookie_borne = !headers.contains_key(header::AUTHORIZATION)
+        && !headers.contains_key("x-api-key")
+        && (cookie(headers, "token").is_some() || cookie(headers, "refresh_token").is_some());
+    if cookie_borne {
+        let accepts = accepts(req.uri().path());
+        if let Err(err) = check_cookie_request(req.method(), headers, accepts) {
+            return err.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// What a route accepts as the body of a cookie-authenticated write.
+fn accepts(path: &str) -> Accepts {
+    if path == crate::rest::streams::UPLOAD_PATH {
+        Accepts::Any
+    } else if path == crate::http::playground::PATH {
+        Accepts::JsonOrMultipart
+    } else {
+        Accepts::Json
+    }
+}
 
 /// What the request says about where it was made.
 #[derive(Debug, PartialEq, Eq)]

@@ -3,15 +3,14 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::csrf;
 use super::resolve::{authenticate, Credential};
 use crate::app::AppState;
 use crate::context::{Ctx, RequestMeta};
-use crate::error::{AppError, ErrorCode};
+use crate::error::AppError;
 use crate::http::RequestId;
 
 /// The credential a request carries: `Authorization: Bearer`, `x-api-key`, or the `token`
@@ -46,6 +45,36 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// A credential header that failed on `POST /graphql`, with the reason: the answer if the
+/// request turns out to need a caller.
+#[derive(Clone, Debug)]
+pub struct RejectedCredential(pub String);
+
+/// Whether a credential header that failed with `err` may be ignored: a stale token a client
+/// still sends must not stop it from signing in again. The public REST routes (sign-in,
+/// refresh) ignore it; `POST /graphql` runs anonymously and answers with this error only if
+/// something in the request needed the caller ([`RejectedCredential`]).
+fn tolerate_stale_header(req: &mut Request, err: &AppError) -> bool {
+    if err.code() != crate::error::ErrorCode::Unauthenticated {
+        return false;
+    }
+    let (method, path) = (req.method().as_str(), req.uri().path());
+    let public = crate::rest::routes::ROUTES.iter().any(|row| {
+        row.access == crate::rest::row::Access::Public
+            && row.method.as_str() == method
+            && row.path == path
+    });
+    if public {
+        return true;
+    }
+    if method == "POST" && path == crate::http::playground::PATH {
+        let reason = RejectedCredential(err.public_message());
+        req.extensions_mut().insert(reason);
+        return true;
+    }
+    false
+}
+
 fn request_meta(req: &Request) -> RequestMeta {
     RequestMeta {
         request_id: req
@@ -65,32 +94,6 @@ fn request_meta(req: &Request) -> RequestMeta {
     }
 }
 
-/// A credential header that failed on `POST /graphql`, with the reason: the answer if the
-/// request turns out to need a caller.
-#[derive(Clone, Debug)]
-pub struct RejectedCredential(pub String);
-
-/// What a route accepts as the body of a cookie-authenticated write.
-fn csrf_rule(path: &str) -> csrf::Accepts {
-    if path == crate::rest::streams::UPLOAD_PATH {
-        csrf::Accepts::Any
-    } else if path == crate::http::playground::PATH {
-        csrf::Accepts::JsonOrMultipart
-    } else {
-        csrf::Accepts::Json
-    }
-}
-
-/// The routes anyone may call (signing in, refreshing): a credential header that fails there
-/// is ignored rather than answered 401.
-fn is_public(method: &axum::http::Method, path: &str) -> bool {
-    crate::rest::routes::ROUTES.iter().any(|row| {
-        row.access == crate::rest::row::Access::Public
-            && row.method.as_str() == method.as_str()
-            && row.path == path
-    })
-}
-
 /// Resolves the caller once, stores `RequestMeta` (always) and `Ctx` (when authenticated) in
 /// the request, counts the request against the caller's budget and reports it in headers.
 pub async fn authenticate_and_limit(
@@ -100,37 +103,11 @@ pub async fn authenticate_and_limit(
 ) -> Response {
     let meta = request_meta(&req);
     req.extensions_mut().insert(meta.clone());
-    let credential = credential(req.headers());
-    // Only the session cookies speak for the caller: a browser may have been made to send them.
-    let cookie_borne = !matches!(credential, Some((_, true)))
-        && (cookie(req.headers(), "token").is_some()
-            || cookie(req.headers(), "refresh_token").is_some());
-    let forged = cookie_borne
-        .then(|| {
-            let accepts = csrf_rule(req.uri().path());
-            csrf::check_cookie_request(req.method(), req.headers(), accepts).err()
-        })
-        .flatten();
-    let ctx: Option<Ctx> = match credential {
+    let ctx: Option<Ctx> = match credential(req.headers()) {
         Some((credential, from_header)) => {
             match authenticate(&state, &credential, meta.clone()).await {
                 Ok(ctx) => Some(ctx),
-                // A stale token a client still sends must not stop it from signing in again: the
-                // public REST routes ignore it; GraphQL runs the request anonymously and answers
-                // with this error if anything in it needed the caller.
-                Err(err) if from_header && err.code() == ErrorCode::Unauthenticated => {
-                    if is_public(req.method(), req.uri().path()) {
-                        None
-                    } else if *req.method() == Method::POST
-                        && req.uri().path() == crate::http::playground::PATH
-                    {
-                        req.extensions_mut()
-                            .insert(RejectedCredential(err.public_message()));
-                        None
-                    } else {
-                        return err.into_response();
-                    }
-                }
+                Err(err) if from_header && tolerate_stale_header(&mut req, &err) => None,
                 Err(err) if from_header => return err.into_response(),
                 Err(_) => None,
             }
@@ -156,9 +133,7 @@ pub async fn authenticate_and_limit(
     }
     let limit = state.config.rate_limit_per_minute;
     let decision = state.limiter.hit(&bucket, limit, 60).await;
-    let mut res = if let Some(refused) = forged {
-        refused.into_response()
-    } else if decision.allowed {
+    let mut res = if decision.allowed {
         next.run(req).await
     } else {
         AppError::rate_limited(decision.reset_secs.max(1)).into_response()

@@ -147,6 +147,8 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
         )))
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
+        // Inside authentication and rate limiting: a refused forgery is counted.
+        .layer(middleware::from_fn(crate::auth::csrf::guard))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             crate::auth::middleware::authenticate_and_limit,
