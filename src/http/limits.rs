@@ -99,9 +99,12 @@ pub fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Answers 503 `SERVICE_UNAVAILABLE` when a request runs longer than the configured time
 /// (tower-http's `Timeout`, its bare 503 given the envelope's message). Mounted on the routes
-/// that answer in one piece (GraphQL, the REST rows): a stream, a WebSocket or an upload may
-/// rightly take longer.
+/// that answer in one piece (GraphQL, the REST rows): a stream, a WebSocket or an upload (the
+/// report route, GraphQL multipart) may rightly take longer.
 pub async fn limit_time(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if is_multipart(req.headers()) {
+        return next.run(req).await;
+    }
     let millis = state.config.request_timeout_ms;
     let service = ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(

@@ -294,9 +294,33 @@ async fn a_request_past_the_time_limit_answers_503_but_uploads_may_take_longer()
         (0..50).map(rampart::ingest::synthetic::SyntheticResult::numbered),
     );
     let upload = app
-        .ingest(Auth::Bearer(&token), "target=slow", report)
+        .ingest(Auth::Bearer(&token), "target=slow", report.clone())
         .await;
     assert_eq!(upload.status, 202, "{:?}", upload.body);
+    // Nor are GraphQL's multipart uploads.
+    let operations = json!({
+        "query": "mutation($file: Upload!) { ingestReport(file: $file, target: \"slow-too\") { id } }",
+        "variables": {"file": null}
+    });
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", r#"{"0":["variables.file"]}"#)
+        .part(
+            "0",
+            reqwest::multipart::Part::bytes(report).file_name("report.sarif"),
+        );
+    let res = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["ingestReport"]["id"].is_string(), "{body}");
 }
 
 // --- cross-site request forgery (point 8) --------------------------------------------------
