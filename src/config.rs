@@ -109,7 +109,8 @@ pub struct Config {
     #[arg(long, env = "RAMPART_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub rate_limit_per_minute: u32,
 
-    /// Mark session cookies `Secure` (set this when serving over HTTPS).
+    /// Always mark session cookies `Secure` (set this behind a TLS-terminating proxy); they are
+    /// marked anyway on requests that arrive over HTTPS.
     #[arg(long, env = "RAMPART_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
@@ -151,6 +152,24 @@ pub struct Config {
     /// Seconds a shutting-down server waits for in-flight requests.
     #[arg(long, env = "RAMPART_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Largest request body, in bytes, of the JSON routes (REST and `POST /graphql`); a larger
+    /// one is refused with 413 before it is read. Report uploads have their own limit.
+    #[arg(long, env = "RAMPART_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest GraphQL multipart request (`ingestReport` uploads), in bytes.
+    #[arg(long, env = "RAMPART_MAX_GRAPHQL_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_graphql_upload_bytes: usize,
+
+    /// Milliseconds a GraphQL or REST request may run before it is answered 503 (streaming
+    /// routes, WebSocket and uploads excepted).
+    #[arg(long, env = "RAMPART_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// How many times one field may be selected under one parent (aliases included).
+    #[arg(long, env = "RAMPART_GRAPHQL_MAX_ALIASES", default_value_t = 20)]
+    pub graphql_max_aliases: usize,
 }
 
 impl Config {
@@ -186,6 +205,10 @@ impl Config {
             graphql_introspection: true,
             demo: false,
             shutdown_grace_secs: 20,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_graphql_upload_bytes: 64 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            graphql_max_aliases: 20,
         }
     }
 

@@ -6,43 +6,29 @@ use crate::config::Config;
 /// Where the refresh cookie is sent: only to the auth routes.
 pub const REFRESH_COOKIE_PATH: &str = "/api/v1/auth";
 
-fn cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> String {
-    format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        if secure { "; Secure" } else { "" }
-    )
+/// `Secure` is added on the way out (`http::security::secure_cookies`), where it is known
+/// whether the request came over HTTPS.
+fn cookie(name: &str, value: &str, path: &str, max_age: i64) -> String {
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax")
 }
 
 /// `Set-Cookie` values for a fresh token pair.
 pub fn for_session(payload: &AuthPayload, config: &Config) -> [String; 2] {
     [
-        cookie(
-            "token",
-            &payload.token,
-            "/",
-            payload.expires_in,
-            config.secure_cookies,
-        ),
+        cookie("token", &payload.token, "/", payload.expires_in),
         cookie(
             "refresh_token",
             &payload.refresh_token,
             REFRESH_COOKIE_PATH,
             config.refresh_token_ttl_secs,
-            config.secure_cookies,
         ),
     ]
 }
 
 /// `Set-Cookie` values that clear both cookies.
-pub fn cleared(config: &Config) -> [String; 2] {
+pub fn cleared() -> [String; 2] {
     [
-        cookie("token", "", "/", 0, config.secure_cookies),
-        cookie(
-            "refresh_token",
-            "",
-            REFRESH_COOKIE_PATH,
-            0,
-            config.secure_cookies,
-        ),
+        cookie("token", "", "/", 0),
+        cookie("refresh_token", "", REFRESH_COOKIE_PATH, 0),
     ]
 }

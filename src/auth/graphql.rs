@@ -1,5 +1,5 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use uuid::Uuid;
 
 use super::cookies;
@@ -65,7 +65,13 @@ impl AuthQuery {
     }
 }
 
+/// An answer that carries a secret (tokens, a new API key) must not be kept by any cache.
+pub fn no_store(ctx: &Context<'_>) {
+    ctx.insert_http_header(CACHE_CONTROL, "no-store");
+}
+
 fn set_session_cookies(ctx: &Context<'_>, payload: &AuthPayload) {
+    no_store(ctx);
     for value in cookies::for_session(payload, &state(ctx).config) {
         ctx.append_http_header(SET_COOKIE, value);
     }
@@ -103,7 +109,7 @@ impl AuthMutation {
     /// Ends the caller's session.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         sessions::logout(caller(ctx)?, state(ctx)).await?;
-        for value in cookies::cleared(&state(ctx).config) {
+        for value in cookies::cleared() {
             ctx.append_http_header(SET_COOKIE, value);
         }
         Ok(true)

@@ -45,6 +45,36 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// A credential header that failed on `POST /graphql`, with the reason: the answer if the
+/// request turns out to need a caller.
+#[derive(Clone, Debug)]
+pub struct RejectedCredential(pub String);
+
+/// Whether a credential header that failed with `err` may be ignored: a stale token a client
+/// still sends must not stop it from signing in again. The public REST routes (sign-in,
+/// refresh) ignore it; `POST /graphql` runs anonymously and answers with this error only if
+/// something in the request needed the caller ([`RejectedCredential`]).
+fn tolerate_stale_header(req: &mut Request, err: &AppError) -> bool {
+    if err.code() != crate::error::ErrorCode::Unauthenticated {
+        return false;
+    }
+    let (method, path) = (req.method().as_str(), req.uri().path());
+    let public = crate::rest::routes::ROUTES.iter().any(|row| {
+        row.access == crate::rest::row::Access::Public
+            && row.method.as_str() == method
+            && row.path == path
+    });
+    if public {
+        return true;
+    }
+    if method == "POST" && path == crate::http::playground::PATH {
+        let reason = RejectedCredential(err.public_message());
+        req.extensions_mut().insert(reason);
+        return true;
+    }
+    false
+}
+
 fn request_meta(req: &Request) -> RequestMeta {
     RequestMeta {
         request_id: req
@@ -77,6 +107,7 @@ pub async fn authenticate_and_limit(
         Some((credential, from_header)) => {
             match authenticate(&state, &credential, meta.clone()).await {
                 Ok(ctx) => Some(ctx),
+                Err(err) if from_header && tolerate_stale_header(&mut req, &err) => None,
                 Err(err) if from_header => return err.into_response(),
                 Err(_) => None,
             }

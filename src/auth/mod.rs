@@ -2,6 +2,7 @@
 //! rate limits.
 
 pub mod cookies;
+pub mod csrf;
 pub mod graphql;
 pub mod jwt;
 pub mod middleware;

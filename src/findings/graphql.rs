@@ -95,6 +95,7 @@ pub struct FindingsQuery;
 impl FindingsQuery {
     /// The org's findings across scans, worst first by default.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::graphql::costs::list_cost(search.as_ref()) + child_complexity")]
     async fn findings(
         &self,
         ctx: &Context<'_>,

@@ -1,6 +1,7 @@
 //! The GraphQL schema, assembled from the domain modules' objects, and the helpers resolvers
 //! share to reach the caller and the services.
 
+pub mod costs;
 pub mod enums;
 pub mod limits;
 pub mod pagination;
@@ -82,10 +83,14 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         let config = &state.config;
         // Not async-graphql's limit_depth / limit_complexity: those count introspection
         // fields too and refuse the standard introspection query (see limits.rs).
-        builder = builder.extension(limits::QueryLimits {
-            max_depth: config.graphql_max_depth,
-            max_complexity: config.graphql_max_complexity,
-        });
+        builder = builder
+            .extension(limits::QueryLimits {
+                max_depth: config.graphql_max_depth,
+                max_complexity: config.graphql_max_complexity,
+            })
+            .extension(costs::AliasLimit {
+                max: config.graphql_max_aliases,
+            });
         if !config.graphql_introspection {
             builder = builder.disable_introspection();
         }

@@ -3,10 +3,15 @@
 mod errors;
 mod graphql;
 pub mod health;
+pub mod limits;
 pub mod playground;
 pub mod request_id;
+pub mod security;
 
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
+use axum::handler::Handler;
+use axum::http::header;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::Serialize;
@@ -47,9 +52,6 @@ pub async fn index() -> Json<ServiceIndex> {
     })
 }
 
-/// Largest `POST /graphql` body, multipart uploads included.
-const GRAPHQL_BODY_LIMIT: usize = 64 * 1024 * 1024;
-
 /// What the router's handlers can extract.
 #[derive(Clone, FromRef)]
 pub struct ServerState {
@@ -66,6 +68,22 @@ fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
         .persist_authorization(true)
         .try_it_out_enabled(true);
     utoipa_swagger_ui::SwaggerUi::new("/docs").config(config)
+}
+
+/// `GET /graphql`: a WebSocket upgrade is a GraphQL subscription connection (as on
+/// `/graphql/ws`, where clients that do not look at `/graphql` first go); any other `GET` is a
+/// browser asking for GraphiQL.
+async fn graphql_get(State(state): State<ServerState>, req: Request) -> Response {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        crate::live::ws::upgrade.call(req, state).await
+    } else {
+        playground::page.call(req, state).await
+    }
 }
 
 fn app_role_serves_api(state: &ServerState) -> bool {
@@ -92,10 +110,12 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
         .route("/", get(index))
         .route(
             playground::PATH,
-            get(playground::page)
-                .post(graphql::execute)
-                // Room for `ingestReport` uploads; big reports belong on the streaming ingest route.
-                .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT)),
+            post(graphql::execute)
+                .layer(middleware::from_fn_with_state(
+                    app.clone(),
+                    limits::limit_time,
+                ))
+                .get(graphql_get),
         )
         .route(
             "/openapi.json",
@@ -121,24 +141,38 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
         .route("/graphql/ws", get(crate::live::ws::upgrade))
         .merge(swagger_ui())
         // The REST rows, authenticated like `/graphql`.
-        .merge(crate::rest::router()?)
+        .merge(crate::rest::router()?.layer(middleware::from_fn_with_state(
+            app.clone(),
+            limits::limit_time,
+        )))
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
+        // Inside authentication and rate limiting: a refused forgery is counted.
+        .layer(middleware::from_fn(crate::auth::csrf::guard))
         .layer(middleware::from_fn_with_state(
-            app,
+            app.clone(),
             crate::auth::middleware::authenticate_and_limit,
-        ));
+        ))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            security::secure_cookies,
+        ))
+        // Outside authentication: an oversized body is refused before anything else runs.
+        .layer(middleware::from_fn_with_state(app, limits::limit_body));
     // A worker-only process answers its probes and nothing else.
     let api = if app_role_serves_api(&state) {
         api
     } else {
         Router::new()
     };
-    Ok(probes
-        .merge(api)
-        .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
-        .layer(CatchPanicLayer::custom(errors::panic_response))
-        .layer(middleware::from_fn(errors::enforce_envelope))
-        .layer(middleware::from_fn(request_id::assign))
-        .with_state(state))
+    let max_body = state.app.config.max_body_bytes;
+    Ok(security::with_headers(
+        probes
+            .merge(api)
+            .layer(DefaultBodyLimit::max(max_body))
+            .layer(CatchPanicLayer::custom(errors::panic_response))
+            .layer(middleware::from_fn(errors::enforce_envelope))
+            .layer(middleware::from_fn(request_id::assign)),
+    )
+    .with_state(state))
 }

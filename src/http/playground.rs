@@ -152,12 +152,6 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Scripts only from this server (no inline script: the start-up code is an asset); inline
-/// styles are allowed because GraphiQL sets them; connections only back to this server.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
-     connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'";
-
 fn accepts_html(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -176,7 +170,10 @@ pub async fn page(headers: HeaderMap) -> Response {
     (
         [
             (header::CACHE_CONTROL, "no-cache"),
-            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                crate::http::security::PAGE_POLICY,
+            ),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::VARY, "Accept"),
         ],

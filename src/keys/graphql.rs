@@ -62,6 +62,7 @@ impl KeysMutation {
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
     ) -> Result<CreatedApiKey> {
+        crate::auth::graphql::no_store(ctx);
         Ok(super::create(
             caller(ctx)?,
             state(ctx),

@@ -164,5 +164,11 @@ pub async fn event_token(
             expires_in: EVENT_TOKEN_TTL_SECS,
         },
     };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    // The token is a credential: no cache may keep it.
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response())
 }

@@ -35,7 +35,8 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 /// the buffer grows on demand.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// `GET /graphql/ws`: upgrades and serves subscriptions.
+/// `GET /graphql/ws` (and `GET /graphql` with `Upgrade: websocket`): upgrades and serves
+/// subscriptions.
 pub async fn upgrade(
     State(state): State<AppState>,
     State(schema): State<AppSchema>,
@@ -51,8 +52,13 @@ pub async fn upgrade(
         .flat_map(|v| v.split(','))
         .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
         .unwrap_or(WebSocketProtocols::GraphQLWS);
+    // Clients send small protocol messages: the JSON body limit bounds them as it bounds
+    // `POST /graphql` (tungstenite's default is 64 MiB a message).
+    let max_message = state.config.max_body_bytes;
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve(socket, schema, state, meta, protocol))
 }

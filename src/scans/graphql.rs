@@ -138,6 +138,7 @@ impl ScansQuery {
     }
 
     /// What changed between two scans of one target.
+    #[graphql(complexity = "crate::graphql::costs::COMPARE_SCANS_COST + child_complexity")]
     async fn compare_scans(
         &self,
         ctx: &Context<'_>,

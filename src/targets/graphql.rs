@@ -156,6 +156,7 @@ pub struct TargetsQuery;
 impl TargetsQuery {
     /// The org's targets.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::graphql::costs::list_cost(search.as_ref()) + child_complexity")]
     async fn targets(
         &self,
         ctx: &Context<'_>,

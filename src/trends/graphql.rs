@@ -11,6 +11,7 @@ pub struct TrendsQuery;
 #[Object]
 impl TrendsQuery {
     /// A target's scores over a period (`7d`, `30d`, `90d`, `1y`), oldest first.
+    #[graphql(complexity = "crate::graphql::costs::TARGET_TREND_COST + child_complexity")]
     async fn target_trend(
         &self,
         ctx: &Context<'_>,
@@ -22,6 +23,7 @@ impl TrendsQuery {
     }
 
     /// Every target with its current score, change over the period and sparkline.
+    #[graphql(complexity = "crate::graphql::costs::FLEET_COMPARISON_COST + child_complexity")]
     async fn fleet_comparison(
         &self,
         ctx: &Context<'_>,

@@ -9,6 +9,7 @@ mod crash;
 mod events;
 mod graphql_api;
 mod health;
+mod http_guards;
 mod ingest;
 mod isolation;
 mod jobs;
