@@ -70,6 +70,8 @@ impl InvitationsMutation {
         ctx: &Context<'_>,
         input: InviteMemberInput,
     ) -> Result<CreatedInvitation> {
+        // The answer carries the invitation's token.
+        crate::auth::graphql::no_store(ctx);
         Ok(super::invite(caller(ctx)?, state(ctx), &input.email, input.role).await?)
     }
 

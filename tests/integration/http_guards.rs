@@ -343,17 +343,18 @@ async fn session_cookie(app: &TestApp) -> String {
         .join("; ")
 }
 
-const CREATE_ADMIN: &str = r#"{"query":"mutation { createUser(input: {email: \"csrf@evil.test\", password: \"evil-password-1\", role: ADMIN}) { id } }"}"#;
+const CREATE_ADMIN: &str = r#"{"query":"mutation { inviteMember(input: {email: \"csrf@evil.test\", role: ADMIN}) { token } }"}"#;
 
+/// Who has been invited into the org (adding a person is an invitation).
 async fn members(app: &TestApp) -> Vec<String> {
     let token = app.login_admin().await;
     app.gql(
         Auth::Bearer(&token),
-        "{ users { edges { node { email } } } }",
+        "{ invitations { edges { node { email } } } }",
         json!({}),
     )
     .await
-    .data("users")["edges"]
+    .data("invitations")["edges"]
         .as_array()
         .unwrap()
         .iter()
@@ -412,7 +413,7 @@ async fn a_form_shaped_post_with_the_session_cookie_creates_nothing() {
         .post(app.url("/api/v1/users"))
         .header("cookie", &cookie)
         .header("content-type", "text/plain")
-        .body(r#"{"email":"csrf2@evil.test","password":"evil-password-1","role":"admin"}"#)
+        .body(r#"{"email":"csrf2@evil.test","role":"admin"}"#)
         .send()
         .await
         .unwrap();
@@ -442,7 +443,7 @@ async fn same_origin_cookie_writes_and_header_credentials_still_work() {
     let app = TestApp::spawn().await;
     let cookie = session_cookie(&app).await;
     let own_origin = format!("http://{}", app.addr);
-    let create = |email: &str| json!({"query": format!("mutation {{ createUser(input: {{email: \"{email}\", password: \"member-password\", role: VIEWER}}) {{ id }} }}")});
+    let create = |email: &str| json!({"query": format!("mutation {{ inviteMember(input: {{email: \"{email}\", role: VIEWER}}) {{ token }} }}")});
     // The browser on this server's own page (GraphiQL).
     let res = app
         .http
@@ -475,7 +476,7 @@ async fn same_origin_cookie_writes_and_header_credentials_still_work() {
         .bearer_auth(&token)
         .header("origin", "http://elsewhere.test")
         .header("content-type", "text/plain")
-        .body(r#"{"email":"script@acme.test","password":"member-password","role":"viewer"}"#)
+        .body(r#"{"email":"script@acme.test","role":"viewer"}"#)
         .send()
         .await
         .unwrap();
@@ -571,6 +572,16 @@ async fn answers_with_tokens_or_keys_are_not_stored() {
         )
         .await;
     assert_eq!(graphql.headers["cache-control"], "no-store");
+    let invited = app
+        .http
+        .post(app.url("/api/v1/users"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "new@acme.test", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invited.status(), 201);
+    assert_eq!(invited.headers()["cache-control"], "no-store");
 }
 
 fn login_head(target: &str, app: &TestApp, body: &str) -> String {
