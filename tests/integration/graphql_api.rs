@@ -435,16 +435,32 @@ async fn nested_relations_cost_a_constant_number_of_statements() {
         let s = scan(db, &t, "complete", now - Duration::minutes(i), Some(50.0)).await;
         finding(db, &t, &format!("f{i}"), "high", "x", &[&s]).await;
     }
-    // The same page without the relations: what the request costs besides its loaders.
-    let flat = "query($n: Int) { scans(pageSize: $n) { totalCount edges { node { id counts { total } } } } }";
-    let nested = "query($n: Int) { scans(pageSize: $n) { totalCount edges { node { id counts { total } target { name lastScore latestScan { id } openFindings { high total } } } } } }";
-    let cost = |query: &'static str, n: usize| {
+    // Each query beside the same page without the relations (what the request costs besides
+    // its loaders), and the statements the relations add: one per relation.
+    let shapes = [
+        (
+            "scans",
+            "query($n: Int) { scans(pageSize: $n) { totalCount edges { node { id counts { total } } } } }",
+            // Target, its latest scan, its open findings.
+            "query($n: Int) { scans(pageSize: $n) { totalCount edges { node { id counts { total } target { name lastScore latestScan { id } openFindings { high total } } } } } }",
+            3,
+        ),
+        (
+            "findings",
+            "query($n: Int) { findings(pageSize: $n) { totalCount edges { node { id title } } } }",
+            // Every loader, at two depths, with batches of different depths in flight at once:
+            // target, its latest scan and open findings; latest scan and its target; comments.
+            "query($n: Int) { findings(pageSize: $n) { totalCount edges { node { id title target { name latestScan { id } openFindings { total } } latestScan { id target { name } } comments { body } } } } }",
+            6,
+        ),
+    ];
+    let cost = |root: &'static str, query: &'static str, n: usize| {
         let (app, token, statements, log) = (&app, &token, &statements, &log);
         async move {
             log.lock().unwrap().clear();
             let before = statements.load(Ordering::SeqCst);
             let res = app.gql(Auth::Bearer(token), query, json!({"n": n})).await;
-            assert_eq!(res.data("scans")["edges"].as_array().unwrap().len(), n);
+            assert_eq!(res.data(root)["edges"].as_array().unwrap().len(), n);
             let spent = statements.load(Ordering::SeqCst) - before;
             (spent, log.lock().unwrap().clone())
         }
@@ -452,15 +468,16 @@ async fn nested_relations_cost_a_constant_number_of_statements() {
 
     let load = CpuLoad::start();
     for _ in 0..5 {
-        for n in [1, 10, 100] {
-            let (base, _) = cost(flat, n).await;
-            let (with_relations, statements) = cost(nested, n).await;
-            // Target, its latest scan, its open findings: one statement each.
-            assert_eq!(
-                with_relations,
-                base + 3,
-                "{n} rows: {base} statements without the relations, {with_relations} with: {statements:#?}"
-            );
+        for (root, flat, nested, relations) in shapes {
+            for n in [1, 10, 100] {
+                let (base, _) = cost(root, flat, n).await;
+                let (with_relations, statements) = cost(root, nested, n).await;
+                assert_eq!(
+                    with_relations,
+                    base + relations,
+                    "{root}, {n} rows: {base} statements without the relations, {with_relations} with: {statements:#?}"
+                );
+            }
         }
     }
     drop(load);
