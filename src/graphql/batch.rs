@@ -431,6 +431,31 @@ mod tests {
         }
     }
 
+    /// Resolvers that touch tokio resources (a semaphore here) spend the task's cooperative
+    /// budget; once it is spent, such a resource answers `Pending` and asks to be woken only
+    /// after the task's poll, which must not end the round early and split the batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spent_cooperative_budget_does_not_split_a_batch() {
+        let permits = Arc::new(tokio::sync::Semaphore::new(1));
+        let rounds = Arc::<Rounds>::default();
+        let (d, batcher) = doubler(&rounds, 1);
+        let batcher = Arc::new(batcher);
+        let item = move |k: u32| {
+            let (permits, batcher) = (permits.clone(), batcher.clone());
+            async move {
+                drop(permits.acquire().await.unwrap());
+                batcher.load_one(k).await
+            }
+        };
+        // On a worker of the runtime, where the budget applies and wake-ups can be deferred.
+        let execution = InRounds::new(rounds, Box::pin(join_all((0..1000).map(item))));
+        let answers = tokio::spawn(execution).await.unwrap();
+        assert_eq!(answers.len(), 1000);
+        let calls = calls(&d);
+        let sizes: Vec<_> = calls.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1000]);
+    }
+
     /// The caller that sent the batch may be dropped (a failed sibling cancels it); the others
     /// still get their answers.
     #[test]
