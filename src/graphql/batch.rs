@@ -11,6 +11,10 @@
 //! never on how busy the machine is or how fast the database answers, and a lone key waits for
 //! nothing.
 //!
+//! A caller that merely yields once (wakes itself, returns `Pending`) and then sends is not
+//! enough: `FuturesUnordered` polls a self-woken future again within the same pass when few of
+//! its siblings are queued, so the batch would go out before other objects' fields had asked.
+//!
 //! Nothing is cached: every batch is fetched afresh.
 
 use std::collections::{HashMap, HashSet};
