@@ -1,10 +1,9 @@
 use std::collections::HashMap;
 
-use async_graphql::dataloader::Loader;
 use async_graphql::{ComplexObject, Context, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::comment;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::{
@@ -12,26 +11,36 @@ use super::{
     TriageState,
 };
 use crate::error::AppError;
+use crate::graphql::batch::BatchFn;
+use crate::graphql::loaders::{load, OrgLoader, OrgScope};
 use crate::graphql::pagination::{OrderDirection, PageArgs, PagedConnection};
-use crate::graphql::{caller, loader, state};
+use crate::graphql::{caller, state};
 use crate::scans::graphql::ScanLoader;
 use crate::scans::Scan;
 use crate::targets::graphql::TargetLoader;
 use crate::targets::Target;
 
-/// Comments of each finding, oldest first.
-pub struct CommentsLoader(pub DatabaseConnection);
+/// Comments of each finding, oldest first, in the caller's org.
+pub struct CommentsLoader(OrgScope);
 
-impl Loader<Uuid> for CommentsLoader {
+impl OrgLoader for CommentsLoader {
+    fn new(scope: OrgScope) -> Self {
+        Self(scope)
+    }
+}
+
+impl BatchFn for CommentsLoader {
+    type Key = Uuid;
     type Value = Vec<Comment>;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<Comment>>, Self::Error> {
         let rows = comment::Entity::find()
+            .filter(comment::Column::OrgId.eq(self.0.org_id))
             .filter(comment::Column::FindingId.is_in(keys.iter().copied()))
             .order_by_asc(comment::Column::CreatedAt)
             .order_by_asc(comment::Column::Id)
-            .all(&self.0)
+            .all(&self.0.db)
             .await
             .map_err(AppError::from)?;
         let mut out: HashMap<Uuid, Vec<Comment>> = HashMap::new();
@@ -46,8 +55,7 @@ impl Loader<Uuid> for CommentsLoader {
 impl Finding {
     /// Where it was found.
     async fn target(&self, ctx: &Context<'_>) -> Result<Target> {
-        loader::<TargetLoader>(ctx)
-            .load_one(self.target_id)
+        load::<TargetLoader>(ctx, self.target_id)
             .await?
             .ok_or_else(|| AppError::not_found("target").into())
     }
@@ -55,15 +63,14 @@ impl Finding {
     /// The latest scan that saw it.
     async fn latest_scan(&self, ctx: &Context<'_>) -> Result<Option<Scan>> {
         match self.last_scan_id {
-            Some(id) => loader::<ScanLoader>(ctx).load_one(id).await,
+            Some(id) => load::<ScanLoader>(ctx, id).await,
             None => Ok(None),
         }
     }
 
     /// Notes on it, oldest first.
     async fn comments(&self, ctx: &Context<'_>) -> Result<Vec<Comment>> {
-        Ok(loader::<CommentsLoader>(ctx)
-            .load_one(self.id)
+        Ok(load::<CommentsLoader>(ctx, self.id)
             .await?
             .unwrap_or_default())
     }

@@ -1,22 +1,19 @@
 //! The GraphQL schema, assembled from the domain modules' objects, and the helpers resolvers
 //! share to reach the caller and the services.
 
+pub mod batch;
 pub mod costs;
 pub mod enums;
 pub mod limits;
+pub mod loaders;
 pub mod pagination;
 
 use async_graphql::{Context, MergedObject, Object, Schema, SimpleObject};
 
-use async_graphql::dataloader::DataLoader;
-
 use crate::app::AppState;
 use crate::context::{Ctx, RequestMeta};
 use crate::error::{AppError, AppResult};
-use crate::findings::graphql::CommentsLoader;
 use crate::live::graphql::SubscriptionRoot;
-use crate::scans::graphql::ScanLoader;
-use crate::targets::graphql::{LatestScanLoader, OpenCountsLoader, TargetLoader};
 
 /// The schema every surface executes against (REST rows run operations on it too).
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -94,28 +91,13 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         if !config.graphql_introspection {
             builder = builder.disable_introspection();
         }
-        let db = &state.db;
         builder = builder
-            .data(batching(TargetLoader(db.clone())))
-            .data(batching(LatestScanLoader(db.clone())))
-            .data(batching(OpenCountsLoader(db.clone())))
-            .data(batching(ScanLoader(db.clone())))
-            .data(batching(CommentsLoader(db.clone())))
+            .extension(loaders::PerRequestLoaders {
+                db: state.db.clone(),
+            })
             .data(state);
     }
     builder.finish()
-}
-
-/// A loader that batches the keys requested within a short window into one query; it does not
-/// cache across requests. The window must cover the time a page of objects takes to register
-/// its keys: a batch that goes out early costs one more query, never a wrong answer.
-fn batching<T: Send + Sync + 'static>(loader: T) -> DataLoader<T> {
-    DataLoader::new(loader, tokio::spawn).delay(std::time::Duration::from_millis(10))
-}
-
-/// A registered data loader.
-pub fn loader<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> &'a DataLoader<T> {
-    ctx.data_unchecked::<DataLoader<T>>()
 }
 
 /// The services.

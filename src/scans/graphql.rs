@@ -1,31 +1,40 @@
 use std::collections::HashMap;
 
-use async_graphql::dataloader::Loader;
 use async_graphql::{ComplexObject, Context, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::scan;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{Scan, ScanComparison, ScanFilter, ScanOrderField, ScanStatus, ScanSummary};
 use crate::error::AppError;
 use crate::findings::Finding;
+use crate::graphql::batch::BatchFn;
+use crate::graphql::loaders::{load, OrgLoader, OrgScope};
 use crate::graphql::pagination::{OrderDirection, PageArgs, PagedConnection};
-use crate::graphql::{caller, loader, state};
+use crate::graphql::{caller, state};
 use crate::targets::graphql::TargetLoader;
 use crate::targets::Target;
 
-/// Scans by id.
-pub struct ScanLoader(pub DatabaseConnection);
+/// Scans by id, in the caller's org.
+pub struct ScanLoader(OrgScope);
 
-impl Loader<Uuid> for ScanLoader {
+impl OrgLoader for ScanLoader {
+    fn new(scope: OrgScope) -> Self {
+        Self(scope)
+    }
+}
+
+impl BatchFn for ScanLoader {
+    type Key = Uuid;
     type Value = Scan;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Scan>, Self::Error> {
         let rows = scan::Entity::find()
+            .filter(scan::Column::OrgId.eq(self.0.org_id))
             .filter(scan::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0)
+            .all(&self.0.db)
             .await
             .map_err(AppError::from)?;
         Ok(rows.into_iter().map(|s| (s.id, Scan::from(s))).collect())
@@ -36,8 +45,7 @@ impl Loader<Uuid> for ScanLoader {
 impl Scan {
     /// What was scanned.
     async fn target(&self, ctx: &Context<'_>) -> Result<Target> {
-        loader::<TargetLoader>(ctx)
-            .load_one(self.target_id)
+        load::<TargetLoader>(ctx, self.target_id)
             .await?
             .ok_or_else(|| AppError::not_found("target").into())
     }

@@ -1,40 +1,56 @@
 use std::collections::HashMap;
 
-use async_graphql::dataloader::Loader;
 use async_graphql::{ComplexObject, Context, InputObject, Object, Result};
 use entity::{finding, scan, target};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::{Target, TargetFilter, TargetKind, TargetOrderField, TargetUpdate};
 use crate::error::AppError;
 use crate::findings::{Severity, SeverityCounts};
+use crate::graphql::batch::BatchFn;
+use crate::graphql::loaders::{load, OrgLoader, OrgScope};
 use crate::graphql::pagination::{OrderDirection, PageArgs, PagedConnection};
-use crate::graphql::{caller, loader, state};
+use crate::graphql::{caller, state};
 use crate::scans::Scan;
 
-/// Targets by id.
-pub struct TargetLoader(pub DatabaseConnection);
+/// Targets by id, in the caller's org.
+pub struct TargetLoader(OrgScope);
 
-impl Loader<Uuid> for TargetLoader {
+impl OrgLoader for TargetLoader {
+    fn new(scope: OrgScope) -> Self {
+        Self(scope)
+    }
+}
+
+impl BatchFn for TargetLoader {
+    type Key = Uuid;
     type Value = Target;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Target>, Self::Error> {
         let rows = target::Entity::find()
+            .filter(target::Column::OrgId.eq(self.0.org_id))
             .filter(target::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0)
+            .all(&self.0.db)
             .await
             .map_err(AppError::from)?;
         Ok(rows.into_iter().map(|t| (t.id, Target::from(t))).collect())
     }
 }
 
-/// The latest scan of each target, in one query.
-pub struct LatestScanLoader(pub DatabaseConnection);
+/// The latest scan of each target, in one query, in the caller's org.
+pub struct LatestScanLoader(OrgScope);
 
-impl Loader<Uuid> for LatestScanLoader {
+impl OrgLoader for LatestScanLoader {
+    fn new(scope: OrgScope) -> Self {
+        Self(scope)
+    }
+}
+
+impl BatchFn for LatestScanLoader {
+    type Key = Uuid;
     type Value = Scan;
     type Error = async_graphql::Error;
 
@@ -43,10 +59,12 @@ impl Loader<Uuid> for LatestScanLoader {
             .column(scan::Column::TargetId)
             .expr(Func::max(Expr::col(scan::Column::ScannedAt)))
             .from(scan::Entity)
+            .and_where(Expr::col(scan::Column::OrgId).eq(self.0.org_id))
             .and_where(Expr::col(scan::Column::TargetId).is_in(keys.iter().copied()))
             .group_by_col(scan::Column::TargetId)
             .to_owned();
         let rows = scan::Entity::find()
+            .filter(scan::Column::OrgId.eq(self.0.org_id))
             .filter(
                 Expr::tuple([
                     Expr::col((scan::Entity, scan::Column::TargetId)),
@@ -54,7 +72,7 @@ impl Loader<Uuid> for LatestScanLoader {
                 ])
                 .in_subquery(latest),
             )
-            .all(&self.0)
+            .all(&self.0.db)
             .await
             .map_err(AppError::from)?;
         let mut out = HashMap::new();
@@ -69,10 +87,17 @@ impl Loader<Uuid> for LatestScanLoader {
     }
 }
 
-/// Open findings per severity of each target, in one grouped query.
-pub struct OpenCountsLoader(pub DatabaseConnection);
+/// Open findings per severity of each target, in one grouped query, in the caller's org.
+pub struct OpenCountsLoader(OrgScope);
 
-impl Loader<Uuid> for OpenCountsLoader {
+impl OrgLoader for OpenCountsLoader {
+    fn new(scope: OrgScope) -> Self {
+        Self(scope)
+    }
+}
+
+impl BatchFn for OpenCountsLoader {
+    type Key = Uuid;
     type Value = SeverityCounts;
     type Error = async_graphql::Error;
 
@@ -82,12 +107,13 @@ impl Loader<Uuid> for OpenCountsLoader {
             .column(finding::Column::TargetId)
             .column(finding::Column::Severity)
             .column_as(finding::Column::Id.count(), "n")
+            .filter(finding::Column::OrgId.eq(self.0.org_id))
             .filter(finding::Column::TargetId.is_in(keys.iter().copied()))
             .filter(finding::Column::Status.eq("open"))
             .group_by(finding::Column::TargetId)
             .group_by(finding::Column::Severity)
             .into_tuple()
-            .all(&self.0)
+            .all(&self.0.db)
             .await
             .map_err(AppError::from)?;
         let mut out: HashMap<Uuid, SeverityCounts> = keys
@@ -118,13 +144,12 @@ impl Target {
 
     /// The most recent scan of this target, whatever its status.
     async fn latest_scan(&self, ctx: &Context<'_>) -> Result<Option<Scan>> {
-        loader::<LatestScanLoader>(ctx).load_one(self.id).await
+        load::<LatestScanLoader>(ctx, self.id).await
     }
 
     /// Open findings per severity.
     async fn open_findings(&self, ctx: &Context<'_>) -> Result<SeverityCounts> {
-        Ok(loader::<OpenCountsLoader>(ctx)
-            .load_one(self.id)
+        Ok(load::<OpenCountsLoader>(ctx, self.id)
             .await?
             .unwrap_or_default())
     }

@@ -351,12 +351,69 @@ async fn trends_and_fleet_match_hand_computed_answers() {
     assert_eq!(bad.code(), Some("VALIDATION_FAILED"));
 }
 
-/// Loaders batch by time window, so the count is measured in a process of its own where no
-/// other test competes for the CPU (see `nested_relations_cost_a_constant_number_of_statements`).
-#[tokio::test]
-#[ignore = "run by nested_relations_cost_a_constant_number_of_statements in its own process"]
-async fn statement_counts_child() {
-    let tc = TestConfig::new().await;
+/// Burns CPU until dropped: OS threads spinning on every core, and tasks on the test's runtime
+/// that keep its workers busy beside the server's own tasks.
+struct CpuLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl CpuLoad {
+    fn start() -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let spin = |stop: &std::sync::atomic::AtomicBool| {
+            let mut x = 0u64;
+            for i in 0..20_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            !stop.load(Ordering::Relaxed)
+        };
+        let threads = (0..2 * cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || while spin(&stop) {})
+            })
+            .collect();
+        let tasks = (0..2 * cores)
+            .map(|_| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    while spin(&stop) {
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            threads,
+            tasks,
+        }
+    }
+}
+
+impl Drop for CpuLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Each nested relation costs one statement per query, however many rows and however busy the
+/// machine: loaders batch what one resolver level asks for, with no timing involved. Measured
+/// five times per size, while other threads and tasks compete for every core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nested_relations_cost_a_constant_number_of_statements() {
+    let mut tc = TestConfig::new().await;
+    // No workers: their polling for jobs would add statements at random moments.
+    tc.config.workers = 0;
     let mut backends = rampart::app::open_backends(&tc.config).await.unwrap();
     let statements = Arc::new(AtomicUsize::new(0));
     let counter = statements.clone();
@@ -378,38 +435,53 @@ async fn statement_counts_child() {
         let s = scan(db, &t, "complete", now - Duration::minutes(i), Some(50.0)).await;
         finding(db, &t, &format!("f{i}"), "high", "x", &[&s]).await;
     }
-    let query = "query($n: Int) { scans(pageSize: $n) { totalCount edges { node { id counts { total } target { name lastScore latestScan { id } openFindings { high total } } } } } }";
-    // Batching is by time window, so a loaded machine can split a batch now and then: each
-    // measurement is taken up to three times. An N+1 would cost ~100 more statements at 100
-    // rows on every attempt, so it cannot pass.
-    let mut attempts = Vec::new();
-    for _ in 0..3 {
-        let mut costs = Vec::new();
-        for n in [1, 10, 100] {
+    // Each query beside the same page without the relations (what the request costs besides
+    // its loaders), and the statements the relations add: one per relation.
+    let shapes = [
+        (
+            "scans",
+            "query($n: Int) { scans(pageSize: $n) { totalCount edges { node { id counts { total } } } } }",
+            // Target, its latest scan, its open findings.
+            "query($n: Int) { scans(pageSize: $n) { totalCount edges { node { id counts { total } target { name lastScore latestScan { id } openFindings { high total } } } } } }",
+            3,
+        ),
+        (
+            "findings",
+            "query($n: Int) { findings(pageSize: $n) { totalCount edges { node { id title } } } }",
+            // Every loader, at two depths, with batches of different depths in flight at once:
+            // target, its latest scan and open findings; latest scan and its target; comments.
+            "query($n: Int) { findings(pageSize: $n) { totalCount edges { node { id title target { name latestScan { id } openFindings { total } } latestScan { id target { name } } comments { body } } } } }",
+            6,
+        ),
+    ];
+    let cost = |root: &'static str, query: &'static str, n: usize| {
+        let (app, token, statements, log) = (&app, &token, &statements, &log);
+        async move {
             log.lock().unwrap().clear();
             let before = statements.load(Ordering::SeqCst);
-            let res = app.gql(Auth::Bearer(&token), query, json!({"n": n})).await;
-            assert_eq!(res.data("scans")["edges"].as_array().unwrap().len(), n);
-            costs.push(statements.load(Ordering::SeqCst) - before);
-            println!("{n} rows: {:#?}", log.lock().unwrap());
+            let res = app.gql(Auth::Bearer(token), query, json!({"n": n})).await;
+            assert_eq!(res.data(root)["edges"].as_array().unwrap().len(), n);
+            let spent = statements.load(Ordering::SeqCst) - before;
+            (spent, log.lock().unwrap().clone())
         }
-        let constant = costs.windows(2).all(|w| w[0] == w[1]);
-        attempts.push(costs);
-        if constant {
-            break;
+    };
+
+    let load = CpuLoad::start();
+    for _ in 0..5 {
+        for (root, flat, nested, relations) in shapes {
+            for n in [1, 10, 100] {
+                let (base, _) = cost(root, flat, n).await;
+                let (with_relations, statements) = cost(root, nested, n).await;
+                assert_eq!(
+                    with_relations,
+                    base + relations,
+                    "{root}, {n} rows: {base} statements without the relations, {with_relations} with: {statements:#?}"
+                );
+            }
         }
     }
-    let last = attempts.last().unwrap();
-    assert!(
-        last.windows(2).all(|w| w[0] == w[1]),
-        "statements for 1, 10, 100 rows: {attempts:?}"
-    );
+    drop(load);
     drop(tc);
-}
-
-#[test]
-fn nested_relations_cost_a_constant_number_of_statements() {
-    crate::support::run_in_own_process("graphql_api::statement_counts_child");
 }
 
 #[tokio::test]

@@ -373,3 +373,162 @@ async fn isolation_matrix() {
         .await;
     assert_eq!(me.data("organization")["id"], org_b);
 }
+
+/// One GraphQL operation over the WebSocket (`graphql-transport-ws`) as `token`: its payload.
+async fn over_websocket(app: &TestApp, token: &str, query: &str) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    for message in [
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}),
+        json!({"type": "subscribe", "id": "1", "payload": {"query": query}}),
+    ] {
+        ws.send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(30), ws.next())
+            .await
+            .expect("an answer in time");
+        let Some(Ok(Message::Text(text))) = message else {
+            panic!("the socket ended: {message:?}");
+        };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        match message["type"].as_str() {
+            Some("next") => return message["payload"].clone(),
+            Some("error") => panic!("{message}"),
+            _ => {}
+        }
+    }
+}
+
+/// Nested fields load in the caller's org only, on every surface that runs the schema. The
+/// rows below point across orgs on purpose (the foreign keys allow it): each would show org A's
+/// data through org B's nested fields if a loader did not filter by the caller's org.
+#[tokio::test]
+async fn nested_fields_load_only_the_callers_org() {
+    use chrono::{Duration, Utc};
+    use entity::{comment, target as target_row};
+    use sea_orm::{ActiveModelTrait, Set};
+
+    use crate::support::builders::{finding, org_id, scan, target};
+
+    let app = TestApp::spawn().await;
+    let owner = app.login_admin().await;
+    let db = &app.state.db;
+    let org_a = org_id(db, "default").await;
+    let (org_b, as_b) = app.switch_to_new_org(&owner, "Beta").await;
+    let org_b: uuid::Uuid = org_b.as_str().unwrap().parse().unwrap();
+    let now = Utc::now();
+    // A's target and scan; B's target, its scan, and a finding on it whose latest scan is A's.
+    let ta = target(db, org_a, "repository", "alpha-secret", json!({})).await;
+    let sa = scan(db, &ta, "complete", now - Duration::hours(3), Some(90.0)).await;
+    let tb = target(db, org_b, "repository", "beta", json!({})).await;
+    let sb = scan(db, &tb, "complete", now - Duration::hours(2), Some(20.0)).await;
+    let fb = finding(db, &tb, "fb", "high", "B's finding", &[&sa]).await;
+    // Rows of A about B's objects: a newer scan of B's target, an open critical finding on it,
+    // a comment on B's finding.
+    let tb_in_a = target_row::Model {
+        org_id: org_a,
+        ..tb.clone()
+    };
+    let sx = scan(
+        db,
+        &tb_in_a,
+        "complete",
+        now - Duration::hours(1),
+        Some(99.0),
+    )
+    .await;
+    finding(db, &tb_in_a, "fx", "critical", "A's finding", &[&sx]).await;
+    comment::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        org_id: Set(org_a),
+        finding_id: Set(fb.id),
+        author_id: Set(None),
+        author_label: Set("someone@alpha.test".into()),
+        body: Set("alpha-secret comment".into()),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    // A row of B about A's target: a scan of B whose target is A's.
+    let ta_in_b = target_row::Model {
+        org_id: org_b,
+        ..ta.clone()
+    };
+    let sy = scan(
+        db,
+        &ta_in_b,
+        "complete",
+        now - Duration::hours(4),
+        Some(10.0),
+    )
+    .await;
+
+    let targets = "{ targets { edges { node { name latestScan { id } openFindings { critical high total } } } } }";
+    let findings = "{ findings { edges { node { title target { name } latestScan { id } comments { body } } } } }";
+    let b_targets = json!({"targets": {"edges": [{"node": {
+        "name": "beta",
+        "latestScan": {"id": sb.id},
+        "openFindings": {"critical": 0, "high": 1, "total": 1},
+    }}]}});
+    let b_findings = json!({"findings": {"edges": [{"node": {
+        "title": "B's finding",
+        "target": {"name": "beta"},
+        "latestScan": null,
+        "comments": [],
+    }}]}});
+
+    // POST /graphql.
+    let over_http = app.gql(Auth::Bearer(&as_b), targets, json!({})).await;
+    assert_eq!(over_http.body, json!({"data": b_targets}));
+    let over_http = app.gql(Auth::Bearer(&as_b), findings, json!({})).await;
+    assert_eq!(over_http.body, json!({"data": b_findings}));
+    let foreign_target = app
+        .gql(
+            Auth::Bearer(&as_b),
+            "query($id: UUID!) { scan(id: $id) { target { name } } }",
+            json!({"id": sy.id}),
+        )
+        .await;
+    assert_eq!(foreign_target.code(), Some("NOT_FOUND"));
+    assert!(!foreign_target.body.to_string().contains("alpha-secret"));
+
+    // A WebSocket operation (its caller comes from `connection_init`).
+    assert_eq!(
+        over_websocket(&app, &as_b, targets).await,
+        json!({"data": b_targets})
+    );
+    assert_eq!(
+        over_websocket(&app, &as_b, findings).await,
+        json!({"data": b_findings})
+    );
+
+    // REST rows (`target { name kind }` of a scan goes through the loader).
+    let rest = |id: uuid::Uuid| {
+        app.http
+            .get(app.url(&format!("/api/v1/scans/{id}")))
+            .bearer_auth(&as_b)
+            .send()
+    };
+    let own = rest(sb.id).await.unwrap();
+    assert_eq!(own.status(), 200);
+    let own: Value = own.json().await.unwrap();
+    assert_eq!(own["data"]["target"]["name"], "beta", "{own}");
+    let foreign = rest(sy.id).await.unwrap();
+    assert_eq!(foreign.status(), 404);
+    let foreign: Value = foreign.json().await.unwrap();
+    assert!(!foreign.to_string().contains("alpha-secret"), "{foreign}");
+}
