@@ -145,6 +145,13 @@ pub struct Config {
     /// Seconds a shutting-down server waits for in-flight requests.
     #[arg(long, env = "RAMPART_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Milliseconds a request waits for a PostgreSQL connection, opening one included, before
+    /// it answers 503: an outage is reported at once instead of holding every request. (On
+    /// SQLite, which cannot go away, waits are for its write lock and its busy timeout bounds
+    /// them.)
+    #[arg(long, env = "RAMPART_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1000)]
+    pub db_acquire_timeout_ms: u64,
 }
 
 impl Config {
@@ -179,6 +186,7 @@ impl Config {
             graphql_introspection: true,
             demo: false,
             shutdown_grace_secs: 20,
+            db_acquire_timeout_ms: 1000,
         }
     }
 
@@ -191,6 +199,11 @@ impl Config {
                 self.data_dir.join("rampart.db").display()
             ),
         }
+    }
+
+    /// How long a request waits for a database connection.
+    pub fn db_acquire_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.db_acquire_timeout_ms.max(1))
     }
 
     /// S3 settings when a bucket is configured.

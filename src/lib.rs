@@ -21,6 +21,7 @@ pub mod orgs;
 pub mod rest;
 pub mod scans;
 pub mod secrets;
+pub mod setup;
 pub mod store;
 pub mod targets;
 pub mod trends;

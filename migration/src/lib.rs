@@ -16,6 +16,7 @@ mod m20261123_000003_integrations;
 mod m20261123_000004_jobs;
 mod m20261129_000005_lighter_finding_writes;
 mod m20261201_000006_progress_sequence;
+mod m20261201_000007_worker_heartbeat;
 
 /// Runs Rampart's migrations, in order.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_jobs::Migration),
             Box::new(m20261129_000005_lighter_finding_writes::Migration),
             Box::new(m20261201_000006_progress_sequence::Migration),
+            Box::new(m20261201_000007_worker_heartbeat::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod error;
 pub mod finding;
+pub mod fleet;
 pub mod fingerprint;
 pub mod formats;
 pub mod graphql;

@@ -62,7 +62,8 @@ fn assert_graphql_unavailable(answer: &(u16, Option<u64>, Value), backend: &str,
     let error = &answer.2["errors"][0];
     assert_eq!(
         error["extensions"]["code"], "SERVICE_UNAVAILABLE",
-        "{error}"
+        "{}",
+        answer.2
     );
     assert_eq!(error["extensions"]["statusCode"], 503, "{error}");
 }
@@ -144,7 +145,9 @@ async fn set_connections(admin_url: &str, db_name: &str, allowed: bool) {
 
 /// PostgreSQL stops taking connections to the app's database and ends the open ones: REST
 /// (through the auth middleware and through a REST row), GraphQL and the WebSocket each answer
-/// at once that the database is unavailable, and all is well again once it is back.
+/// at once that the database is unavailable, and all is well again once it is back. Then the
+/// server disappears altogether (connections refused): still a 503, within the pool's short
+/// wait instead of a long one.
 #[tokio::test]
 #[ignore = "PostgreSQL only: the embedded SQLite file has no server that can go away; \
             .ci/run runs it on the scale-out backends (cargo test --test integration outage:: -- --ignored)"]
@@ -154,12 +157,18 @@ async fn database_outage_answers_503_with_retry_after() {
         .postgres_url
         .clone()
         .expect("this test needs PostgreSQL: set RAMPART_TEST_DATABASE_URL");
-    let app = TestApp::spawn().await;
-    let db_url = app.state.config.database_url.clone().expect("PostgreSQL");
+    let test_config = TestConfig::for_env(&env).await;
+    let db_url = test_config.config.database_url.clone().expect("PostgreSQL");
     let db_name = db_url.rsplit('/').next().unwrap().to_string();
+    let proxy = Proxy::start(socket_of(&db_url)).await;
+    let mut config = test_config.config.clone();
+    config.database_url = Some(through(&db_url, proxy.addr));
+    let app = TestApp::spawn_with(config).await;
     let token = app.login_admin().await;
     let key = app.create_key(&token, "READ").await;
-    let secrets = database_secrets(&db_url, &db_name);
+    let mut secrets = database_secrets(&db_url, &db_name);
+    secrets.push(proxy.addr.to_string());
+    secrets.push(format!(":{}", proxy.addr.port()));
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let http = quick_client();
 
@@ -193,6 +202,20 @@ async fn database_outage_answers_503_with_retry_after() {
         answer(http.get(app.url("/api/v1/scans")).header("x-api-key", &key)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(websocket_init(&app, json!({"apiKey": key})).await, None);
+
+    // The server is gone: connecting is refused until the pool's wait runs out.
+    proxy.cut().await;
+    let scans = answer(http.get(app.url("/api/v1/scans")).header("x-api-key", &key)).await;
+    assert_unavailable(&scans, "database", &secrets);
+    let query = answer(
+        http.post(app.url("/graphql"))
+            .json(&json!({"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}})),
+    )
+    .await;
+    assert_graphql_unavailable(&query, "database", &secrets);
+    drop(app);
+    drop(test_config);
 }
 
 /// The object store fails for real (on S3: its connection is cut; on the embedded default:
