@@ -52,7 +52,11 @@ pub async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
         .await
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
 
-    let db = db::connect_with(&config.effective_database_url(), config.db_acquire_timeout()).await?;
+    let db = db::connect_with(
+        &config.effective_database_url(),
+        config.db_acquire_timeout(),
+    )
+    .await?;
     // Replicas starting together take turns; the ones after the first find nothing to apply.
     let lock = crate::setup::SetupLock::acquire(&db).await?;
     let migrated = db::migrate_up(&db).await;

@@ -354,7 +354,11 @@ impl AppError {
                 tracing::error!(error = format!("{cause:#}"), "internal error");
             }
             Self::Unavailable { backend, cause } => {
-                tracing::warn!(backend = backend.name(), error = format!("{cause:#}"), "backend unavailable");
+                tracing::warn!(
+                    backend = backend.name(),
+                    error = format!("{cause:#}"),
+                    "backend unavailable"
+                );
             }
             _ => {}
         }
@@ -463,7 +467,10 @@ mod tests {
         // The same when wrapped on its way up.
         let wrapped = anyhow::Error::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
             .context("loading the scan");
-        assert_eq!(AppError::from(wrapped).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            AppError::from(wrapped).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         // A statement that failed is a fault, not an outage.
         let fault = AppError::from(DbErr::Custom("syntax error".into()));
         assert_eq!(fault.status(), StatusCode::INTERNAL_SERVER_ERROR);

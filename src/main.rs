@@ -148,7 +148,11 @@ fn print_banner(base: &str, role: Role) {
 async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     tokio::fs::create_dir_all(&config.data_dir).await?;
-    let conn = db::connect_with(&config.effective_database_url(), config.db_acquire_timeout()).await?;
+    let conn = db::connect_with(
+        &config.effective_database_url(),
+        config.db_acquire_timeout(),
+    )
+    .await?;
     // Not while a starting server migrates.
     let lock = rampart::setup::SetupLock::acquire(&conn).await?;
     let done = match action {

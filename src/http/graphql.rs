@@ -34,7 +34,10 @@ pub async fn execute(
                 .and_then(|code| StatusCode::from_u16(u16::try_from(code).ok()?).ok()),
             _ => None,
         };
-        Some((status.unwrap_or(StatusCode::TOO_MANY_REQUESTS), secs.clone()))
+        Some((
+            status.unwrap_or(StatusCode::TOO_MANY_REQUESTS),
+            secs.clone(),
+        ))
     });
     let mut http = GraphQLResponse::from(response).into_response();
     if let Some((status, secs)) = retry {

@@ -11,8 +11,8 @@
 pub mod batch;
 pub mod error;
 pub mod finding;
-pub mod fleet;
 pub mod fingerprint;
+pub mod fleet;
 pub mod formats;
 pub mod graphql;
 pub mod jobs;

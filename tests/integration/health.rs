@@ -191,7 +191,10 @@ async fn worker_health_reports_live_workers_and_the_queue() {
 
     worker.stop().await;
     let gone = worker_health(&api).await;
-    assert_eq!(gone["status"], "down", "a stopped worker no longer counts: {gone}");
+    assert_eq!(
+        gone["status"], "down",
+        "a stopped worker no longer counts: {gone}"
+    );
     assert_eq!(gone["processes"], 0, "{gone}");
     drop(test_config);
 }

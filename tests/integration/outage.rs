@@ -11,8 +11,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::proxy::{socket_of, through, Proxy};
-use crate::support::{assert_envelope, Auth, TestApp, TestConfig, TestEnv, ADMIN_PASSWORD};
 use crate::support::ADMIN_EMAIL;
+use crate::support::{assert_envelope, Auth, TestApp, TestConfig, TestEnv, ADMIN_PASSWORD};
 use rampart::ingest::synthetic::{sarif, SyntheticResult};
 
 /// Far below the old 10 s pool wait, far above the 1 s one: an answer must come in this.
@@ -88,13 +88,15 @@ async fn websocket_init(app: &TestApp, payload: Value) -> Option<u16> {
     let mut request = format!("ws://{}/graphql/ws", app.addr)
         .into_client_request()
         .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut ws, _) = tokio::time::timeout(ANSWER_WITHIN, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("upgrade in time")
-        .expect("websocket");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) =
+        tokio::time::timeout(ANSWER_WITHIN, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("upgrade in time")
+            .expect("websocket");
     ws.send(Message::Text(
         json!({"type": "connection_init", "payload": payload})
             .to_string()
@@ -124,7 +126,9 @@ async fn websocket_init(app: &TestApp, payload: Value) -> Option<u16> {
 
 /// Stops or restores new connections to a test database, and ends the open ones.
 async fn set_connections(admin_url: &str, db_name: &str, allowed: bool) {
-    let admin = Database::connect(admin_url).await.expect("PostgreSQL admin");
+    let admin = Database::connect(admin_url)
+        .await
+        .expect("PostgreSQL admin");
     admin
         .execute_unprepared(&format!(
             "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS {allowed}"

@@ -98,7 +98,10 @@ fn worker_only_banner_names_only_what_it_serves() {
     let _ = child.kill();
     let _ = child.wait();
 
-    assert!(printed.contains("listening on http://127.0.0.1:"), "{printed}");
+    assert!(
+        printed.contains("listening on http://127.0.0.1:"),
+        "{printed}"
+    );
     assert!(printed.contains("/health/services"), "{printed}");
     assert!(printed.contains("worker"), "{printed}");
     for absent in ["GraphQL", "GraphiQL", "Swagger", "/docs", "/openapi.json"] {
