@@ -369,6 +369,9 @@ impl AppError {
         match self {
             Self::RateLimited { retry_after } => Some(*retry_after),
             Self::Unavailable { .. } => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            Self::Client { code, .. } if *code == ErrorCode::ServiceUnavailable => {
+                Some(UNAVAILABLE_RETRY_AFTER_SECS)
+            }
             _ => None,
         }
     }

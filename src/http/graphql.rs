@@ -9,9 +9,10 @@ use axum::Extension;
 use crate::context::{Ctx, RequestMeta};
 use crate::graphql::AppSchema;
 
-/// Runs one GraphQL request (or batch). An error that asks the client to come back later (rate
-/// limited: 429; a backend unavailable: 503) sets the status and `Retry-After`, so HTTP clients
-/// back off without reading the body.
+/// Runs one GraphQL request (or batch). An error that asks the client to come back later sets
+/// `Retry-After` and the status, so HTTP clients back off without reading the body: 429 when
+/// rate limited; 503 when a backend is unavailable and nothing could be answered (partial data
+/// keeps its 200).
 pub async fn execute(
     State(schema): State<AppSchema>,
     Extension(meta): Extension<RequestMeta>,
@@ -23,6 +24,7 @@ pub async fn execute(
         request = request.data(ctx);
     }
     let response = schema.execute(request).await;
+    let answered = response.data != async_graphql::Value::Null;
     let retry = response.errors.iter().find_map(|e| {
         let extensions = e.extensions.as_ref()?;
         let async_graphql::Value::Number(secs) = extensions.get("retryAfter")? else {
@@ -41,7 +43,9 @@ pub async fn execute(
     });
     let mut http = GraphQLResponse::from(response).into_response();
     if let Some((status, secs)) = retry {
-        *http.status_mut() = status;
+        if status == StatusCode::TOO_MANY_REQUESTS || !answered {
+            *http.status_mut() = status;
+        }
         if let Ok(value) = secs.to_string().parse() {
             http.headers_mut().insert(header::RETRY_AFTER, value);
         }

@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::error::{AppError, ErrorEnvelope};
 
+/// Why readiness fails when the schema is behind this binary.
+const PENDING: &str = "migrations pending";
+
 /// A check that takes longer than this counts as down: health must answer, never hang.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -191,7 +194,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         timed("", async move {
             match crate::db::migrations_current(&db).await {
                 Ok(true) => Ok(()),
-                Ok(false) => Err("migrations pending".to_string()),
+                Ok(false) => Err(PENDING.to_string()),
                 Err(e) => Err(format!("{e:#}")),
             }
         }),
@@ -204,7 +207,19 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     ]
     .iter()
     .filter(|(_, h)| h.status != ServiceStatus::Up)
-    .map(|(name, h)| format!("{name}: {}", h.error.as_deref().unwrap_or("down")))
+    .map(|(name, h)| {
+        // The cause (addresses, SDK words) goes to the log, the name to the client.
+        tracing::warn!(
+            check = name,
+            error = h.error.as_deref().unwrap_or("down"),
+            "not ready"
+        );
+        match (*name, h.error.as_deref()) {
+            ("migrations", Some(PENDING)) => PENDING.to_string(),
+            ("migrations", _) => "the migrations cannot be read".to_string(),
+            _ => format!("the {name} is unavailable"),
+        }
+    })
     .collect();
     if !failures.is_empty() {
         return AppError::unavailable(format!("not ready: {}", failures.join("; ")))

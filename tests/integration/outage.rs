@@ -201,6 +201,9 @@ async fn database_outage_answers_503_with_retry_after() {
     let closed = websocket_init(&app, json!({"apiKey": key})).await;
     assert_eq!(closed, Some(1013), "a retryable close code");
 
+    let ready = answer(http.get(app.url("/ready"))).await;
+    assert_unavailable(&ready, "database", &secrets);
+
     set_connections(&admin_url, &db_name, true).await;
     let (status, _, body) =
         answer(http.get(app.url("/api/v1/scans")).header("x-api-key", &key)).await;
@@ -283,6 +286,9 @@ async fn object_store_outage_answers_503_with_retry_after() {
     .await;
     assert_unavailable(&upload, "object store", &secrets);
     assert_envelope(&upload.2, 503, "SERVICE_UNAVAILABLE");
+
+    let ready = answer(http.get(app.url("/ready"))).await;
+    assert_unavailable(&ready, "object store", &secrets);
     drop(test_config);
 }
 
