@@ -4,8 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use entity::membership;
 use entity::prelude::*;
-use entity::{membership, organization};
 use rampart::App;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
@@ -31,21 +31,51 @@ async fn four_replicas_start_together_on_an_empty_database() {
         }
     }
     assert_eq!(apps.len(), 4);
+    assert_set_up_once(&tc).await;
+    drop(apps);
+}
 
+/// The other half: on a database already migrated but without users, four replicas reach the
+/// first-run set-up at the same moment (their backends are open, so nothing staggers them), and
+/// exactly one creates the first org and administrator; the others find them and start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_replicas_set_up_a_migrated_empty_database_once() {
+    let tc = TestConfig::new().await;
+    let mut backends = Vec::new();
+    for _ in 0..4 {
+        backends.push(
+            rampart::app::open_backends(&tc.config)
+                .await
+                .expect("backends open"),
+        );
+    }
+    let replicas: Vec<_> = backends
+        .into_iter()
+        .map(|backends| {
+            let config = tc.config.clone();
+            tokio::spawn(async move { App::build_with(config, backends).await })
+        })
+        .collect();
+    let mut apps = Vec::new();
+    for (n, replica) in replicas.into_iter().enumerate() {
+        match replica.await.expect("replica task") {
+            Ok(app) => apps.push(app),
+            Err(err) => panic!("replica {n} did not start: {err:#}"),
+        }
+    }
+    assert_eq!(apps.len(), 4);
+    assert_set_up_once(&tc).await;
+    drop(apps);
+}
+
+/// Exactly one org `default`, one user (the configured administrator) and its membership.
+async fn assert_set_up_once(tc: &TestConfig) {
     let db = rampart::db::connect(&tc.config.effective_database_url())
         .await
         .expect("database reachable");
     let orgs = Organization::find().all(&db).await.unwrap();
     assert_eq!(orgs.len(), 1, "{orgs:?}");
     assert_eq!(orgs[0].slug, "default");
-    assert_eq!(
-        Organization::find()
-            .filter(organization::Column::Slug.eq("default"))
-            .count(&db)
-            .await
-            .unwrap(),
-        1
-    );
     let users = User::find().all(&db).await.unwrap();
     assert_eq!(users.len(), 1, "{users:?}");
     assert_eq!(users[0].email, ADMIN_EMAIL);
@@ -56,7 +86,6 @@ async fn four_replicas_start_together_on_an_empty_database() {
         .await
         .unwrap();
     assert_eq!(owners, 1);
-    drop(apps);
 }
 
 /// A worker-only process serves its probes and nothing else, so its banner names only those.
