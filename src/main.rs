@@ -172,16 +172,24 @@ async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
 async fn seed_demo(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     let backends = rampart::app::open_backends(&config).await?;
+    // Not while a starting server sets the installation up.
+    let lock = rampart::setup::SetupLock::acquire(&backends.db).await?;
+    let seeded = seed_demo_locked(&config, &backends.db).await;
+    lock.release().await;
+    seeded
+}
+
+async fn seed_demo_locked(config: &Config, db: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
     app::announce_bootstrap(
         rampart::orgs::bootstrap_admin(
-            &backends.db,
+            db,
             config.admin_email.as_deref(),
             config.admin_password.as_deref(),
         )
         .await
         .map_err(|e| anyhow::anyhow!("creating the first administrator: {}", e.public_message()))?,
     );
-    if rampart::demo::seed(&backends.db)
+    if rampart::demo::seed(db)
         .await
         .map_err(|e| anyhow::anyhow!("seeding: {e:?}"))?
     {
