@@ -50,8 +50,16 @@ pub struct Backends {
 pub async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
     crate::private_fs::prepare_data_dir(config).await?;
 
-    let db = db::connect(&config.effective_database_url()).await?;
-    db::migrate_up(&db).await?;
+    let db = db::connect_with(
+        &config.effective_database_url(),
+        config.db_acquire_timeout(),
+    )
+    .await?;
+    // Replicas starting together take turns; the ones after the first find nothing to apply.
+    let lock = crate::setup::SetupLock::acquire(&db).await?;
+    let migrated = db::migrate_up(&db).await;
+    lock.release().await;
+    migrated?;
 
     let store: Arc<dyn ObjectStore> = match config.s3() {
         Some(s3) => {
@@ -107,6 +115,28 @@ pub fn announce_bootstrap(outcome: crate::orgs::Bootstrap) {
     }
 }
 
+/// Creates the first administrator on an empty database (and demo data when asked). Run under
+/// the set-up lock: each step looks before it writes, so running it again changes nothing.
+async fn first_run(config: &Config, db: &DatabaseConnection) -> anyhow::Result<()> {
+    announce_bootstrap(
+        crate::orgs::bootstrap_admin(
+            db,
+            config.admin_email.as_deref(),
+            config.admin_password.as_deref(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first administrator: {}", e.public_message()))?,
+    );
+    if config.demo
+        && crate::demo::seed(db)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding demo data: {e:?}"))?
+    {
+        tracing::info!("filled the empty installation with demo data");
+    }
+    Ok(())
+}
+
 /// A built server, bound to its port and ready to run.
 pub struct App {
     listener: TcpListener,
@@ -136,24 +166,12 @@ impl App {
             Some(url) => RateLimiter::redis(url, &config.redis_prefix)?,
             None => RateLimiter::in_memory(),
         };
-        announce_bootstrap(
-            crate::orgs::bootstrap_admin(
-                &backends.db,
-                config.admin_email.as_deref(),
-                config.admin_password.as_deref(),
-            )
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("creating the first administrator: {}", e.public_message())
-            })?,
-        );
-        if config.demo
-            && crate::demo::seed(&backends.db)
-                .await
-                .map_err(|e| anyhow::anyhow!("seeding demo data: {e:?}"))?
-        {
-            tracing::info!("filled the empty installation with demo data");
-        }
+        // First-run set-up once across replicas: the first to hold the lock creates the admin
+        // (and demo data); the others find it there.
+        let lock = crate::setup::SetupLock::acquire(&backends.db).await?;
+        let set_up = first_run(&config, &backends.db).await;
+        lock.release().await;
+        set_up?;
         let state = AppState {
             config: Arc::new(config),
             db: backends.db,
@@ -198,10 +216,25 @@ impl App {
         F: Future<Output = ()> + Send + 'static,
     {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
-        // Workers run beside the API unless this process is API-only; dropping the set at the
-        // end stops them (a job cut short is taken up again when its lease runs out).
-        let _workers = (self.state.config.role != crate::config::Role::Api)
+        // Workers run beside the API unless this process is API-only; they stop when serving
+        // ends (a job cut short is taken up again when its lease runs out).
+        // A process with no workers (`--workers 0`) has nothing to report a heartbeat for.
+        let runs_workers =
+            self.state.config.role != crate::config::Role::Api && self.state.config.workers > 0;
+        let workers = runs_workers
             .then(|| crate::ingest::worker::spawn(&self.state, self.state.jobs_wake.clone()));
+        let db = self.state.db.clone();
+        let result = self.serve(shutdown, grace).await;
+        if let Some(workers) = workers {
+            workers.stop(&db).await;
+        }
+        result
+    }
+
+    async fn serve<F>(self, shutdown: F, grace: Duration) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(
             self.listener,

@@ -170,6 +170,13 @@ pub struct Config {
     /// How many times one field may be selected under one parent (aliases included).
     #[arg(long, env = "RAMPART_GRAPHQL_MAX_ALIASES", default_value_t = 20)]
     pub graphql_max_aliases: usize,
+
+    /// Milliseconds a request waits for a PostgreSQL connection, opening one included, before
+    /// it answers 503: an outage is reported at once instead of holding every request. (On
+    /// SQLite, which cannot go away, waits are for its write lock and its busy timeout bounds
+    /// them.)
+    #[arg(long, env = "RAMPART_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1000)]
+    pub db_acquire_timeout_ms: u64,
 }
 
 impl Config {
@@ -209,6 +216,7 @@ impl Config {
             max_graphql_upload_bytes: 64 * 1024 * 1024,
             request_timeout_ms: 30_000,
             graphql_max_aliases: 20,
+            db_acquire_timeout_ms: 1000,
         }
     }
 
@@ -226,6 +234,11 @@ impl Config {
     /// Where the embedded SQLite database lives (used when no database URL is configured).
     pub fn embedded_database_path(&self) -> PathBuf {
         self.data_dir.join("rampart.db")
+    }
+
+    /// How long a request waits for a database connection.
+    pub fn db_acquire_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.db_acquire_timeout_ms.max(1))
     }
 
     /// S3 settings when a bucket is configured.

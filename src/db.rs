@@ -16,22 +16,45 @@ const SQLITE_HEAP_LIMIT_BYTES: &str = "100663296";
 /// The longest a PostgreSQL statement may run.
 const POSTGRES_STATEMENT_TIMEOUT: &str = "5min";
 
-/// Opens a pool on `url` with the settings Rampart relies on: WAL and foreign keys for SQLite,
-/// short connect timeouts everywhere so a wrong URL fails fast.
+/// How long tools and tests wait for a connection; the server takes it from its configuration.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// SQLite's pool waits: for a connection while others hold the write lock, as long as its busy
+/// timeout lets a writer wait for the lock itself.
+const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`connect_with`] and the default wait.
+///
+/// # Errors
+/// As [`connect_with`].
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_with(url, DEFAULT_ACQUIRE_TIMEOUT).await
+}
+
+/// Opens a pool on `url` with the settings Rampart relies on: WAL and foreign keys for SQLite;
+/// on PostgreSQL, a request waits at most `acquire_timeout` for a connection. sqlx opens
+/// connections inside that same wait (retrying a refused one until it runs out), so it bounds
+/// connecting too: a database that is down answers in that time, not after a long timeout.
 ///
 /// # Errors
 /// When the database cannot be reached; the message names it without its password.
-pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_with(
+    url: &str,
+    acquire_timeout: Duration,
+) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_string());
     options
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
+        .connect_timeout(acquire_timeout)
+        .acquire_timeout(acquire_timeout)
         .sqlx_logging(false);
     if url.starts_with("sqlite:") {
         // One writer at a time is SQLite's rule; a small pool keeps readers concurrent under WAL.
         // `synchronous = NORMAL` is WAL's recommended setting: commits stay atomic and the
         // database consistent after a crash, but the WAL is synced at checkpoints instead of on
         // every commit (a power cut can lose the last commits, never corrupt earlier ones).
+        options
+            .connect_timeout(SQLITE_ACQUIRE_TIMEOUT)
+            .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT);
         options.max_connections(8).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

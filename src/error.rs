@@ -113,12 +113,52 @@ pub enum AppError {
     RateLimited {
         retry_after: u64,
     },
+    /// A backend the request needs cannot be reached; the cause is logged, never shown.
+    Unavailable {
+        backend: Backend,
+        cause: anyhow::Error,
+    },
     Internal(anyhow::Error),
 }
 
+/// A backend a request may depend on, as 503 answers name it: never its address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Database,
+    ObjectStore,
+    EventBus,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::ObjectStore => "object store",
+            Self::EventBus => "event bus",
+        }
+    }
+}
+
+/// What `Retry-After` says when a backend is unavailable: outages worth answering 503 for are
+/// restarts and fail-overs, seconds long.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 impl From<anyhow::Error> for AppError {
+    /// Internal, unless a database error in its chain says the database cannot be reached.
     fn from(err: anyhow::Error) -> Self {
-        Self::Internal(err)
+        let unreachable = err.chain().any(|cause| {
+            cause
+                .downcast_ref::<sea_orm::DbErr>()
+                .is_some_and(database_unreachable)
+                || cause
+                    .downcast_ref::<sea_orm::sqlx::Error>()
+                    .is_some_and(sqlx_unreachable)
+        });
+        if unreachable {
+            Self::backend_unavailable(Backend::Database, err)
+        } else {
+            Self::Internal(err)
+        }
     }
 }
 
@@ -154,6 +194,14 @@ impl AppError {
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::client(ErrorCode::ServiceUnavailable, message)
+    }
+
+    /// `backend` failed or cannot be reached: 503 with `Retry-After`, naming the backend only.
+    pub fn backend_unavailable(backend: Backend, cause: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable {
+            backend,
+            cause: cause.into(),
+        }
     }
 
     pub fn payload_too_large(message: impl Into<String>) -> Self {
@@ -203,6 +251,7 @@ impl AppError {
         match self {
             Self::Client { code, .. } => *code,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable { .. } => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -217,6 +266,9 @@ impl AppError {
             Self::Client { message, .. } => message.clone(),
             Self::RateLimited { retry_after } => {
                 format!("too many requests; retry in {retry_after} s")
+            }
+            Self::Unavailable { backend, .. } => {
+                format!("the {} is unavailable; retry later", backend.name())
             }
             Self::Internal(_) => "internal server error".to_string(),
         }
@@ -242,7 +294,39 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
+        if database_unreachable(&err) {
+            return Self::backend_unavailable(Backend::Database, err);
+        }
         Self::Internal(anyhow::Error::new(err).context("database"))
+    }
+}
+
+/// Whether a database error means the database cannot be reached (down, restarting, refusing
+/// connections, the connection lost), as opposed to a statement that failed: the one place
+/// that tells an outage (503) from a fault (500).
+pub fn database_unreachable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        // No connection could be had from the pool in time, or none could be opened.
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            sqlx_unreachable(e)
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_unreachable(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed => true,
+        Error::WorkerCrashed => true,
+        // PostgreSQL: connection exceptions (class 08), the server shutting down or starting
+        // up, or out of connection slots.
+        Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 
@@ -265,8 +349,30 @@ impl AppError {
     /// Logs an internal cause once, where it is turned into an answer. The request id is on the
     /// enclosing span, so the line can be matched to the request.
     fn log_if_internal(&self) {
-        if let Self::Internal(cause) = self {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+            }
+            Self::Unavailable { backend, cause } => {
+                tracing::warn!(
+                    backend = backend.name(),
+                    error = format!("{cause:#}"),
+                    "backend unavailable"
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Seconds the client should wait before trying again, for errors that ask it to.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Unavailable { .. } => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            Self::Client { code, .. } if *code == ErrorCode::ServiceUnavailable => {
+                Some(UNAVAILABLE_RETRY_AFTER_SECS)
+            }
+            _ => None,
         }
     }
 }
@@ -275,7 +381,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.log_if_internal();
         let mut res = (self.status(), Json(self.envelope())).into_response();
-        if let Self::RateLimited { retry_after } = self {
+        if let Some(retry_after) = self.retry_after() {
             res.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, retry_after.into());
         }
@@ -290,8 +396,8 @@ impl From<AppError> for async_graphql::Error {
         gql = gql.extend_with(|_, ext| {
             ext.set("code", err.code().as_str());
             ext.set("statusCode", err.status().as_u16());
-            if let AppError::RateLimited { retry_after } = &err {
-                ext.set("retryAfter", *retry_after);
+            if let Some(retry_after) = err.retry_after() {
+                ext.set("retryAfter", retry_after);
             }
             if !err.details().is_empty() {
                 let details: Vec<async_graphql::Value> = err
@@ -337,5 +443,40 @@ mod tests {
         let env = serde_json::to_value(err.envelope()).unwrap();
         assert_eq!(env["statusCode"], 422);
         assert_eq!(env["details"][0]["field"], "email");
+    }
+
+    #[test]
+    fn unreachable_database_is_a_503_naming_only_the_database() {
+        use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connect to 10.0.0.7:5432 refused",
+        );
+        let outages = [
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            DbErr::Conn(RuntimeErr::Internal("db.internal:5432".into())),
+            DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
+                sea_orm::sqlx::Error::Io(refused),
+            ))),
+        ];
+        for outage in outages {
+            let err = AppError::from(outage);
+            let env = serde_json::to_value(err.envelope()).unwrap();
+            assert_eq!(env["statusCode"], 503, "{env}");
+            assert_eq!(env["code"], "SERVICE_UNAVAILABLE");
+            assert_eq!(env["error"], "the database is unavailable; retry later");
+            assert_eq!(err.retry_after(), Some(UNAVAILABLE_RETRY_AFTER_SECS));
+        }
+        // The same when wrapped on its way up.
+        let wrapped = anyhow::Error::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
+            .context("loading the scan");
+        assert_eq!(
+            AppError::from(wrapped).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // A statement that failed is a fault, not an outage.
+        let fault = AppError::from(DbErr::Custom("syntax error".into()));
+        assert_eq!(fault.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(fault.retry_after(), None);
     }
 }

@@ -23,6 +23,7 @@ pub mod private_fs;
 pub mod rest;
 pub mod scans;
 pub mod secrets;
+pub mod setup;
 pub mod store;
 pub mod targets;
 pub mod trends;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
-use rampart::config::{Config, LogFormat};
+use rampart::config::{Config, LogFormat, Role};
 use rampart::{app, db, App};
 use tracing_subscriber::EnvFilter;
 
@@ -113,23 +113,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         event_bus = state.bus.kind(),
         "backends ready"
     );
-    print_banner(&base);
+    print_banner(&base, state.config.role);
     app.run_until(app::shutdown_signal()).await
 }
 
 /// Where everything is, in one write; a closed or full stdout must not stop the server (a
-/// `println!` on a closed pipe would panic), so write errors are ignored.
-fn print_banner(base: &str) {
+/// `println!` on a closed pipe would panic), so write errors are ignored. A worker-only
+/// process serves only its probes, so it names only those.
+fn print_banner(base: &str, role: Role) {
     use std::io::Write as _;
-    let banner = format!(
-        "Rampart {version} listening on {base}\n\
-         \x20 GraphQL endpoint   {base}/graphql\n\
-         \x20 GraphiQL           {base}/graphql\n\
-         \x20 Swagger UI         {base}/docs\n\
-         \x20 OpenAPI document   {base}/openapi.json\n\
-         \x20 Health             {base}/health/services\n",
-        version = env!("CARGO_PKG_VERSION"),
-    );
+    let version = env!("CARGO_PKG_VERSION");
+    let banner = if role == Role::Worker {
+        format!(
+            "Rampart {version} worker listening on {base} (probes only)\n\
+             \x20 Readiness          {base}/ready\n\
+             \x20 Health             {base}/health/services\n",
+        )
+    } else {
+        format!(
+            "Rampart {version} listening on {base}\n\
+             \x20 GraphQL endpoint   {base}/graphql\n\
+             \x20 GraphiQL           {base}/graphql\n\
+             \x20 Swagger UI         {base}/docs\n\
+             \x20 OpenAPI document   {base}/openapi.json\n\
+             \x20 Health             {base}/health/services\n",
+        )
+    };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
         .write_all(banner.as_bytes())
@@ -139,13 +148,21 @@ fn print_banner(base: &str) {
 async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     rampart::private_fs::prepare_data_dir(&config).await?;
-    let conn = db::connect(&config.effective_database_url()).await?;
-    match action {
-        MigrateAction::Up => Migrator::up(&conn, None).await?,
-        MigrateAction::Down { all: true, .. } => Migrator::reset(&conn).await?,
-        MigrateAction::Down { steps, .. } => Migrator::down(&conn, Some(steps)).await?,
-        MigrateAction::Status => {}
-    }
+    let conn = db::connect_with(
+        &config.effective_database_url(),
+        config.db_acquire_timeout(),
+    )
+    .await?;
+    // Not while a starting server migrates.
+    let lock = rampart::setup::SetupLock::acquire(&conn).await?;
+    let done = match action {
+        MigrateAction::Up => Migrator::up(&conn, None).await,
+        MigrateAction::Down { all: true, .. } => Migrator::reset(&conn).await,
+        MigrateAction::Down { steps, .. } => Migrator::down(&conn, Some(steps)).await,
+        MigrateAction::Status => Ok(()),
+    };
+    lock.release().await;
+    done?;
     for migration in Migrator::get_migration_with_status(&conn).await? {
         println!("{:?}\t{}", migration.status(), migration.name());
     }
@@ -155,16 +172,24 @@ async fn migrate(action: MigrateAction, config: Config) -> anyhow::Result<()> {
 async fn seed_demo(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     let backends = rampart::app::open_backends(&config).await?;
+    // Not while a starting server sets the installation up.
+    let lock = rampart::setup::SetupLock::acquire(&backends.db).await?;
+    let seeded = seed_demo_locked(&config, &backends.db).await;
+    lock.release().await;
+    seeded
+}
+
+async fn seed_demo_locked(config: &Config, db: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
     app::announce_bootstrap(
         rampart::orgs::bootstrap_admin(
-            &backends.db,
+            db,
             config.admin_email.as_deref(),
             config.admin_password.as_deref(),
         )
         .await
         .map_err(|e| anyhow::anyhow!("creating the first administrator: {}", e.public_message()))?,
     );
-    if rampart::demo::seed(&backends.db)
+    if rampart::demo::seed(db)
         .await
         .map_err(|e| anyhow::anyhow!("seeding: {e:?}"))?
     {

@@ -66,18 +66,36 @@ async fn read_secret(path: &Path) -> anyhow::Result<Option<Secret>> {
     }
 }
 
+/// Writes `contents` to `path` unless it exists, so that no reader ever sees it half written:
+/// the bytes go to a private temporary file first, which is then hard-linked into place (a link
+/// never replaces an existing file, and appears whole). Processes starting together on one
+/// data directory then all read the one secret that won.
 async fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    match crate::private_fs::create_new_file(path).await {
-        Ok(mut file) => {
-            use tokio::io::AsyncWriteExt;
-            file.write_all(contents).await?;
-            file.sync_all().await?;
-            Ok(())
-        }
-        // Another process won the race; its secret is the one to use.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+    let temp = std::path::PathBuf::from(temp);
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let written = async {
+        use tokio::io::AsyncWriteExt;
+        let mut file = options.open(&temp).await?;
+        file.write_all(contents).await?;
+        file.sync_all().await
     }
+    .await
+    .with_context(|| format!("cannot write {}", temp.display()));
+    let linked = match written {
+        Ok(()) => match tokio::fs::hard_link(&temp, path).await {
+            // Another process won the race; its secret is the one to use.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other.with_context(|| format!("cannot write {}", path.display())),
+        },
+        Err(e) => Err(e),
+    };
+    let _ = tokio::fs::remove_file(&temp).await;
+    linked
 }
 
 #[cfg(test)]
@@ -93,6 +111,27 @@ mod tests {
         assert_eq!(first.expose(), second.expose());
         assert_eq!(first.expose().len(), 64);
         assert_eq!(format!("{first:?}"), "Secret(***)");
+    }
+
+    /// Processes starting together on one data directory: each sees a whole secret, the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_starts_agree_on_one_whole_secret() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let config = Config::with_data_dir(dir.path());
+            let starts: Vec<_> = (0..8)
+                .map(|_| {
+                    let config = config.clone();
+                    tokio::spawn(async move { jwt_secret(&config).await })
+                })
+                .collect();
+            let mut secrets = Vec::new();
+            for start in starts {
+                secrets.push(start.await.unwrap().expect("a whole secret"));
+            }
+            assert!(secrets.iter().all(|s| s.expose() == secrets[0].expose()));
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
     }
 
     #[tokio::test]

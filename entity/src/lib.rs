@@ -21,6 +21,7 @@ pub mod target;
 pub mod user;
 pub mod webhook;
 pub mod webhook_delivery;
+pub mod worker_heartbeat;
 
 /// The `Entity` types under their table names, e.g. `Organization`, `ApiKey`.
 pub mod prelude {
@@ -40,4 +41,5 @@ pub mod prelude {
     pub use super::user::Entity as User;
     pub use super::webhook::Entity as Webhook;
     pub use super::webhook_delivery::Entity as WebhookDelivery;
+    pub use super::worker_heartbeat::Entity as WorkerHeartbeat;
 }

@@ -17,6 +17,7 @@ mod m20261123_000004_jobs;
 mod m20261129_000005_lighter_finding_writes;
 mod m20261201_000006_progress_sequence;
 mod m20261201_000007_invitations;
+mod m20261201_000008_worker_heartbeat;
 
 /// Runs Rampart's migrations, in order.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_lighter_finding_writes::Migration),
             Box::new(m20261201_000006_progress_sequence::Migration),
             Box::new(m20261201_000007_invitations::Migration),
+            Box::new(m20261201_000008_worker_heartbeat::Migration),
         ]
     }
 }

@@ -32,7 +32,10 @@ pub async fn enforce_envelope(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        // GraphQL answers (`application/graphql-response+json`) carry their errors already.
+        .is_some_and(|v| {
+            v.starts_with("application/json") || v.starts_with("application/graphql-response+json")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return res;
     }

@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::error::{AppError, ErrorEnvelope};
 
+/// Why readiness fails when the schema is behind this binary.
+const PENDING: &str = "migrations pending";
+
 /// A check that takes longer than this counts as down: health must answer, never hang.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -46,7 +49,72 @@ pub struct ServicesHealth {
     pub database: ServiceHealth,
     pub redis: ServiceHealth,
     pub object_store: ServiceHealth,
-    pub worker: ServiceHealth,
+    pub worker: WorkerHealth,
+}
+
+/// The background workers of every process on this database, and the queue they drain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkerHealth {
+    /// `up` while at least one worker process sends heartbeats; `down` when none does (queued
+    /// reports then wait) or the queue cannot be read.
+    pub status: ServiceStatus,
+    /// Round-trip time of the check in milliseconds.
+    pub latency: Option<f64>,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Processes running workers whose heartbeat is fresh.
+    pub processes: u64,
+    /// Workers across those processes.
+    pub workers: i64,
+    /// Jobs waiting for a worker.
+    pub queued: u64,
+    /// Jobs a worker holds now.
+    pub running: u64,
+    /// Seconds the longest-waiting job has been due; `null` when none is.
+    pub oldest_queued_secs: Option<f64>,
+}
+
+fn unreadable_queue(latency: Option<f64>, why: &str) -> WorkerHealth {
+    WorkerHealth {
+        status: ServiceStatus::Down,
+        latency,
+        error: Some(format!("the queue cannot be read: {why}")),
+        processes: 0,
+        workers: 0,
+        queued: 0,
+        running: 0,
+        oldest_queued_secs: None,
+    }
+}
+
+async fn workers(db: &sea_orm::DatabaseConnection) -> WorkerHealth {
+    let started = Instant::now();
+    let census = tokio::time::timeout(CHECK_TIMEOUT, crate::ingest::fleet::census(db)).await;
+    let latency = Some((started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0);
+    let census = match census {
+        Ok(Ok(census)) => census,
+        Ok(Err(err)) => return unreadable_queue(latency, &AppError::from(err).public_message()),
+        Err(_) => return unreadable_queue(latency, "timed out"),
+    };
+    let alive = census.processes > 0;
+    WorkerHealth {
+        status: if alive {
+            ServiceStatus::Up
+        } else {
+            ServiceStatus::Down
+        },
+        latency,
+        error: (!alive).then(|| "no worker process is sending heartbeats".to_string()),
+        processes: census.processes,
+        workers: census.workers,
+        queued: census.queued,
+        running: census.running,
+        oldest_queued_secs: census.oldest_due.map(|due| {
+            let waited = (chrono::Utc::now() - due).num_milliseconds().max(0);
+            waited as f64 / 1000.0
+        }),
+    }
 }
 
 /// Liveness answer.
@@ -126,7 +194,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         timed("", async move {
             match crate::db::migrations_current(&db).await {
                 Ok(true) => Ok(()),
-                Ok(false) => Err("migrations pending".to_string()),
+                Ok(false) => Err(PENDING.to_string()),
                 Err(e) => Err(format!("{e:#}")),
             }
         }),
@@ -139,7 +207,19 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     ]
     .iter()
     .filter(|(_, h)| h.status != ServiceStatus::Up)
-    .map(|(name, h)| format!("{name}: {}", h.error.as_deref().unwrap_or("down")))
+    .map(|(name, h)| {
+        // The cause (addresses, SDK words) goes to the log, the name to the client.
+        tracing::warn!(
+            check = name,
+            error = h.error.as_deref().unwrap_or("down"),
+            "not ready"
+        );
+        match (*name, h.error.as_deref()) {
+            ("migrations", Some(PENDING)) => PENDING.to_string(),
+            ("migrations", _) => "the migrations cannot be read".to_string(),
+            _ => format!("the {name} is unavailable"),
+        }
+    })
     .collect();
     if !failures.is_empty() {
         return AppError::unavailable(format!("not ready: {}", failures.join("; ")))
@@ -171,15 +251,16 @@ pub async fn services(State(state): State<AppState>) -> Json<ServicesHealth> {
             disabled("REDIS_URL is not set; events stay in this process")
         }
     };
-    let (database, redis, object_store) = tokio::join!(
+    let (database, redis, object_store, worker) = tokio::join!(
         timed(crate::db::backend_name(&state.db), state.db.ping()),
         redis,
         timed(state.store.kind(), state.store.check()),
+        workers(&state.db),
     );
     Json(ServicesHealth {
         database,
         redis,
         object_store,
-        worker: disabled("no background workers exist yet"),
+        worker,
     })
 }

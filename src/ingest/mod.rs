@@ -12,6 +12,7 @@ pub mod batch;
 pub mod error;
 pub mod finding;
 pub mod fingerprint;
+pub mod fleet;
 pub mod formats;
 pub mod graphql;
 pub mod jobs;

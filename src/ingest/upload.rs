@@ -17,7 +17,7 @@ use super::{
 };
 use crate::app::AppState;
 use crate::context::{Ctx, Permission};
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::{AppError, AppResult, Backend, ErrorCode};
 use crate::live::{self, ScanProgress};
 use crate::scans::{Scan, ScanStatus};
 use crate::store::{blocking_reader, put_hashed, ByteStream, StoreError};
@@ -104,11 +104,7 @@ pub async fn accept(
                 "reading the upload failed: {err}"
             )))
         }
-        Err(err) => {
-            return Err(AppError::unavailable(format!(
-                "the report could not be stored: {err}"
-            )))
-        }
+        Err(err) => return Err(AppError::backend_unavailable(Backend::ObjectStore, err)),
     };
     if receipt.size == 0 {
         discard(state, &raw_key).await;
@@ -303,7 +299,7 @@ async fn detect_stored(state: &AppState, key: &str) -> AppResult<Option<ReportFo
     })
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("detect task: {e}")))?
-    .map_err(|e| AppError::unavailable(format!("the stored report cannot be read: {e}")))
+    .map_err(|e| AppError::backend_unavailable(Backend::ObjectStore, e))
 }
 
 /// What the stored report says about itself (one streaming pass, stopping early).
@@ -325,9 +321,7 @@ async fn meta_of_stored(
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("metadata task: {e}")))?;
     match result {
-        Err(IngestError::Io(err)) => Err(AppError::unavailable(format!(
-            "the stored report cannot be read: {err}"
-        ))),
+        Err(IngestError::Io(err)) => Err(AppError::backend_unavailable(Backend::ObjectStore, err)),
         other => Ok(other),
     }
 }

@@ -7,23 +7,57 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::{jobs, pipeline};
+use super::{fleet, jobs, pipeline};
 use crate::app::AppState;
 
 /// How often an idle worker looks for jobs queued by other processes.
 const POLL: Duration = Duration::from_millis(500);
 
-/// Starts `state.config.workers` workers; they stop when the returned set is dropped.
-pub fn spawn(state: &AppState, wake: Arc<Notify>) -> JoinSet<()> {
+/// This process's running workers and their heartbeat.
+pub struct Workers {
+    set: JoinSet<()>,
+    heartbeat: fleet::Heartbeat,
+}
+
+impl Workers {
+    /// Stops the workers and removes their heartbeat, so they stop counting at once. (Only
+    /// dropping them stops them too; their heartbeat then goes stale.)
+    pub async fn stop(mut self, db: &sea_orm::DatabaseConnection) {
+        self.set.shutdown().await;
+        if let Err(err) = self.heartbeat.end(db).await {
+            tracing::warn!(error = ?err, "could not remove the workers' heartbeat");
+        }
+    }
+}
+
+/// Starts `state.config.workers` workers, once this process's first heartbeat is recorded (so
+/// a live worker is never missing from health), and keeps the heartbeat fresh beside them.
+pub fn spawn(state: &AppState, wake: Arc<Notify>) -> Workers {
     let mut set = JoinSet::new();
     let process = uuid::Uuid::new_v4().simple().to_string();
-    for n in 0..state.config.workers {
-        let state = state.clone();
-        let wake = wake.clone();
-        let name = format!("{}-{n}", &process[..12]);
-        set.spawn(async move { work(state, wake, name).await });
-    }
-    set
+    let heartbeat = fleet::Heartbeat::new(process.clone(), state.config.workers);
+    let state = state.clone();
+    let beating = heartbeat.clone();
+    set.spawn(async move {
+        if let Err(err) = beating.beat(&state.db).await {
+            tracing::warn!(error = ?err, "recording the workers' heartbeat failed");
+        }
+        // Aborting this task drops the set, which stops the workers.
+        let mut workers = JoinSet::new();
+        for n in 0..state.config.workers {
+            let state = state.clone();
+            let wake = wake.clone();
+            let name = format!("{}-{n}", &process[..12]);
+            workers.spawn(async move { work(state, wake, name).await });
+        }
+        loop {
+            tokio::time::sleep(fleet::HEARTBEAT_EVERY).await;
+            if let Err(err) = beating.beat(&state.db).await {
+                tracing::warn!(error = ?err, "recording the workers' heartbeat failed");
+            }
+        }
+    });
+    Workers { set, heartbeat }
 }
 
 async fn work(state: AppState, wake: Arc<Notify>, name: String) {

@@ -27,6 +27,9 @@ use crate::graphql::AppSchema;
 
 /// Rejections of `connection_init` start with this, so they can be closed with 4403.
 const FORBIDDEN: &str = "Forbidden: ";
+/// ...or with this when a backend is down, so they close with 1013 (try again later), not with
+/// a code that tells clients to give up.
+const UNAVAILABLE: &str = "Unavailable: ";
 /// How often the server pings an idle connection.
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// Read buffer per connection. Clients only send small protocol messages; the 128 KiB default
@@ -177,6 +180,7 @@ fn complete_message(quoted_id: &str) -> String {
 fn transport_close_code(code: u16, reason: &str) -> u16 {
     match code {
         1002 if reason.starts_with(FORBIDDEN) => 4403,
+        1002 if reason.starts_with(UNAVAILABLE) => 1013,
         1002 => 4400,
         1011 => 4401,
         other => other,
@@ -211,7 +215,11 @@ async fn serve(
             let ctx = authenticate(&init_state, &credential, init_meta.clone())
                 .await
                 .map_err(|e| {
-                    async_graphql::Error::new(format!("{FORBIDDEN}{}", e.public_message()))
+                    let kind = match e.code() {
+                        crate::error::ErrorCode::ServiceUnavailable => UNAVAILABLE,
+                        _ => FORBIDDEN,
+                    };
+                    async_graphql::Error::new(format!("{kind}{}", e.public_message()))
                 })?;
             let _ = init_caller.set(ctx.clone());
             let mut data = Data::default();
@@ -387,6 +395,10 @@ mod tests {
     fn close_codes_follow_the_protocol() {
         assert_eq!(transport_close_code(1002, "Forbidden: bad token"), 4403);
         assert_eq!(transport_close_code(1002, "invalid message"), 4400);
+        assert_eq!(
+            transport_close_code(1002, "Unavailable: the database is unavailable"),
+            1013
+        );
         assert_eq!(
             transport_close_code(1011, "The handshake is not completed."),
             4401

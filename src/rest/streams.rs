@@ -15,7 +15,7 @@ use super::row::Method;
 use super::translate::{self, RestRequest};
 use crate::app::AppState;
 use crate::context::{Ctx, Permission, RequestMeta};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Backend};
 use crate::graphql::AppSchema;
 use crate::ingest::upload::{self, UploadRequest};
 use crate::ingest::ReportFormat;
@@ -244,7 +244,7 @@ pub async fn raw(
         .store
         .get(key)
         .await
-        .map_err(|e| AppError::unavailable(format!("the object store failed: {e}")))?
+        .map_err(|e| AppError::backend_unavailable(Backend::ObjectStore, e))?
         .ok_or_else(|| AppError::not_found("raw report"))?;
     let mut res = Response::new(Body::from_stream(object.body));
     let h = res.headers_mut();

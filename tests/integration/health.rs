@@ -128,3 +128,81 @@ async fn scale_out_backends_cut_off_are_reported_down() {
     assert_not_ready(&app, "database").await;
     drop(test_config);
 }
+
+/// The `worker` entry of one process's health answer.
+async fn worker_health(app: &TestApp) -> serde_json::Value {
+    let (status, body) = app.get_json("/health/services").await;
+    assert_eq!(status, 200, "{body}");
+    body["worker"].clone()
+}
+
+/// The `worker` entry tells the truth across processes: live worker processes come from their
+/// heartbeats in the shared database, and the queue's depth and age from the job rows. An
+/// API-only process sees the queue grow while no worker lives, a worker-only process started
+/// beside it drains the queue, and once that worker stops it no longer counts.
+#[tokio::test]
+async fn worker_health_reports_live_workers_and_the_queue() {
+    use rampart::config::Role;
+    use rampart::ingest::synthetic::{sarif, SyntheticResult};
+
+    let test_config = TestConfig::new().await;
+    let mut api_only = test_config.config.clone();
+    api_only.role = Role::Api;
+    let api = TestApp::spawn_with(api_only).await;
+
+    let idle = worker_health(&api).await;
+    assert_eq!(idle["status"], "down", "no worker lives: {idle}");
+    assert_eq!(idle["processes"], 0, "{idle}");
+    assert_eq!(idle["queued"], 0, "{idle}");
+    assert_eq!(idle["running"], 0, "{idle}");
+    assert!(idle["oldest_queued_secs"].is_null(), "{idle}");
+
+    let token = api.login_admin().await;
+    let accepted = api
+        .ingest(
+            crate::support::Auth::Bearer(&token),
+            "target=queued&target_kind=repository",
+            sarif("bandit", (0..5).map(SyntheticResult::numbered)),
+        )
+        .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let waiting = worker_health(&api).await;
+    assert_eq!(waiting["status"], "down", "{waiting}");
+    assert_eq!(waiting["queued"], 1, "{waiting}");
+    assert_eq!(waiting["running"], 0, "{waiting}");
+    assert!(
+        waiting["oldest_queued_secs"]
+            .as_f64()
+            .is_some_and(|s| s >= 0.0),
+        "{waiting}"
+    );
+
+    let mut worker_only = test_config.config.clone();
+    worker_only.role = Role::Worker;
+    worker_only.workers = 3;
+    let worker = TestApp::spawn_with(worker_only).await;
+    let scan = api
+        .wait_scan(
+            crate::support::Auth::Bearer(&token),
+            accepted.body["data"]["id"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(scan["status"], "COMPLETE", "{scan}");
+    // The worker process wrote its first heartbeat before it claimed the job.
+    let working = worker_health(&api).await;
+    assert_eq!(working["status"], "up", "{working}");
+    assert_eq!(working["processes"], 1, "{working}");
+    assert_eq!(working["workers"], 3, "{working}");
+    assert_eq!(working["queued"], 0, "{working}");
+    assert_eq!(working["running"], 0, "{working}");
+    assert!(working["oldest_queued_secs"].is_null(), "{working}");
+
+    worker.stop().await;
+    let gone = worker_health(&api).await;
+    assert_eq!(
+        gone["status"], "down",
+        "a stopped worker no longer counts: {gone}"
+    );
+    assert_eq!(gone["processes"], 0, "{gone}");
+    drop(test_config);
+}
