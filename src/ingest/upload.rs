@@ -110,107 +110,124 @@ pub async fn accept(
             )))
         }
     };
-    if receipt.size == 0 {
-        discard(state, &raw_key).await;
-        return Err(AppError::bad_request(
-            "empty report: the request body has no bytes",
-        ));
-    }
-
-    // Learn from the report only what the client did not say.
-    let (format, meta, unreadable) = if target_name.is_some() && req.format.is_some() {
-        (req.format, None, None)
-    } else if target_name.is_some() {
-        (detect_stored(state, &raw_key).await?, None, None)
-    } else {
-        match meta_of_stored(state, &raw_key, req.format).await? {
-            Ok(meta) => (Some(meta.format), Some(meta), None),
-            Err(err) => (req.format, None, Some(err)),
+    // From here on the report is stored: whatever goes wrong (or if the request is dropped)
+    // it is removed again, so no object outlives a scan row that never came to be.
+    let mut stored = StoredReport::new(state, scan_id, raw_key.clone());
+    let result = async {
+        if receipt.size == 0 {
+            return Err(AppError::bad_request(
+                "empty report: the request body has no bytes",
+            ));
         }
-    };
-    let Some(name) = target_name
-        .clone()
-        .or_else(|| meta.as_ref().and_then(|m| m.target_name.clone()))
-    else {
-        discard(state, &raw_key).await;
-        return Err(match unreadable {
-            Some(err) => unreadable_error(&err),
-            None => AppError::invalid(
-                "target",
-                "not given, and the report does not name its target",
-            ),
-        });
-    };
-    let kind = req
-        .target_kind
-        .or_else(|| {
-            meta.as_ref()
-                .and_then(|m| m.target_kind.as_deref())
-                .and_then(|k| TargetKind::parse(k).ok())
-        })
-        .unwrap_or(TargetKind::Application);
-    let target = find_or_create_target(ctx, state, kind, &name).await?;
 
-    let now = Utc::now();
-    let queued = ScanProgress::new(scan_id, target.id, ScanStatus::Queued, "queued");
-    let row = scan::ActiveModel {
-        id: Set(scan_id),
-        org_id: Set(ctx.org_id),
-        target_id: Set(target.id),
-        status: Set(ScanStatus::Queued.as_str().into()),
-        source: Set("upload".into()),
-        scanner_name: Set(scanner
-            .or_else(|| meta.as_ref().map(|m| m.scanner_name.clone()))
-            .unwrap_or_default()),
-        scanner_version: Set(meta.as_ref().and_then(|m| m.scanner_version.clone())),
-        format: Set(format.map(|f| f.as_str().to_string())),
-        policy_tier: Set(policy_tier.or_else(|| meta.as_ref().and_then(|m| m.policy_tier.clone()))),
-        raw_key: Set(Some(raw_key.clone())),
-        raw_sha256: Set(Some(receipt.sha256.clone())),
-        raw_size: Set(Some(receipt.size as i64)),
-        progress: Set(serde_json::to_value(&queued).ok()),
-        idempotency_key: Set(idempotency_key.clone()),
-        created_by: Set(Some(ctx.actor_label())),
-        scanned_at: Set(now),
-        created_at: Set(now),
-        ..Default::default()
-    };
-    let txn = crate::db::begin_write(&state.db).await?;
-    let inserted = match row.insert(&txn).await {
-        Ok(inserted) => inserted,
-        Err(e)
-            if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-                && idempotency_key.is_some() =>
-        {
-            // A concurrent request with the same key won: answer with its scan.
-            txn.rollback().await?;
-            discard(state, &raw_key).await;
-            let key = idempotency_key.as_deref().unwrap_or_default();
-            let existing = earlier_scan(ctx, state, key)
-                .await?
-                .ok_or_else(|| AppError::conflict("idempotency key in use"))?;
-            return Ok(Accepted {
-                scan: existing.into(),
-                repeated: true,
+        // Learn from the report only what the client did not say.
+        let (format, meta, unreadable) = if target_name.is_some() && req.format.is_some() {
+            (req.format, None, None)
+        } else if target_name.is_some() {
+            (detect_stored(state, &raw_key).await?, None, None)
+        } else {
+            match meta_of_stored(state, &raw_key, req.format).await? {
+                Ok(meta) => (Some(meta.format), Some(meta), None),
+                Err(err) => (req.format, None, Some(err)),
+            }
+        };
+        let Some(name) = target_name
+            .clone()
+            .or_else(|| meta.as_ref().and_then(|m| m.target_name.clone()))
+        else {
+            return Err(match unreadable {
+                Some(err) => unreadable_error(&err),
+                None => AppError::invalid(
+                    "target",
+                    "not given, and the report does not name its target",
+                ),
             });
+        };
+        let kind = req
+            .target_kind
+            .or_else(|| {
+                meta.as_ref()
+                    .and_then(|m| m.target_kind.as_deref())
+                    .and_then(|k| TargetKind::parse(k).ok())
+            })
+            .unwrap_or(TargetKind::Application);
+        let target = find_or_create_target(ctx, state, kind, &name).await?;
+
+        let now = Utc::now();
+        let queued = ScanProgress::new(scan_id, target.id, ScanStatus::Queued, "queued");
+        let row = scan::ActiveModel {
+            id: Set(scan_id),
+            org_id: Set(ctx.org_id),
+            target_id: Set(target.id),
+            status: Set(ScanStatus::Queued.as_str().into()),
+            source: Set("upload".into()),
+            scanner_name: Set(scanner
+                .or_else(|| meta.as_ref().map(|m| m.scanner_name.clone()))
+                .unwrap_or_default()),
+            scanner_version: Set(meta.as_ref().and_then(|m| m.scanner_version.clone())),
+            format: Set(format.map(|f| f.as_str().to_string())),
+            policy_tier: Set(policy_tier.or_else(|| meta.as_ref().and_then(|m| m.policy_tier.clone()))),
+            raw_key: Set(Some(raw_key.clone())),
+            raw_sha256: Set(Some(receipt.sha256.clone())),
+            raw_size: Set(Some(receipt.size as i64)),
+            progress: Set(serde_json::to_value(&queued).ok()),
+            idempotency_key: Set(idempotency_key.clone()),
+            created_by: Set(Some(ctx.actor_label())),
+            scanned_at: Set(now),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        let txn = crate::db::begin_write(&state.db).await?;
+        let inserted = match row.insert(&txn).await {
+            Ok(inserted) => inserted,
+            Err(e)
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+                    && idempotency_key.is_some() =>
+            {
+                // A concurrent request with the same key won: answer with its scan.
+                txn.rollback().await?;
+                discard(state, &raw_key).await;
+                let key = idempotency_key.as_deref().unwrap_or_default();
+                let existing = earlier_scan(ctx, state, key)
+                    .await?
+                    .ok_or_else(|| AppError::conflict("idempotency key in use"))?;
+                return Ok(Accepted {
+                    scan: existing.into(),
+                    repeated: true,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        jobs::enqueue(
+            &txn,
+            jobs::INGEST,
+            ctx.org_id,
+            scan_id,
+            state.config.job_max_attempts,
+        )
+        .await?;
+        // A failed commit may have committed all the same: from here on the report is removed
+        // only if no scan row refers to it.
+        stored.maybe_committed = true;
+        txn.commit().await?;
+        live::publish(state.bus.as_ref(), ctx.org_id, &queued).await;
+        state.jobs_wake.notify_waiters();
+        Ok(Accepted {
+            scan: inserted.into(),
+            repeated: false,
+        })
+    }
+    .await;
+    match result {
+        Ok(accepted) => {
+            stored.keep();
+            Ok(accepted)
         }
-        Err(e) => return Err(e.into()),
-    };
-    jobs::enqueue(
-        &txn,
-        jobs::INGEST,
-        ctx.org_id,
-        scan_id,
-        state.config.job_max_attempts,
-    )
-    .await?;
-    txn.commit().await?;
-    live::publish(state.bus.as_ref(), ctx.org_id, &queued).await;
-    state.jobs_wake.notify_waiters();
-    Ok(Accepted {
-        scan: inserted.into(),
-        repeated: false,
-    })
+        Err(err) => {
+            stored.remove().await;
+            Err(err)
+        }
+    }
 }
 
 fn too_large(limit: u64) -> AppError {
@@ -233,6 +250,65 @@ fn unreadable_error(err: &IngestError) -> AppError {
             details: Vec::new(),
         },
     }
+}
+
+/// A report stored for a scan row that may not come to be: removed when the upload fails or
+/// is dropped half-way, unless [`StoredReport::keep`] is called.
+struct StoredReport {
+    state: Option<AppState>,
+    scan_id: Uuid,
+    key: String,
+    /// Set once the scan row's commit was attempted: the row may exist, so the report is only
+    /// removed once the database says it does not (else the sweep decides later).
+    maybe_committed: bool,
+}
+
+impl StoredReport {
+    fn new(state: &AppState, scan_id: Uuid, key: String) -> Self {
+        Self {
+            state: Some(state.clone()),
+            scan_id,
+            key,
+            maybe_committed: false,
+        }
+    }
+
+    fn keep(&mut self) {
+        self.state = None;
+    }
+
+    async fn remove(&mut self) {
+        if let Some(state) = self.state.take() {
+            remove_unless_used(state, self.scan_id, self.key.clone(), self.maybe_committed).await;
+        }
+    }
+}
+
+impl Drop for StoredReport {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            tokio::spawn(remove_unless_used(
+                state,
+                self.scan_id,
+                self.key.clone(),
+                self.maybe_committed,
+            ));
+        }
+    }
+}
+
+async fn remove_unless_used(state: AppState, scan_id: Uuid, key: String, maybe_committed: bool) {
+    if maybe_committed {
+        match scan::Entity::find_by_id(scan_id).one(&state.db).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return,
+            Err(err) => {
+                tracing::warn!(%key, %err, "cannot tell whether an upload's scan exists; the store sweep will decide");
+                return;
+            }
+        }
+    }
+    discard(&state, &key).await;
 }
 
 async fn discard(state: &AppState, key: &str) {

@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::{jobs, pipeline};
+use super::{jobs, pipeline, sweep};
 use crate::app::AppState;
 
 /// How often an idle worker looks for jobs queued by other processes.
@@ -22,6 +22,9 @@ pub fn spawn(state: &AppState, wake: Arc<Notify>) -> JoinSet<()> {
         let wake = wake.clone();
         let name = format!("{}-{n}", &process[..12]);
         set.spawn(async move { work(state, wake, name).await });
+    }
+    if state.config.workers > 0 && state.config.store_sweep_interval_secs > 0 {
+        set.spawn(sweep::schedule(state.clone()));
     }
     set
 }
@@ -52,6 +55,12 @@ pub async fn run_one(
 ) {
     let lease = jobs::Lease::of(&job);
     debug_assert_eq!(lease.owner, worker);
+    if job.kind == jobs::SWEEP {
+        let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length));
+        sweep::run_job(state, &job, &lease).await;
+        renewal.abort();
+        return;
+    }
     let Some(scan_id) = job.scan_id else {
         if let Err(err) = jobs::complete(&state.db, &lease).await {
             tracing::warn!(error = ?err, job = %job.id, "could not end a job without a scan");
@@ -75,9 +84,13 @@ pub async fn run_one(
                 Ok(())
             };
             match given_up {
-                Ok(()) => jobs::fail(&state.db, &job, &lease, &reason, chrono::Utc::now())
-                    .await
-                    .map_err(Into::into),
+                Ok(()) => {
+                    let retry_at = jobs::RetryPolicy::of(&state.config)
+                        .next_run(job.attempts, chrono::Utc::now());
+                    jobs::fail(&state.db, &job, &lease, &reason, retry_at)
+                        .await
+                        .map_err(Into::into)
+                }
                 Err(err) => Err(err),
             }
         }
