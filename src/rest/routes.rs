@@ -206,6 +206,11 @@ pub const ROUTES: &[Route] = &[
         op!("mutation CancelScan($id: UUID!) { cancelScan(id: $id) { ", scan_fields!(), " } }"))
         .vars(&[Var::path("id")])
         .notes("409 when the scan has already finished."),
+    Route::post("/api/v1/scans/{id}/retry", "scans", "Run a failed or cancelled scan again from its stored report",
+        op!("mutation RetryScan($id: UUID!) { retryScan(id: $id) { ", scan_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .accepted()
+        .notes("Admins. The scan is queued afresh (error and counts cleared) and processed from the raw report it was uploaded with. 409 when the scan is not `failed` or `cancelled`, when its raw report is no longer stored, or while its previous run is still winding up."),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
         op!("query ListFindings($targetId: UUID, $scanId: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
