@@ -210,7 +210,7 @@ pub const ROUTES: &[Route] = &[
         op!("mutation RetryScan($id: UUID!) { retryScan(id: $id) { ", scan_fields!(), " } }"))
         .vars(&[Var::path("id")])
         .accepted()
-        .notes("Admins. The scan is queued afresh (error and counts cleared) and processed from the raw report it was uploaded with. 409 when the scan is not `failed` or `cancelled`, when its raw report is no longer stored, or while its previous run is still winding up."),
+        .notes("Answers 202: the scan is processed again in the background; follow it like an upload."),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
         op!("query ListFindings($targetId: UUID, $scanId: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
