@@ -353,10 +353,12 @@ pub async fn retry(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
             .with_details(serde_json::json!({ "previous_status": row.status })),
     )
     .await?;
+    // Answered as queued, as committed: a worker may pick it up the moment it is.
+    let queued = find_in_org(&txn, ctx, id).await?;
     txn.commit().await?;
     crate::live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     state.jobs_wake.notify_waiters();
-    Ok(find_in_org(&state.db, ctx, id).await?.into())
+    Ok(queued.into())
 }
 
 /// Deletes a finished scan, its sightings, the findings only it saw, and its raw report; then

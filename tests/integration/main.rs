@@ -19,3 +19,5 @@ mod rest;
 mod rest_domain;
 mod server;
 mod store;
+mod orphans;
+mod retry;
