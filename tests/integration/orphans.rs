@@ -147,16 +147,19 @@ async fn the_sweep_removes_only_old_objects_no_scan_refers_to() {
         path
     });
 
-    // The cut-off: a whole second after the old objects were written (S3 keeps seconds).
+    // The fresh object is written in a later second than the old ones (S3 keeps seconds, and
+    // file times lag the clock by a tick), and the cut-off is its own time.
     let old = listed(store.as_ref(), "reports/").await;
     assert_eq!(keys(&old).len(), 2);
     let newest = old.iter().map(|i| i.modified.timestamp()).max().unwrap();
-    while Utc::now().timestamp() <= newest {
+    let later = DateTime::from_timestamp(newest + 1, 100_000_000).unwrap();
+    while Utc::now() < later {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let cutoff = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
     let fresh = format!("reports/{org}/{}", uuid::Uuid::now_v7().simple());
     store.put(&fresh, body(b"on its way")).await.unwrap();
+    let cutoff = listed(store.as_ref(), &fresh).await[0].modified;
+    assert!(cutoff.timestamp() > newest, "{cutoff} not after {newest}");
 
     let outcome = rampart::ingest::sweep::sweep(&app.state, cutoff)
         .await
