@@ -173,12 +173,20 @@ pub struct Config {
     pub s3_attempt_timeout_ms: u64,
 
     /// Longest time for one S3 call with its retries, in milliseconds.
-    #[arg(long, env = "RAMPART_S3_OPERATION_TIMEOUT_MS", default_value_t = 120_000)]
+    #[arg(
+        long,
+        env = "RAMPART_S3_OPERATION_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
     pub s3_operation_timeout_ms: u64,
 
     /// Seconds between sweeps of the object store for reports no scan refers to (0: never).
     /// One process of the deployment runs each sweep (it is a job in the queue).
-    #[arg(long, env = "RAMPART_STORE_SWEEP_INTERVAL_SECS", default_value_t = 3600)]
+    #[arg(
+        long,
+        env = "RAMPART_STORE_SWEEP_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
     pub store_sweep_interval_secs: u64,
 
     /// Age in seconds before an unreferenced object may be swept, so uploads still on their

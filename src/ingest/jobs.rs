@@ -367,15 +367,21 @@ mod tests {
         let (mut shortest, mut longest) = (Duration::zero(), Duration::zero());
         for attempt in 1..attempts {
             let ceiling = policy.ceiling(attempt);
-            assert!(ceiling >= policy.ceiling(attempt - 1), "bounds never shrink");
+            assert!(
+                ceiling >= policy.ceiling(attempt - 1),
+                "bounds never shrink"
+            );
             let delays: Vec<Duration> = (0..200).map(|_| policy.delay(attempt, &mut rng)).collect();
             for delay in &delays {
-                assert!(*delay >= ceiling / 2 && *delay <= ceiling, "{delay} outside {ceiling}");
+                assert!(
+                    *delay >= ceiling / 2 && *delay <= ceiling,
+                    "{delay} outside {ceiling}"
+                );
             }
             let distinct: std::collections::HashSet<_> = delays.iter().collect();
             assert!(distinct.len() > 100, "delays are spread, not fixed");
-            shortest = shortest + ceiling / 2;
-            longest = longest + ceiling;
+            shortest += ceiling / 2;
+            longest += ceiling;
         }
         // Every retry of a job together: at least minutes, so an outage of a minute or a
         // restart of a backend does not fail a scan for good; at most a quarter of an hour.

@@ -111,10 +111,7 @@ fn org_of(key: &str) -> Option<Uuid> {
 }
 
 /// The objects of `candidates` that no scan row names as its raw report.
-async fn unreferenced(
-    state: &AppState,
-    candidates: Vec<ObjectInfo>,
-) -> AppResult<Vec<ObjectInfo>> {
+async fn unreferenced(state: &AppState, candidates: Vec<ObjectInfo>) -> AppResult<Vec<ObjectInfo>> {
     // Keys name their scan, so the lookup goes by primary key; any other key by itself.
     let (ids, others): (Vec<_>, Vec<_>) = candidates
         .iter()
@@ -124,7 +121,9 @@ async fn unreferenced(
         let rows: Vec<Option<String>> = scan::Entity::find()
             .select_only()
             .column(scan::Column::RawKey)
-            .filter(scan::Column::Id.is_in(ids.iter().filter_map(|i| ids_of(&i.key)).map(|(_, s)| s)))
+            .filter(
+                scan::Column::Id.is_in(ids.iter().filter_map(|i| ids_of(&i.key)).map(|(_, s)| s)),
+            )
             .into_tuple()
             .all(&state.db)
             .await?;

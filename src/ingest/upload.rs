@@ -166,7 +166,9 @@ pub async fn accept(
                 .unwrap_or_default()),
             scanner_version: Set(meta.as_ref().and_then(|m| m.scanner_version.clone())),
             format: Set(format.map(|f| f.as_str().to_string())),
-            policy_tier: Set(policy_tier.or_else(|| meta.as_ref().and_then(|m| m.policy_tier.clone()))),
+            policy_tier: Set(
+                policy_tier.or_else(|| meta.as_ref().and_then(|m| m.policy_tier.clone()))
+            ),
             raw_key: Set(Some(raw_key.clone())),
             raw_sha256: Set(Some(receipt.sha256.clone())),
             raw_size: Set(Some(receipt.size as i64)),

@@ -309,7 +309,10 @@ pub async fn retry(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     let none = |c: scan::Column| (c, Expr::value(Option::<i32>::None));
     let zero = |c: scan::Column| (c, Expr::value(0));
     let mut update = scan::Entity::update_many()
-        .col_expr(scan::Column::Status, Expr::value(ScanStatus::Queued.as_str()))
+        .col_expr(
+            scan::Column::Status,
+            Expr::value(ScanStatus::Queued.as_str()),
+        )
         .col_expr(scan::Column::Error, Expr::value(Option::<String>::None))
         .col_expr(
             scan::Column::StartedAt,

@@ -62,7 +62,9 @@ impl Drop for TmpFile {
 }
 
 fn modified_of(meta: &std::fs::Metadata) -> DateTime<Utc> {
-    meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now())
+    meta.modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_else(|_| Utc::now())
 }
 
 /// The directories still to read and the objects found but not yet handed out.

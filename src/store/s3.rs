@@ -15,8 +15,8 @@ use futures::StreamExt;
 use tokio_util::io::ReaderStream;
 
 use super::{
-    validate_key, with_idle_timeout, ByteStream, ObjectInfo, ObjectList, ObjectStore,
-    StoreError, StoredObject, PROBE_KEY,
+    validate_key, with_idle_timeout, ByteStream, ObjectInfo, ObjectList, ObjectStore, StoreError,
+    StoredObject, PROBE_KEY,
 };
 use crate::config::S3Config;
 

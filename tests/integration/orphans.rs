@@ -81,13 +81,14 @@ async fn an_abandoned_local_upload_leaves_no_temporary_file() {
     let (started, first_chunk_taken) = tokio::sync::oneshot::channel::<()>();
     let mut started = Some(started);
     let body: ByteStream = Box::pin(
-        futures::stream::once(async { Ok(Bytes::from_static(b"the first part")) })
-            .chain(futures::stream::poll_fn(move |_| {
+        futures::stream::once(async { Ok(Bytes::from_static(b"the first part")) }).chain(
+            futures::stream::poll_fn(move |_| {
                 if let Some(started) = started.take() {
                     let _ = started.send(());
                 }
                 std::task::Poll::Pending
-            })),
+            }),
+        ),
     );
     let upload = {
         let store = store.clone();
@@ -171,7 +172,10 @@ async fn the_sweep_removes_only_old_objects_no_scan_refers_to() {
     assert_eq!(keys(&listed(store.as_ref(), "reports/").await), expected);
     if let Some(path) = local_tmp {
         assert_eq!(outcome.incomplete, 1);
-        assert!(!path.exists(), "the interrupted upload's file is still there");
+        assert!(
+            !path.exists(),
+            "the interrupted upload's file is still there"
+        );
     }
 
     let audit = app

@@ -337,7 +337,11 @@ mod hung {
         let small = finishes("put", store.put("reports/small", bytes_body(1024))).await;
         assert!(small.is_err(), "a put to a hung S3 succeeded");
         // Larger than one part: a multipart upload, each part bounded.
-        let large = finishes("multipart put", store.put("reports/large", bytes_body(9 << 20))).await;
+        let large = finishes(
+            "multipart put",
+            store.put("reports/large", bytes_body(9 << 20)),
+        )
+        .await;
         assert!(large.is_err(), "a multipart put to a hung S3 succeeded");
         let read = finishes("get", store.get("reports/before")).await;
         assert!(read.is_err(), "a get from a hung S3 succeeded");
@@ -399,7 +403,9 @@ mod hung {
             proxy.hang();
         }
         go_on.send(()).expect("reader waiting");
-        let outcome = finishes("reading the body", reader).await.expect("reader task");
+        let outcome = finishes("reading the body", reader)
+            .await
+            .expect("reader task");
         let err = outcome.expect_err("a body that stopped coming was read to its end");
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
     }
@@ -410,11 +416,12 @@ mod hung {
         let test_config = TestConfig::new().await;
         let mut config = test_config.config.clone();
         config.workers = 0;
-        let mut backends = rampart::app::open_backends(&config).await.expect("backends");
+        let mut backends = rampart::app::open_backends(&config)
+            .await
+            .expect("backends");
         let proxy = HangingProxy::start(None).await;
-        backends.store = Arc::new(
-            store_at(&format!("http://{}", proxy.addr), "hung", ("k", "s")).await,
-        );
+        backends.store =
+            Arc::new(store_at(&format!("http://{}", proxy.addr), "hung", ("k", "s")).await);
         let mut app = TestApp::spawn_with_backends(config, backends).await;
         app.test_config = Some(test_config);
         let token = app.login_admin().await;
