@@ -410,9 +410,10 @@ mod hung {
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
     }
 
-    /// An upload through the API to a hung S3 answers 503 instead of waiting without end.
+    /// An upload or download through the API with S3 hung answers 503 instead of waiting without
+    /// end.
     #[tokio::test]
-    async fn an_upload_to_a_hung_s3_answers_service_unavailable() {
+    async fn an_upload_to_or_download_from_a_hung_s3_answers_service_unavailable() {
         let test_config = TestConfig::new().await;
         let mut config = test_config.config.clone();
         config.workers = 0;
@@ -435,5 +436,31 @@ mod hung {
         )
         .await;
         crate::support::assert_envelope(&res.body, 503, "SERVICE_UNAVAILABLE");
+
+        // A download of a report kept there answers 503 too.
+        use sea_orm::{ActiveModelTrait, Set};
+        let db = &app.state.db;
+        let org = crate::support::builders::org_id(db, "default").await;
+        let target =
+            crate::support::builders::target(db, org, "application", "kept", serde_json::json!({}))
+                .await;
+        let scan =
+            crate::support::builders::scan(db, &target, "complete", chrono::Utc::now(), None).await;
+        let mut row: entity::scan::ActiveModel = scan.clone().into();
+        row.raw_key = Set(Some(format!("reports/{org}/{}", scan.id.simple())));
+        row.raw_sha256 = Set(Some("0".repeat(64)));
+        row.update(db).await.expect("raw key");
+        let res = finishes(
+            "the download",
+            app.http
+                .get(app.url(&format!("/api/v1/scans/{}/raw", scan.id)))
+                .bearer_auth(&token)
+                .send(),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(res.status(), 503);
+        let body: serde_json::Value = res.json().await.expect("JSON body");
+        crate::support::assert_envelope(&body, 503, "SERVICE_UNAVAILABLE");
     }
 }
