@@ -20,7 +20,7 @@ use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::live::{self, ScanProgress};
 use crate::scans::{Scan, ScanStatus};
-use crate::store::{blocking_reader, put_hashed, ByteStream, StoreError};
+use crate::store::{blocking_reader, put_hashed, ByteStream, PutReceipt, StoreError};
 use crate::targets::TargetKind;
 use crate::validate::bounded_text;
 
@@ -113,114 +113,17 @@ pub async fn accept(
     // From here on the report is stored: whatever goes wrong (or if the request is dropped)
     // it is removed again, so no object outlives a scan row that never came to be.
     let mut stored = StoredReport::new(state, scan_id, raw_key.clone());
-    let result = async {
-        if receipt.size == 0 {
-            return Err(AppError::bad_request(
-                "empty report: the request body has no bytes",
-            ));
-        }
-
-        // Learn from the report only what the client did not say.
-        let (format, meta, unreadable) = if target_name.is_some() && req.format.is_some() {
-            (req.format, None, None)
-        } else if target_name.is_some() {
-            (detect_stored(state, &raw_key).await?, None, None)
-        } else {
-            match meta_of_stored(state, &raw_key, req.format).await? {
-                Ok(meta) => (Some(meta.format), Some(meta), None),
-                Err(err) => (req.format, None, Some(err)),
-            }
-        };
-        let Some(name) = target_name
-            .clone()
-            .or_else(|| meta.as_ref().and_then(|m| m.target_name.clone()))
-        else {
-            return Err(match unreadable {
-                Some(err) => unreadable_error(&err),
-                None => AppError::invalid(
-                    "target",
-                    "not given, and the report does not name its target",
-                ),
-            });
-        };
-        let kind = req
-            .target_kind
-            .or_else(|| {
-                meta.as_ref()
-                    .and_then(|m| m.target_kind.as_deref())
-                    .and_then(|k| TargetKind::parse(k).ok())
-            })
-            .unwrap_or(TargetKind::Application);
-        let target = find_or_create_target(ctx, state, kind, &name).await?;
-
-        let now = Utc::now();
-        let queued = ScanProgress::new(scan_id, target.id, ScanStatus::Queued, "queued");
-        let row = scan::ActiveModel {
-            id: Set(scan_id),
-            org_id: Set(ctx.org_id),
-            target_id: Set(target.id),
-            status: Set(ScanStatus::Queued.as_str().into()),
-            source: Set("upload".into()),
-            scanner_name: Set(scanner
-                .or_else(|| meta.as_ref().map(|m| m.scanner_name.clone()))
-                .unwrap_or_default()),
-            scanner_version: Set(meta.as_ref().and_then(|m| m.scanner_version.clone())),
-            format: Set(format.map(|f| f.as_str().to_string())),
-            policy_tier: Set(
-                policy_tier.or_else(|| meta.as_ref().and_then(|m| m.policy_tier.clone()))
-            ),
-            raw_key: Set(Some(raw_key.clone())),
-            raw_sha256: Set(Some(receipt.sha256.clone())),
-            raw_size: Set(Some(receipt.size as i64)),
-            progress: Set(serde_json::to_value(&queued).ok()),
-            idempotency_key: Set(idempotency_key.clone()),
-            created_by: Set(Some(ctx.actor_label())),
-            scanned_at: Set(now),
-            created_at: Set(now),
-            ..Default::default()
-        };
-        let txn = crate::db::begin_write(&state.db).await?;
-        let inserted = match row.insert(&txn).await {
-            Ok(inserted) => inserted,
-            Err(e)
-                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-                    && idempotency_key.is_some() =>
-            {
-                // A concurrent request with the same key won: answer with its scan.
-                txn.rollback().await?;
-                discard(state, &raw_key).await;
-                let key = idempotency_key.as_deref().unwrap_or_default();
-                let existing = earlier_scan(ctx, state, key)
-                    .await?
-                    .ok_or_else(|| AppError::conflict("idempotency key in use"))?;
-                return Ok(Accepted {
-                    scan: existing.into(),
-                    repeated: true,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        jobs::enqueue(
-            &txn,
-            jobs::INGEST,
-            ctx.org_id,
-            scan_id,
-            state.config.job_max_attempts,
-        )
-        .await?;
-        // A failed commit may have committed all the same: from here on the report is removed
-        // only if no scan row refers to it.
-        stored.maybe_committed = true;
-        txn.commit().await?;
-        live::publish(state.bus.as_ref(), ctx.org_id, &queued).await;
-        state.jobs_wake.notify_waiters();
-        Ok(Accepted {
-            scan: inserted.into(),
-            repeated: false,
-        })
-    }
-    .await;
-    match result {
+    let checked = Checked {
+        req,
+        target_name,
+        scanner,
+        policy_tier,
+        idempotency_key,
+        scan_id,
+        raw_key,
+        receipt,
+    };
+    match record(ctx, state, checked, &mut stored).await {
         Ok(accepted) => {
             stored.keep();
             Ok(accepted)
@@ -230,6 +133,139 @@ pub async fn accept(
             Err(err)
         }
     }
+}
+
+/// An upload checked and stored, to be recorded as a queued scan.
+struct Checked {
+    req: UploadRequest,
+    target_name: Option<String>,
+    scanner: Option<String>,
+    policy_tier: Option<String>,
+    idempotency_key: Option<String>,
+    scan_id: Uuid,
+    raw_key: String,
+    receipt: PutReceipt,
+}
+
+/// Works out the stored report's target and writes its scan and job rows.
+async fn record(
+    ctx: &Ctx,
+    state: &AppState,
+    checked: Checked,
+    stored: &mut StoredReport,
+) -> AppResult<Accepted> {
+    let Checked {
+        req,
+        target_name,
+        scanner,
+        policy_tier,
+        idempotency_key,
+        scan_id,
+        raw_key,
+        receipt,
+    } = checked;
+    if receipt.size == 0 {
+        return Err(AppError::bad_request(
+            "empty report: the request body has no bytes",
+        ));
+    }
+
+    // Learn from the report only what the client did not say.
+    let (format, meta, unreadable) = if target_name.is_some() && req.format.is_some() {
+        (req.format, None, None)
+    } else if target_name.is_some() {
+        (detect_stored(state, &raw_key).await?, None, None)
+    } else {
+        match meta_of_stored(state, &raw_key, req.format).await? {
+            Ok(meta) => (Some(meta.format), Some(meta), None),
+            Err(err) => (req.format, None, Some(err)),
+        }
+    };
+    let Some(name) = target_name
+        .clone()
+        .or_else(|| meta.as_ref().and_then(|m| m.target_name.clone()))
+    else {
+        return Err(match unreadable {
+            Some(err) => unreadable_error(&err),
+            None => AppError::invalid(
+                "target",
+                "not given, and the report does not name its target",
+            ),
+        });
+    };
+    let kind = req
+        .target_kind
+        .or_else(|| {
+            meta.as_ref()
+                .and_then(|m| m.target_kind.as_deref())
+                .and_then(|k| TargetKind::parse(k).ok())
+        })
+        .unwrap_or(TargetKind::Application);
+    let target = find_or_create_target(ctx, state, kind, &name).await?;
+
+    let now = Utc::now();
+    let queued = ScanProgress::new(scan_id, target.id, ScanStatus::Queued, "queued");
+    let row = scan::ActiveModel {
+        id: Set(scan_id),
+        org_id: Set(ctx.org_id),
+        target_id: Set(target.id),
+        status: Set(ScanStatus::Queued.as_str().into()),
+        source: Set("upload".into()),
+        scanner_name: Set(scanner
+            .or_else(|| meta.as_ref().map(|m| m.scanner_name.clone()))
+            .unwrap_or_default()),
+        scanner_version: Set(meta.as_ref().and_then(|m| m.scanner_version.clone())),
+        format: Set(format.map(|f| f.as_str().to_string())),
+        policy_tier: Set(policy_tier.or_else(|| meta.as_ref().and_then(|m| m.policy_tier.clone()))),
+        raw_key: Set(Some(raw_key.clone())),
+        raw_sha256: Set(Some(receipt.sha256.clone())),
+        raw_size: Set(Some(receipt.size as i64)),
+        progress: Set(serde_json::to_value(&queued).ok()),
+        idempotency_key: Set(idempotency_key.clone()),
+        created_by: Set(Some(ctx.actor_label())),
+        scanned_at: Set(now),
+        created_at: Set(now),
+        ..Default::default()
+    };
+    let txn = crate::db::begin_write(&state.db).await?;
+    let inserted = match row.insert(&txn).await {
+        Ok(inserted) => inserted,
+        Err(e)
+            if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+                && idempotency_key.is_some() =>
+        {
+            // A concurrent request with the same key won: answer with its scan.
+            txn.rollback().await?;
+            discard(state, &raw_key).await;
+            let key = idempotency_key.as_deref().unwrap_or_default();
+            let existing = earlier_scan(ctx, state, key)
+                .await?
+                .ok_or_else(|| AppError::conflict("idempotency key in use"))?;
+            return Ok(Accepted {
+                scan: existing.into(),
+                repeated: true,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    jobs::enqueue(
+        &txn,
+        jobs::INGEST,
+        ctx.org_id,
+        scan_id,
+        state.config.job_max_attempts,
+    )
+    .await?;
+    // A failed commit may have committed all the same: from here on the report is removed
+    // only if no scan row refers to it.
+    stored.maybe_committed = true;
+    txn.commit().await?;
+    live::publish(state.bus.as_ref(), ctx.org_id, &queued).await;
+    state.jobs_wake.notify_waiters();
+    Ok(Accepted {
+        scan: inserted.into(),
+        repeated: false,
+    })
 }
 
 fn too_large(limit: u64) -> AppError {
