@@ -162,8 +162,9 @@ pub struct Config {
     #[arg(long, env = "RAMPART_S3_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
     pub s3_connect_timeout_ms: u64,
 
-    /// Longest wait for S3's answer to a request, and between two chunks of a body being read
-    /// back, in milliseconds: a hung S3 surfaces as an error, not as a wait without end.
+    /// Longest wait for S3's answer to a request (sending its body included, at most one 8 MiB
+    /// part), and between two chunks of a body being read back, in milliseconds: a hung S3
+    /// surfaces as an error, not as a wait without end.
     #[arg(long, env = "RAMPART_S3_READ_TIMEOUT_MS", default_value_t = 30_000)]
     pub s3_read_timeout_ms: u64,
 
