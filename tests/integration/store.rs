@@ -463,4 +463,81 @@ mod hung {
         let body: serde_json::Value = res.json().await.expect("JSON body");
         crate::support::assert_envelope(&body, 503, "SERVICE_UNAVAILABLE");
     }
+
+    /// A store that keeps reports in the run's store but reads them back from a hung S3.
+    struct HungReads {
+        inner: Arc<dyn ObjectStore>,
+        hung: S3Store,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for HungReads {
+        async fn put(
+            &self,
+            key: &str,
+            body: ByteStream,
+        ) -> Result<u64, rampart::store::StoreError> {
+            self.inner.put(key, body).await
+        }
+        async fn get(
+            &self,
+            key: &str,
+        ) -> Result<Option<rampart::store::StoredObject>, rampart::store::StoreError> {
+            self.hung.get(key).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), rampart::store::StoreError> {
+            self.inner.delete(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+        ) -> Result<rampart::store::ObjectList, rampart::store::StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn remove_incomplete(
+            &self,
+            before: chrono::DateTime<chrono::Utc>,
+        ) -> Result<u64, rampart::store::StoreError> {
+            self.inner.remove_incomplete(before).await
+        }
+        async fn check(&self) -> Result<(), rampart::store::StoreError> {
+            self.inner.check().await
+        }
+        fn kind(&self) -> &'static str {
+            self.inner.kind()
+        }
+    }
+
+    /// A worker whose report read hangs gets an error, and its attempt fails (here its last,
+    /// so the scan fails, saying why) instead of blocking the worker for good.
+    #[tokio::test]
+    async fn a_worker_reading_from_a_hung_s3_fails_its_attempt() {
+        let test_config = TestConfig::new().await;
+        let mut config = test_config.config.clone();
+        config.job_max_attempts = 1;
+        let mut backends = rampart::app::open_backends(&config)
+            .await
+            .expect("backends");
+        let proxy = HangingProxy::start(None).await;
+        backends.store = Arc::new(HungReads {
+            inner: backends.store.clone(),
+            hung: store_at(&format!("http://{}", proxy.addr), "hung", ("k", "s")).await,
+        });
+        let mut app = TestApp::spawn_with_backends(config, backends).await;
+        app.test_config = Some(test_config);
+        let token = app.login_admin().await;
+        let report = rampart::ingest::synthetic::sarif(
+            "semgrep",
+            (0..5).map(rampart::ingest::synthetic::SyntheticResult::numbered),
+        );
+        let res = app
+            .ingest(Auth::Bearer(&token), "target=svc&format=sarif", report)
+            .await;
+        assert_eq!(res.status, 202, "{}", res.body);
+        let id = res.body["data"]["id"].as_str().unwrap().to_string();
+        let scan = finishes("the scan", app.wait_scan(Auth::Bearer(&token), &id)).await;
+        assert_eq!(scan["status"], "FAILED", "{scan}");
+        let error = scan["error"].as_str().unwrap_or_default();
+        assert!(error.contains("reading the report"), "{error}");
+    }
 }
