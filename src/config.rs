@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -129,8 +130,10 @@ pub struct Config {
     #[arg(long, env = "RAMPART_JOB_STALL_SECS", default_value_t = 600)]
     pub job_stall_secs: u64,
 
-    /// Attempts at a job before its scan is marked failed.
-    #[arg(long, env = "RAMPART_JOB_MAX_ATTEMPTS", default_value_t = 5)]
+    /// Attempts at a job before its scan is marked failed. With the retry delays below, the
+    /// default spreads 8 attempts over 5 to 10 minutes, so an outage of a backend (or a
+    /// restart of it) does not fail a scan for good.
+    #[arg(long, env = "RAMPART_JOB_MAX_ATTEMPTS", default_value_t = 8)]
     pub job_max_attempts: i32,
 
     /// Deepest GraphQL selection accepted.
@@ -177,6 +180,52 @@ pub struct Config {
     /// them.)
     #[arg(long, env = "RAMPART_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1000)]
     pub db_acquire_timeout_ms: u64,
+
+    /// Delay before the second attempt at a failed job, in seconds; each later delay doubles,
+    /// and each is drawn at random from its upper half so retries of many jobs spread out.
+    #[arg(long, env = "RAMPART_JOB_RETRY_BASE_SECS", default_value_t = 5)]
+    pub job_retry_base_secs: u64,
+
+    /// Longest delay between two attempts at a job, in seconds.
+    #[arg(long, env = "RAMPART_JOB_RETRY_MAX_DELAY_SECS", default_value_t = 300)]
+    pub job_retry_max_delay_secs: u64,
+
+    /// Longest wait for a TCP connection to S3, in milliseconds.
+    #[arg(long, env = "RAMPART_S3_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
+    pub s3_connect_timeout_ms: u64,
+
+    /// Longest wait for S3's answer to a request (sending its body included, at most one 8 MiB
+    /// part), and between two chunks of a body being read back, in milliseconds: a hung S3
+    /// surfaces as an error, not as a wait without end.
+    #[arg(long, env = "RAMPART_S3_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub s3_read_timeout_ms: u64,
+
+    /// Longest time for one attempt at one S3 call, in milliseconds. A large upload is many
+    /// calls (one per 8 MiB part), each bounded by this, not the whole upload.
+    #[arg(long, env = "RAMPART_S3_ATTEMPT_TIMEOUT_MS", default_value_t = 60_000)]
+    pub s3_attempt_timeout_ms: u64,
+
+    /// Longest time for one S3 call with its retries, in milliseconds.
+    #[arg(
+        long,
+        env = "RAMPART_S3_OPERATION_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
+    pub s3_operation_timeout_ms: u64,
+
+    /// Seconds between sweeps of the object store for reports no scan refers to (0: never).
+    /// One process of the deployment runs each sweep (it is a job in the queue).
+    #[arg(
+        long,
+        env = "RAMPART_STORE_SWEEP_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
+    pub store_sweep_interval_secs: u64,
+
+    /// Age in seconds before an unreferenced object may be swept, so uploads still on their
+    /// way to their scan row are safe.
+    #[arg(long, env = "RAMPART_STORE_SWEEP_GRACE_SECS", default_value_t = 3600)]
+    pub store_sweep_grace_secs: u64,
 }
 
 impl Config {
@@ -206,7 +255,7 @@ impl Config {
             workers: 2,
             job_lease_secs: 30,
             job_stall_secs: 600,
-            job_max_attempts: 5,
+            job_max_attempts: 8,
             graphql_max_depth: 12,
             graphql_max_complexity: 1000,
             graphql_introspection: true,
@@ -217,6 +266,14 @@ impl Config {
             request_timeout_ms: 30_000,
             graphql_max_aliases: 20,
             db_acquire_timeout_ms: 1000,
+            job_retry_base_secs: 5,
+            job_retry_max_delay_secs: 300,
+            s3_connect_timeout_ms: 3_000,
+            s3_read_timeout_ms: 30_000,
+            s3_attempt_timeout_ms: 60_000,
+            s3_operation_timeout_ms: 120_000,
+            store_sweep_interval_secs: 3600,
+            store_sweep_grace_secs: 3600,
         }
     }
 
@@ -249,6 +306,12 @@ impl Config {
             region: self.s3_region.clone(),
             access_key_id: self.s3_access_key_id.clone(),
             secret_access_key: self.s3_secret_access_key.clone(),
+            timeouts: S3Timeouts {
+                connect: Duration::from_millis(self.s3_connect_timeout_ms),
+                read: Duration::from_millis(self.s3_read_timeout_ms),
+                attempt: Duration::from_millis(self.s3_attempt_timeout_ms),
+                operation: Duration::from_millis(self.s3_operation_timeout_ms),
+            },
         })
     }
 }
@@ -261,6 +324,17 @@ pub struct S3Config {
     pub region: String,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    pub timeouts: S3Timeouts,
+}
+
+/// Bounds on every wait for S3 (see the `s3_*_timeout_ms` settings).
+#[derive(Clone, Copy, Debug)]
+pub struct S3Timeouts {
+    pub connect: Duration,
+    /// For an answer, and between two chunks of a body read back.
+    pub read: Duration,
+    pub attempt: Duration,
+    pub operation: Duration,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use uuid::Uuid;
 use crate::error::AppResult;
 
 pub const INGEST: &str = "ingest";
+/// Removes stored objects no scan refers to (see `ingest::sweep`); one job per period.
+pub const SWEEP: &str = "sweep";
 
 /// One claim of a job: who holds it, and the claim's fencing token.
 #[derive(Clone, Debug)]
@@ -276,9 +278,46 @@ pub async fn complete(db: &impl ConnectionTrait, lease: &Lease) -> Result<(), Le
     }
 }
 
-/// Delay before attempt `attempts + 1`: 2, 4, 8, ... seconds, at most 5 minutes.
-pub fn backoff(attempts: i32) -> Duration {
-    Duration::seconds(2_i64.saturating_pow(attempts.clamp(1, 20) as u32).min(300))
+/// When a failed job is tried again. Delays double from `base` up to `max_delay`, and each is
+/// drawn at random from the upper half of its bound ("equal jitter"): jobs that failed together
+/// (one outage) come back spread out, and the retries of one job still span a known minimum
+/// window, minutes by default, so an outage or a restart of a backend does not use them all up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The policy the configuration names.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            base: Duration::seconds(config.job_retry_base_secs.max(1) as i64),
+            max_delay: Duration::seconds(config.job_retry_max_delay_secs.max(1) as i64),
+        }
+    }
+
+    /// Upper bound of the delay after the `attempts`-th failed attempt: `base`, `2·base`,
+    /// `4·base`, ..., at most `max_delay`.
+    pub fn ceiling(&self, attempts: i32) -> Duration {
+        let doublings = attempts.clamp(1, 32) as u32 - 1;
+        let ms = self
+            .base
+            .num_milliseconds()
+            .saturating_mul(2_i64.saturating_pow(doublings));
+        Duration::milliseconds(ms.min(self.max_delay.num_milliseconds()))
+    }
+
+    /// The delay after the `attempts`-th failed attempt: uniform in `[ceiling/2, ceiling]`.
+    pub fn delay(&self, attempts: i32, rng: &mut impl rand::Rng) -> Duration {
+        let ceiling = self.ceiling(attempts).num_milliseconds().max(1);
+        Duration::milliseconds(rng.gen_range(ceiling / 2..=ceiling))
+    }
+
+    /// When the job is due again after its `attempts`-th failed attempt.
+    pub fn next_run(&self, attempts: i32, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.delay(attempts, &mut rand::thread_rng())
+    }
 }
 
 /// Whether a failed attempt of `job` was its last.
@@ -286,8 +325,8 @@ pub fn exhausted(job: &job::Model) -> bool {
     job.attempts >= job.max_attempts
 }
 
-/// Records a failed attempt, if `lease` still holds the job: it is queued again after a
-/// backoff, or, out of attempts ([`exhausted`]), failed for good.
+/// Records a failed attempt, if `lease` still holds the job: it is queued again for
+/// `retry_at` (see [`RetryPolicy`]), or, out of attempts ([`exhausted`]), failed for good.
 ///
 /// # Errors
 /// [`LeaseError::Lost`] when the lease no longer holds the job (nothing is written).
@@ -296,12 +335,13 @@ pub async fn fail(
     job: &job::Model,
     lease: &Lease,
     error: &str,
-    now: DateTime<Utc>,
+    retry_at: DateTime<Utc>,
 ) -> Result<(), LeaseError> {
+    let now = Utc::now();
     let status = if exhausted(job) { "failed" } else { "queued" };
     let res = held(job::Entity::update_many(), lease)
         .col_expr(job::Column::Status, Expr::value(status))
-        .col_expr(job::Column::RunAt, Expr::value(now + backoff(job.attempts)))
+        .col_expr(job::Column::RunAt, Expr::value(retry_at))
         .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(
             job::Column::LeaseExpiresAt,
@@ -324,13 +364,41 @@ pub async fn fail(
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::RetryPolicy;
     use chrono::Duration;
+    use rand::SeedableRng;
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), Duration::seconds(2));
-        assert_eq!(backoff(3), Duration::seconds(8));
-        assert_eq!(backoff(30), Duration::seconds(300));
+    fn retry_delays_grow_with_jitter_inside_their_bounds_over_minutes() {
+        let policy = RetryPolicy::of(&crate::config::Config::with_data_dir("/tmp/x"));
+        let attempts = crate::config::Config::with_data_dir("/tmp/x").job_max_attempts;
+        assert_eq!(policy.ceiling(1), Duration::seconds(5));
+        assert_eq!(policy.ceiling(3), Duration::seconds(20));
+        assert_eq!(policy.ceiling(30), Duration::seconds(300));
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut shortest, mut longest) = (Duration::zero(), Duration::zero());
+        for attempt in 1..attempts {
+            let ceiling = policy.ceiling(attempt);
+            assert!(
+                ceiling >= policy.ceiling(attempt - 1),
+                "bounds never shrink"
+            );
+            let delays: Vec<Duration> = (0..200).map(|_| policy.delay(attempt, &mut rng)).collect();
+            for delay in &delays {
+                assert!(
+                    *delay >= ceiling / 2 && *delay <= ceiling,
+                    "{delay} outside {ceiling}"
+                );
+            }
+            let distinct: std::collections::HashSet<_> = delays.iter().collect();
+            assert!(distinct.len() > 100, "delays are spread, not fixed");
+            shortest += ceiling / 2;
+            longest += ceiling;
+        }
+        // Every retry of a job together: at least minutes, so an outage of a minute or a
+        // restart of a backend does not fail a scan for good; at most a quarter of an hour.
+        assert!(shortest >= Duration::minutes(5), "{shortest}");
+        assert!(longest <= Duration::minutes(15), "{longest}");
     }
 }

@@ -20,7 +20,7 @@ use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult, Backend, ErrorCode};
 use crate::live::{self, ScanProgress};
 use crate::scans::{Scan, ScanStatus};
-use crate::store::{blocking_reader, put_hashed, ByteStream, StoreError};
+use crate::store::{blocking_reader, put_hashed, ByteStream, PutReceipt, StoreError};
 use crate::targets::TargetKind;
 use crate::validate::{self, bounded_text};
 
@@ -106,8 +106,61 @@ pub async fn accept(
         }
         Err(err) => return Err(AppError::backend_unavailable(Backend::ObjectStore, err)),
     };
+    // From here on the report is stored: whatever goes wrong (or if the request is dropped)
+    // it is removed again, so no object outlives a scan row that never came to be.
+    let mut stored = StoredReport::new(state, scan_id, raw_key.clone());
+    let checked = Checked {
+        req,
+        target_name,
+        scanner,
+        policy_tier,
+        idempotency_key,
+        scan_id,
+        raw_key,
+        receipt,
+    };
+    match record(ctx, state, checked, &mut stored).await {
+        Ok(accepted) => {
+            stored.keep();
+            Ok(accepted)
+        }
+        Err(err) => {
+            stored.remove().await;
+            Err(err)
+        }
+    }
+}
+
+/// An upload checked and stored, to be recorded as a queued scan.
+struct Checked {
+    req: UploadRequest,
+    target_name: Option<String>,
+    scanner: Option<String>,
+    policy_tier: Option<String>,
+    idempotency_key: Option<String>,
+    scan_id: Uuid,
+    raw_key: String,
+    receipt: PutReceipt,
+}
+
+/// Works out the stored report's target and writes its scan and job rows.
+async fn record(
+    ctx: &Ctx,
+    state: &AppState,
+    checked: Checked,
+    stored: &mut StoredReport,
+) -> AppResult<Accepted> {
+    let Checked {
+        req,
+        target_name,
+        scanner,
+        policy_tier,
+        idempotency_key,
+        scan_id,
+        raw_key,
+        receipt,
+    } = checked;
     if receipt.size == 0 {
-        discard(state, &raw_key).await;
         return Err(AppError::bad_request(
             "empty report: the request body has no bytes",
         ));
@@ -128,7 +181,6 @@ pub async fn accept(
         .clone()
         .or_else(|| meta.as_ref().and_then(|m| m.target_name.clone()))
     else {
-        discard(state, &raw_key).await;
         return Err(match unreadable {
             Some(err) => unreadable_error(&err),
             None => AppError::invalid(
@@ -208,6 +260,9 @@ pub async fn accept(
         state.config.job_max_attempts,
     )
     .await?;
+    // A failed commit may have committed all the same: from here on the report is removed
+    // only if no scan row refers to it.
+    stored.maybe_committed = true;
     txn.commit().await?;
     live::publish(state.bus.as_ref(), ctx.org_id, &queued).await;
     state.jobs_wake.notify_waiters();
@@ -237,6 +292,65 @@ fn unreadable_error(err: &IngestError) -> AppError {
             details: Vec::new(),
         },
     }
+}
+
+/// A report stored for a scan row that may not come to be: removed when the upload fails or
+/// is dropped half-way, unless [`StoredReport::keep`] is called.
+struct StoredReport {
+    state: Option<AppState>,
+    scan_id: Uuid,
+    key: String,
+    /// Set once the scan row's commit was attempted: the row may exist, so the report is only
+    /// removed once the database says it does not (else the sweep decides later).
+    maybe_committed: bool,
+}
+
+impl StoredReport {
+    fn new(state: &AppState, scan_id: Uuid, key: String) -> Self {
+        Self {
+            state: Some(state.clone()),
+            scan_id,
+            key,
+            maybe_committed: false,
+        }
+    }
+
+    fn keep(&mut self) {
+        self.state = None;
+    }
+
+    async fn remove(&mut self) {
+        if let Some(state) = self.state.take() {
+            remove_unless_used(state, self.scan_id, self.key.clone(), self.maybe_committed).await;
+        }
+    }
+}
+
+impl Drop for StoredReport {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            tokio::spawn(remove_unless_used(
+                state,
+                self.scan_id,
+                self.key.clone(),
+                self.maybe_committed,
+            ));
+        }
+    }
+}
+
+async fn remove_unless_used(state: AppState, scan_id: Uuid, key: String, maybe_committed: bool) {
+    if maybe_committed {
+        match scan::Entity::find_by_id(scan_id).one(&state.db).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return,
+            Err(err) => {
+                tracing::warn!(%key, %err, "cannot tell whether an upload's scan exists; the store sweep will decide");
+                return;
+            }
+        }
+    }
+    discard(&state, &key).await;
 }
 
 async fn discard(state: &AppState, key: &str) {

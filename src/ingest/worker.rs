@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::{fleet, jobs, pipeline};
+use super::{fleet, jobs, pipeline, sweep};
 use crate::app::AppState;
 
 /// How often an idle worker looks for jobs queued by other processes.
@@ -50,6 +50,9 @@ pub fn spawn(state: &AppState, wake: Arc<Notify>) -> Workers {
             let name = format!("{}-{n}", &process[..12]);
             workers.spawn(async move { work(state, wake, name).await });
         }
+        if state.config.workers > 0 && state.config.store_sweep_interval_secs > 0 {
+            workers.spawn(sweep::schedule(state.clone()));
+        }
         loop {
             tokio::time::sleep(fleet::HEARTBEAT_EVERY).await;
             if let Err(err) = beating.beat(&state.db).await {
@@ -86,6 +89,13 @@ pub async fn run_one(
 ) {
     let lease = jobs::Lease::of(&job);
     debug_assert_eq!(lease.owner, worker);
+    let stall = Duration::from_secs(state.config.job_stall_secs);
+    if job.kind == jobs::SWEEP {
+        let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length, stall));
+        sweep::run_job(state, &job, &lease).await;
+        renewal.abort();
+        return;
+    }
     let Some(scan_id) = job.scan_id else {
         if let Err(err) = jobs::complete(&state.db, &lease).await {
             tracing::warn!(error = ?err, job = %job.id, "could not end a job without a scan");
@@ -93,7 +103,6 @@ pub async fn run_one(
         return;
     };
     let span = tracing::info_span!("job", job = %job.id, scan = %scan_id, attempt = job.attempts);
-    let stall = Duration::from_secs(state.config.job_stall_secs);
     let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length, stall));
     let outcome = pipeline::process(state, scan_id, &lease)
         .instrument(span.clone())
@@ -110,9 +119,13 @@ pub async fn run_one(
                 Ok(())
             };
             match given_up {
-                Ok(()) => jobs::fail(&state.db, &job, &lease, &reason, chrono::Utc::now())
-                    .await
-                    .map_err(Into::into),
+                Ok(()) => {
+                    let retry_at = jobs::RetryPolicy::of(&state.config)
+                        .next_run(job.attempts, chrono::Utc::now());
+                    jobs::fail(&state.db, &job, &lease, &reason, retry_at)
+                        .await
+                        .map_err(Into::into)
+                }
                 Err(err) => Err(err),
             }
         }

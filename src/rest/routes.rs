@@ -257,6 +257,11 @@ pub const ROUTES: &[Route] = &[
         op!("mutation CancelScan($id: UUID!) { cancelScan(id: $id) { ", scan_fields!(), " } }"))
         .vars(&[Var::path("id")])
         .notes("409 when the scan has already finished."),
+    Route::post("/api/v1/scans/{id}/retry", "scans", "Run a failed or cancelled scan again from its stored report",
+        op!("mutation RetryScan($id: UUID!) { retryScan(id: $id) { ", scan_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .accepted()
+        .notes("Answers 202: the scan is processed again in the background; follow it like an upload."),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
         op!("query ListFindings($targetId: UUID, $scanId: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))

@@ -167,6 +167,14 @@ impl ScansMutation {
         Ok(super::cancel(caller(ctx)?, state(ctx), id).await?)
     }
 
+    /// Runs a failed or cancelled scan again from the raw report it was uploaded with
+    /// (admins): it is queued afresh, its error and counts cleared. `CONFLICT` for any other
+    /// scan, when the raw report is no longer stored, or while its previous run is still
+    /// winding up.
+    async fn retry_scan(&self, ctx: &Context<'_>, id: Uuid) -> Result<Scan> {
+        Ok(super::retry(caller(ctx)?, state(ctx), id).await?)
+    }
+
     /// Deletes a finished scan and its raw report (admins).
     async fn delete_scan(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
         super::delete(caller(ctx)?, state(ctx), id).await?;

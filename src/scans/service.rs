@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use entity::{finding, scan, scan_finding};
+use entity::{finding, job, scan, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -252,6 +252,116 @@ pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     .await?;
     crate::live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     Ok(find_in_org(&state.db, ctx, id).await?.into())
+}
+
+/// Runs a failed or cancelled scan again from its stored report (admins): the scan is queued
+/// afresh (its error, counts and timings cleared) with a new job. A complete scan is never
+/// re-run (its findings are history; upload the report again instead), and a scan whose old
+/// job is still winding up (a cancellation its worker has not seen yet) must wait for it.
+///
+/// # Errors
+/// `NOT_FOUND`, `FORBIDDEN`; `CONFLICT` unless the scan is failed or cancelled, when its raw
+/// report is no longer stored, or while its old job is still queued or running;
+/// `SERVICE_UNAVAILABLE` when the object store cannot say whether the report is there.
+pub async fn retry(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
+    ctx.require(Permission::Admin)?;
+    let row = find_in_org(&state.db, ctx, id).await?;
+    let retryable = [ScanStatus::Failed.as_str(), ScanStatus::Cancelled.as_str()];
+    if !retryable.contains(&row.status.as_str()) {
+        return Err(AppError::conflict(format!(
+            "only a failed or cancelled scan can be retried; this one is {}",
+            row.status
+        )));
+    }
+    let Some(key) = row.raw_key.as_deref() else {
+        return Err(AppError::conflict("the scan has no stored report"));
+    };
+    match state.store.get(key).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(AppError::conflict(
+                "the scan's raw report is no longer stored",
+            ))
+        }
+        Err(err) => {
+            return Err(AppError::unavailable(format!(
+                "the object store cannot be read: {err}"
+            )))
+        }
+    }
+    let txn = crate::db::begin_write(&state.db).await?;
+    let winding_up = job::Entity::find()
+        .filter(job::Column::ScanId.eq(row.id))
+        .filter(job::Column::Status.is_in(["queued", "running"]))
+        .count(&txn)
+        .await?;
+    if winding_up > 0 {
+        return Err(AppError::conflict(
+            "the scan's previous run is still winding up; retry in a moment",
+        ));
+    }
+    let mut progress = crate::live::ScanProgress::new(
+        row.id,
+        row.target_id,
+        ScanStatus::Queued,
+        ScanStatus::Queued.as_str(),
+    );
+    let none = |c: scan::Column| (c, Expr::value(Option::<i32>::None));
+    let zero = |c: scan::Column| (c, Expr::value(0));
+    let mut update = scan::Entity::update_many()
+        .col_expr(
+            scan::Column::Status,
+            Expr::value(ScanStatus::Queued.as_str()),
+        )
+        .col_expr(scan::Column::Error, Expr::value(Option::<String>::None))
+        .col_expr(
+            scan::Column::StartedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            scan::Column::FinishedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
+    let (score, value) = none(scan::Column::Score);
+    update = update.col_expr(score, value);
+    for column in [
+        scan::Column::CountCritical,
+        scan::Column::CountHigh,
+        scan::Column::CountMedium,
+        scan::Column::CountLow,
+        scan::Column::CountInfo,
+        scan::Column::FindingsTotal,
+        scan::Column::FindingsNew,
+        scan::Column::FindingsFixed,
+        scan::Column::FindingsUnchanged,
+    ] {
+        let (column, value) = zero(column);
+        update = update.col_expr(column, value);
+    }
+    let update = update.filter(scan::Column::Status.is_in(retryable));
+    if !crate::live::store_progress(&txn, update, &mut progress).await? {
+        return Err(AppError::conflict("the scan changed meanwhile; look again"));
+    }
+    crate::ingest::jobs::enqueue(
+        &txn,
+        crate::ingest::jobs::INGEST,
+        row.org_id,
+        row.id,
+        state.config.job_max_attempts,
+    )
+    .await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "scan.retry", "scan", row.id)
+            .with_details(serde_json::json!({ "previous_status": row.status })),
+    )
+    .await?;
+    // Answered as queued, as committed: a worker may pick it up the moment it is.
+    let queued = find_in_org(&txn, ctx, id).await?;
+    txn.commit().await?;
+    crate::live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+    state.jobs_wake.notify_waiters();
+    Ok(queued.into())
 }
 
 /// Deletes a finished scan, its sightings, the findings only it saw, and its raw report; then

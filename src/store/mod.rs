@@ -9,9 +9,11 @@ mod s3;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
@@ -47,6 +49,18 @@ pub struct PutReceipt {
     pub sha256: String,
 }
 
+/// One object as a listing names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// When the object was last written (to the second on S3).
+    pub modified: DateTime<Utc>,
+}
+
+/// A listing in progress, page by page, so a bucket of any size costs bounded memory.
+pub type ObjectList = Pin<Box<dyn Stream<Item = Result<ObjectInfo, StoreError>> + Send>>;
+
 /// A place to keep raw reports by key. Keys are relative paths of `[A-Za-z0-9._-]` segments.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
@@ -60,7 +74,16 @@ pub trait ObjectStore: Send + Sync {
     /// Removes an object; removing a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
-    /// Proves the store is reachable and writable (writes and removes a probe object).
+    /// Every object whose key starts with `prefix`, in no particular order.
+    async fn list(&self, prefix: &str) -> Result<ObjectList, StoreError>;
+
+    /// Removes what interrupted uploads begun before `before` left behind (temporary files,
+    /// unfinished multipart uploads); returns how many were removed.
+    async fn remove_incomplete(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Proves the store is reachable and writable: writes and removes the one probe object
+    /// ([`PROBE_KEY`]), so a check cut short leaves at most that object behind, never one per
+    /// check.
     async fn check(&self) -> Result<(), StoreError>;
 
     /// `local` or `s3`, for health reports and logs.
@@ -127,9 +150,29 @@ fn validate_key(key: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Key of a fresh probe object used by `check`.
-fn probe_key() -> String {
-    format!(".probe/{}", uuid::Uuid::new_v4().simple())
+/// The key `check` writes and removes; the same every time, in every process.
+pub const PROBE_KEY: &str = ".probe/health";
+
+/// Fails a body read back when no chunk arrives for `idle`: a hung store then surfaces as an
+/// I/O error (`TimedOut`) to whoever reads, e.g. a worker's parser, instead of blocking it.
+pub fn with_idle_timeout(body: ByteStream, idle: Duration) -> ByteStream {
+    Box::pin(futures::stream::unfold(
+        Some(body),
+        move |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(chunk)) => Some((chunk, Some(body))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the object store sent nothing for {} ms", idle.as_millis()),
+                    )),
+                    None,
+                )),
+            }
+        },
+    ))
 }
 
 #[cfg(test)]

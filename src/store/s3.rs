@@ -1,5 +1,6 @@
 //! Raw reports in any S3-compatible bucket (AWS, MinIO, ...).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,10 +10,14 @@ use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::{probe_key, validate_key, ByteStream, ObjectStore, StoreError, StoredObject};
+use super::{
+    validate_key, with_idle_timeout, ByteStream, ObjectInfo, ObjectList, ObjectStore, StoreError,
+    StoredObject, PROBE_KEY,
+};
 use crate::config::S3Config;
 
 /// Bodies are uploaded in parts of this size, so at most one part is held in memory.
@@ -22,6 +27,61 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 pub struct S3Store {
     client: Client,
     bucket: String,
+    /// Longest pause between two chunks of a body being read back.
+    read_idle: Duration,
+}
+
+/// Aborts a multipart upload that did not complete, also when the upload is abandoned
+/// half-way (its future dropped, e.g. because the client went away): S3 would otherwise keep
+/// its parts, unseen by any listing of objects, until something aborts it.
+struct PendingUpload {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl PendingUpload {
+    async fn abort(mut self) {
+        if let Some(upload_id) = self.upload_id.take() {
+            abort_upload(&self.client, &self.bucket, &self.key, &upload_id).await;
+        }
+    }
+
+    fn completed(mut self) {
+        self.upload_id = None;
+    }
+}
+
+impl Drop for PendingUpload {
+    fn drop(&mut self) {
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { abort_upload(&client, &bucket, &key, &upload_id).await });
+        }
+    }
+}
+
+async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    let aborted = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await;
+    if let Err(err) = aborted {
+        // The sweep aborts it later (`remove_incomplete`).
+        tracing::warn!(%key, error = %DisplayErrorContext(err), "could not abort a multipart upload");
+    }
+}
+
+fn chrono_of(time: Option<&aws_sdk_s3::primitives::DateTime>) -> DateTime<Utc> {
+    time.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_else(Utc::now)
 }
 
 fn backend(what: &str, err: impl std::error::Error) -> StoreError {
@@ -32,8 +92,15 @@ impl S3Store {
     /// Builds a client from the configuration. Static credentials are used when given, else the
     /// standard AWS provider chain.
     pub async fn connect(config: &S3Config) -> Self {
+        // Every call is bounded: connecting, waiting for an answer, each attempt and each
+        // operation with its retries. A multipart upload is one operation per part, so a large
+        // report is bounded part by part, not as a whole.
+        let limits = config.timeouts;
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(3))
+            .connect_timeout(limits.connect)
+            .read_timeout(limits.read)
+            .operation_attempt_timeout(limits.attempt)
+            .operation_timeout(limits.operation)
             .build();
         let mut builder = match (&config.access_key_id, &config.secret_access_key) {
             (Some(id), Some(secret)) => aws_sdk_s3::config::Builder::new()
@@ -57,6 +124,7 @@ impl S3Store {
         Self {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
+            read_idle: limits.read,
         }
     }
 
@@ -92,33 +160,37 @@ impl S3Store {
             .upload_id()
             .ok_or_else(|| StoreError::Backend("s3 returned no upload id".into()))?
             .to_string();
-        let result = self.upload_parts(key, &upload_id, first, body).await;
+        let pending = PendingUpload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            upload_id: Some(upload_id.clone()),
+        };
+        let result = async {
+            let (size, parts) = self.upload_parts(key, &upload_id, first, body).await?;
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| backend("complete multipart upload", e))?;
+            Ok(size)
+        }
+        .await;
         match result {
-            Ok((size, parts)) => {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(parts))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| backend("complete multipart upload", e))?;
+            Ok(size) => {
+                pending.completed();
                 Ok(size)
             }
             Err(err) => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
+                pending.abort().await;
                 Err(err)
             }
         }
@@ -211,7 +283,10 @@ impl ObjectStore for S3Store {
         let reader = output.body.into_async_read();
         Ok(Some(StoredObject {
             size,
-            body: Box::pin(ReaderStream::with_capacity(reader, 64 * 1024)),
+            body: with_idle_timeout(
+                Box::pin(ReaderStream::with_capacity(reader, 64 * 1024)),
+                self.read_idle,
+            ),
         }))
     }
 
@@ -227,10 +302,73 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn list(&self, prefix: &str) -> Result<ObjectList, StoreError> {
+        let pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        Ok(Box::pin(futures::stream::unfold(
+            Some((pages, VecDeque::new())),
+            |state| async move {
+                let (mut pages, mut found) = state?;
+                loop {
+                    if let Some(info) = found.pop_front() {
+                        return Some((Ok(info), Some((pages, found))));
+                    }
+                    match pages.next().await? {
+                        Ok(page) => found.extend(page.contents().iter().filter_map(|o| {
+                            Some(ObjectInfo {
+                                key: o.key()?.to_string(),
+                                size: o.size().unwrap_or_default().max(0) as u64,
+                                modified: chrono_of(o.last_modified()),
+                            })
+                        })),
+                        Err(err) => return Some((Err(backend("list", err)), None)),
+                    }
+                }
+            },
+        )))
+    }
+
+    async fn remove_incomplete(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| backend("list multipart uploads", e))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                if chrono_of(upload.initiated()) < before {
+                    abort_upload(&self.client, &self.bucket, key, id).await;
+                    removed += 1;
+                }
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                return Ok(removed);
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(removed);
+            }
+        }
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
-        let key = probe_key();
-        self.put_small(&key, Bytes::from_static(b"ok")).await?;
-        self.delete(&key).await
+        self.put_small(PROBE_KEY, Bytes::from_static(b"ok")).await?;
+        self.delete(PROBE_KEY).await
     }
 
     fn kind(&self) -> &'static str {

@@ -13,7 +13,7 @@ use rampart::ingest::pipeline::{self, Failure};
 use rampart::ingest::synthetic::{sarif, SyntheticResult};
 use rampart::live::ScanProgress;
 use rampart::scans::ScanStatus;
-use rampart::store::{ByteStream, ObjectStore, StoreError, StoredObject};
+use rampart::store::{ByteStream, ObjectList, ObjectStore, StoreError, StoredObject};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
@@ -43,6 +43,17 @@ impl ObjectStore for PausedReads {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<ObjectList, StoreError> {
+        self.inner.list(prefix).await
+    }
+
+    async fn remove_incomplete(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.remove_incomplete(before).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {
