@@ -2,7 +2,8 @@
 //! in `connection_init`, with the protocol's close codes, server pings and a per-connection cap.
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, WsMessage, ALL_WEBSOCKET_PROTOCOLS};
@@ -21,14 +22,21 @@ use super::graphql::{
 };
 use super::shared::{Delivery, ShareKey};
 use crate::app::AppState;
-use crate::auth::resolve::{authenticate, Credential};
-use crate::context::{Ctx, RequestMeta};
+use crate::auth::resolve::{authenticate, authenticate_until, Credential};
+use crate::context::{Actor, Ctx, RequestMeta};
+use crate::error::{AppError, ErrorCode};
 use crate::graphql::AppSchema;
 
 /// Rejections of `connection_init` start with this, so they can be closed with 4403.
 const FORBIDDEN: &str = "Forbidden: ";
 /// How often the server pings an idle connection.
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// How often an open connection's credential is checked again even when no operation and no
+/// revocation event came (events may be lost, e.g. while Redis reconnects).
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
+/// The close code of a connection whose credential stopped granting it (graphql-ws's
+/// "Forbidden").
+const CLOSE_FORBIDDEN: u16 = 4403;
 /// Read buffer per connection. Clients only send small protocol messages; the 128 KiB default
 /// cost that much memory per subscriber and is zeroed on every read attempt, i.e. after every
 /// event sent (most of the fan-out's CPU with 10,000 subscribers). Larger frames still fit:
@@ -76,6 +84,81 @@ fn credential_of(payload: &serde_json::Value) -> Option<Credential> {
         return Some(Credential::ApiKey(key.to_string()));
     }
     field(&["token"]).map(Credential::from_bearer)
+}
+
+/// The credential a connection was opened with, kept to check it again: on every operation,
+/// on a revocation event, periodically, and at its expiry.
+struct Authorised {
+    credential: Credential,
+    ctx: Ctx,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Whether two resolutions of a credential grant the same rights (same actor, session, org,
+/// role or scope). A connection whose rights changed is closed; the client reconnects.
+fn same_rights(a: &Ctx, b: &Ctx) -> bool {
+    a.org_id == b.org_id
+        && match (&a.actor, &b.actor) {
+            (
+                Actor::User {
+                    user_id: u1,
+                    session_id: s1,
+                    role: r1,
+                    ..
+                },
+                Actor::User {
+                    user_id: u2,
+                    session_id: s2,
+                    role: r2,
+                    ..
+                },
+            ) => u1 == u2 && s1 == s2 && r1 == r2,
+            (
+                Actor::ApiKey {
+                    key_id: k1,
+                    scope: c1,
+                    ..
+                },
+                Actor::ApiKey {
+                    key_id: k2,
+                    scope: c2,
+                    ..
+                },
+            ) => k1 == k2 && c1 == c2,
+            _ => false,
+        }
+}
+
+/// Checks the connection's credential again. `Err` when it no longer grants what the
+/// connection was opened with.
+async fn recheck(state: &AppState, meta: &RequestMeta, auth: &Authorised) -> Result<(), AppError> {
+    let now = authenticate(state, &auth.credential, meta.clone()).await?;
+    if same_rights(&auth.ctx, &now) {
+        Ok(())
+    } else {
+        Err(AppError::unauthenticated(
+            "the credential's rights changed; connect again",
+        ))
+    }
+}
+
+/// The `error` answer to an operation refused by the rate limiter.
+fn rate_limited_message(transport_ws: bool, quoted_id: &str, retry_after: u64) -> String {
+    let err = AppError::rate_limited(retry_after);
+    let error = serde_json::json!({
+        "message": err.public_message(),
+        "extensions": {
+            "code": ErrorCode::RateLimited.as_str(),
+            "statusCode": err.status().as_u16(),
+            "retryAfter": retry_after,
+        },
+    });
+    let payload = if transport_ws {
+        serde_json::json!([error])
+    } else {
+        error
+    };
+    format!(r#"{{"type":"error","id":{quoted_id},"payload":{payload}}}"#)
 }
 
 /// The subscription id of an outgoing `complete` message.
@@ -192,8 +275,11 @@ async fn serve(
     connection.insert(budget.clone());
     let init_state = state.clone();
     let init_meta = meta.clone();
-    let caller: Arc<OnceLock<Ctx>> = Arc::default();
+    let caller: Arc<OnceLock<Authorised>> = Arc::default();
     let init_caller = caller.clone();
+    // The caller's revocation events, subscribed as soon as the caller is known.
+    let revocations: Arc<Mutex<Option<BoxStream<'static, String>>>> = Arc::default();
+    let init_revocations = revocations.clone();
     let graphql = async_graphql::http::WebSocket::new(schema.clone(), from_client, protocol)
         .connection_data(connection)
         .on_connection_init(move |payload| async move {
@@ -202,12 +288,20 @@ async fn serve(
                     "{FORBIDDEN}connection_init carries no credential"
                 ))
             })?;
-            let ctx = authenticate(&init_state, &credential, init_meta.clone())
+            let authorised = authenticate_until(&init_state, &credential, init_meta.clone())
                 .await
                 .map_err(|e| {
                     async_graphql::Error::new(format!("{FORBIDDEN}{}", e.public_message()))
                 })?;
-            let _ = init_caller.set(ctx.clone());
+            let ctx = authorised.ctx.clone();
+            let topic = crate::auth::revocation::topic_of(&ctx);
+            *init_revocations.lock().expect("revocations lock") =
+                Some(init_state.bus.subscribe(&topic));
+            let _ = init_caller.set(Authorised {
+                credential,
+                ctx: authorised.ctx,
+                expires_at: authorised.expires_at,
+            });
             let mut data = Data::default();
             data.insert(ctx);
             data.insert(init_meta);
@@ -222,6 +316,12 @@ async fn serve(
     let mut early: Vec<(String, serde_json::Value, Vec<u8>)> = Vec::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let mut recheck_every = tokio::time::interval(RECHECK_EVERY);
+    recheck_every.tick().await;
+    // Once authorised: the caller's revocation events, and the credential's expiry.
+    let mut revoked: Option<BoxStream<'static, String>> = None;
+    let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let rate_limit = state.config.rate_limit_per_minute;
     let close = |code: u16, reason: String| {
         Message::Close(Some(CloseFrame {
             code,
@@ -235,6 +335,30 @@ async fn serve(
             // fan-out's CPU). A flooding client cannot starve the others, which are polled
             // before it each round.
             biased;
+            () = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
+                let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}credential expired"))).await;
+                break;
+            }
+            Some(_) = async { revoked.as_mut().expect("guarded").next().await }, if revoked.is_some() => {
+                // The event is a prompt; the database says whether rights were really lost.
+                if let Some(auth) = caller.get() {
+                    if let Err(err) = recheck(&state, &meta, auth).await {
+                        let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}{}", err.public_message()))).await;
+                        break;
+                    }
+                }
+            }
+            _ = recheck_every.tick() => {
+                if let Some(auth) = caller.get() {
+                    match recheck(&state, &meta, auth).await {
+                        Err(err) if err.code() != ErrorCode::Internal => {
+                            let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}{}", err.public_message()))).await;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Some((quoted_id, delivery)) = shared.next(), if !shared.is_empty() => {
                 let text = match delivery {
                     Delivery::Next(payload) => next_message(transport_ws, &quoted_id, &payload),
@@ -263,8 +387,13 @@ async fn serve(
                         }
                         if acknowledged {
                             initialising = false;
+                            revoked = revocations.lock().expect("revocations lock").take();
+                            if let Some(at) = caller.get().and_then(|a| a.expires_at) {
+                                let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                                expiry = Some(Box::pin(tokio::time::sleep(left)));
+                            }
                             for (id, message, bytes) in early.drain(..) {
-                                match join_shared(&state, &schema, &meta, &budget, caller.get(), &message) {
+                                match join_shared(&state, &schema, &meta, &budget, caller.get().map(|a| &a.ctx), &message) {
                                     Some(follow) => {
                                         shared.insert(quoted(&id), follow);
                                     }
@@ -306,7 +435,25 @@ async fn serve(
                                 early.push((id, message, bytes));
                                 continue;
                             }
-                            if let Some(follow) = join_shared(&state, &schema, &meta, &budget, caller.get(), &message) {
+                            // Every operation: the credential still grants the connection's
+                            // rights, and the caller's budget (shared with HTTP) allows it.
+                            if let Some(auth) = caller.get() {
+                                if let Err(err) = recheck(&state, &meta, auth).await {
+                                    let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}{}", err.public_message()))).await;
+                                    break;
+                                }
+                                let bucket = crate::auth::middleware::bucket(Some(&auth.ctx), meta.ip);
+                                let decision = state.limiter.hit(&bucket, rate_limit, 60).await;
+                                if !decision.allowed {
+                                    active.remove(&id);
+                                    let refusal = rate_limited_message(transport_ws, &quoted(&id), decision.reset_secs.max(1));
+                                    if sink.send(Message::Text(refusal.into())).await.is_err() {
+                                        break;
+                                    }
+                                    continue;
+                                }
+                            }
+                            if let Some(follow) = join_shared(&state, &schema, &meta, &budget, caller.get().map(|a| &a.ctx), &message) {
                                 shared.insert(quoted(&id), follow);
                                 continue;
                             }
