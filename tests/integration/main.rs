@@ -18,3 +18,5 @@ mod rest;
 mod rest_domain;
 mod server;
 mod store;
+mod throttling;
+mod ws_rights;
