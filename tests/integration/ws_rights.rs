@@ -36,10 +36,12 @@ async fn send(ws: &mut Ws, message: Value) {
         .unwrap();
 }
 
-/// The next protocol message, skipping keep-alives; `Err(code)` once the server closed.
+/// The next protocol message, skipping keep-alives; `Err(code)` once the server closed. Fails
+/// the test when nothing but keep-alives comes for 30 s.
 async fn recv(ws: &mut Ws) -> Result<Value, u16> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        let message = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("a message in time");
         match message {
