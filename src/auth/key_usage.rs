@@ -75,7 +75,8 @@ impl KeyUsage {
 
     /// Notes that `key_id` was used `at`; `stored` is what its row says now. Never waits.
     pub fn record(&self, key_id: Uuid, stored: Option<DateTime<Utc>>, at: DateTime<Utc>) {
-        if stored.is_some_and(|t| at - t < chrono::Duration::from_std(RESOLUTION).unwrap_or_default())
+        if stored
+            .is_some_and(|t| at - t < chrono::Duration::from_std(RESOLUTION).unwrap_or_default())
         {
             return;
         }

@@ -84,7 +84,11 @@ impl RateLimiter {
         let count = match &self.counter {
             Counter::Memory(map) => {
                 let map = map.lock().expect("rate limit lock");
-                Some(map.get(bucket).filter(|(w, _)| *w == window).map_or(0, |(_, n)| *n))
+                Some(
+                    map.get(bucket)
+                        .filter(|(w, _)| *w == window)
+                        .map_or(0, |(_, n)| *n),
+                )
             }
             Counter::Redis(manager, prefix) => {
                 let key = format!("{prefix}{bucket}:{window}");
@@ -139,8 +143,7 @@ fn count_in_memory(map: &Mutex<HashMap<String, (u64, u32)>>, bucket: &str, windo
 async fn read_in_redis(manager: &ConnectionManager, key: String) -> Option<u32> {
     let mut conn = manager.clone();
     let get = redis::cmd("GET").arg(&key).to_owned();
-    match tokio::time::timeout(REDIS_TIMEOUT * 2, get.query_async::<Option<u32>>(&mut conn)).await
-    {
+    match tokio::time::timeout(REDIS_TIMEOUT * 2, get.query_async::<Option<u32>>(&mut conn)).await {
         Ok(Ok(count)) => Some(count.unwrap_or(0)),
         Ok(Err(err)) => {
             tracing::warn!(%err, "rate limit counter unavailable; allowing the request");

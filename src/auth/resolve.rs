@@ -69,7 +69,11 @@ pub async fn authenticate_until(
     }
 }
 
-async fn access_token(state: &AppState, token: &str, meta: RequestMeta) -> AppResult<Authenticated> {
+async fn access_token(
+    state: &AppState,
+    token: &str,
+    meta: RequestMeta,
+) -> AppResult<Authenticated> {
     let claims = state.jwt.verify_access(token)?;
     // The session is checked on every request, so logout and reuse detection take effect at
     // once rather than when the token expires.

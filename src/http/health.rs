@@ -151,11 +151,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// checks per period.
 const READY_REUSE: Duration = Duration::from_secs(2);
 
+/// A round of readiness checks: what each check found, or why the process is not ready.
+type ReadinessOutcome = Result<ReadinessChecks, String>;
+
 /// The last readiness answer and when it was found.
 #[derive(Clone, Default)]
-pub struct ReadinessCache(Arc<tokio::sync::Mutex<Option<(Instant, Result<ReadinessChecks, String>)>>>);
+pub struct ReadinessCache(Arc<tokio::sync::Mutex<Option<(Instant, ReadinessOutcome)>>>);
 
-async fn check_readiness(state: &AppState) -> Result<ReadinessChecks, String> {
+async fn check_readiness(state: &AppState) -> ReadinessOutcome {
     let db = state.db.clone();
     let (database, migrations, store) = tokio::join!(
         timed("", state.db.ping()),

@@ -355,7 +355,8 @@ async fn login_attempts_are_limited_per_ip() {
         None => None,
     };
     // A different account each time, so only the address's budget runs out.
-    let login = "mutation($e: String!) { login(email: $e, password: \"wrong-password\") { token } }";
+    let login =
+        "mutation($e: String!) { login(email: $e, password: \"wrong-password\") { token } }";
     for attempt in 1..=10 {
         let app = match (&second, attempt % 2) {
             (Some((second, _)), 0) => second,

@@ -922,7 +922,6 @@ async fn user_rows_and_null_versus_absent() {
         )
         .await;
     assert_eq!(again.status, 404);
-
 }
 
 #[tokio::test]
@@ -942,7 +941,11 @@ async fn read_routes_answer_what_graphql_answers() {
     );
     for _ in 0..200 {
         let seen = app
-            .gql(Auth::ApiKey(&key), "{ currentApiKey { lastUsedAt } }", json!({}))
+            .gql(
+                Auth::ApiKey(&key),
+                "{ currentApiKey { lastUsedAt } }",
+                json!({}),
+            )
             .await;
         if !seen.data("currentApiKey")["lastUsedAt"].is_null() {
             break;

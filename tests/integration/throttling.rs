@@ -99,11 +99,16 @@ async fn failed_logins_lock_the_account_from_every_address() {
     }
     // From another address, even the right password waits; an account that does not exist
     // answers the same, so the lock reveals nothing.
-    let (status, headers, body) = login_from(&app, "198.51.100.2", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, headers, body) =
+        login_from(&app, "198.51.100.2", ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!((status, code(&body)), (429, Some("RATE_LIMITED")), "{body}");
     assert!(headers.contains_key("retry-after"));
     let (status, _, ghost) = login_from(&app, "198.51.100.2", " Ghost@ACME.test", "guess").await;
-    assert_eq!((status, code(&ghost)), (429, Some("RATE_LIMITED")), "{ghost}");
+    assert_eq!(
+        (status, code(&ghost)),
+        (429, Some("RATE_LIMITED")),
+        "{ghost}"
+    );
     // Other accounts are not affected.
     let (status, _, ok) = login_from(&app, "198.51.100.2", "dev@acme.test", MEMBER_PASSWORD).await;
     assert_eq!(status, 200);
@@ -141,8 +146,13 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     // Not configured: the header is the client's own claim, and ignored.
     let app = TestApp::spawn().await;
     for n in 0..10 {
-        let (_, _, body) =
-            login_from(&app, &format!("203.0.113.{n}"), &format!("x{n}@acme.test"), "x").await;
+        let (_, _, body) = login_from(
+            &app,
+            &format!("203.0.113.{n}"),
+            &format!("x{n}@acme.test"),
+            "x",
+        )
+        .await;
         assert_eq!(code(&body), Some("UNAUTHENTICATED"));
     }
     let (status, _, _) = login_from(&app, "198.51.100.9", "y@acme.test", "x").await;
@@ -151,15 +161,19 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     // Behind a trusted proxy: the forwarded client is who is counted (and recorded).
     let (app, _tc) = behind_proxy().await;
     for n in 0..10 {
-        let (_, _, body) =
-            login_from(&app, "203.0.113.1", &format!("x{n}@acme.test"), "x").await;
+        let (_, _, body) = login_from(&app, "203.0.113.1", &format!("x{n}@acme.test"), "x").await;
         assert_eq!(code(&body), Some("UNAUTHENTICATED"));
     }
     let (status, _, _) = login_from(&app, "203.0.113.1", "y@acme.test", "x").await;
     assert_eq!(status, 429);
     // The client's own prepended entry is not believed: the proxy's right-most one is.
-    let (status, _, body) =
-        login_from(&app, "203.0.113.1, 198.51.100.2", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, _, body) = login_from(
+        &app,
+        "203.0.113.1, 198.51.100.2",
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let row = app
         .state
@@ -267,7 +281,7 @@ async fn lock_key_row(app: &TestApp, key_id: &str) -> sea_orm::DatabaseTransacti
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let txn = rampart::db::begin_write(&app.state.db).await.unwrap();
     api_key::Entity::update_many()
-        .col_expr(api_key::Column::Label, Expr::col(api_key::Column::Label).into())
+        .col_expr(api_key::Column::Label, Expr::col(api_key::Column::Label))
         .filter(api_key::Column::Id.eq(key_id.parse::<uuid::Uuid>().unwrap()))
         .exec(&txn)
         .await

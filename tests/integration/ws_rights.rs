@@ -92,7 +92,11 @@ async fn logout_revocation_and_removal_close_open_sockets() {
     // Logout: the session's sockets close.
     let (session, _) = app.login("dev@acme.test", MEMBER_PASSWORD).await;
     let mut ws = open(&app, bearer(&session)).await;
-    send(&mut ws, json!({"type": "subscribe", "id": "1", "payload": {"query": SCAN_EVENTS}})).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "1", "payload": {"query": SCAN_EVENTS}}),
+    )
+    .await;
     let out = app
         .gql(Auth::Bearer(&session), "mutation { logout }", json!({}))
         .await;
@@ -102,7 +106,11 @@ async fn logout_revocation_and_removal_close_open_sockets() {
     // Key revocation: the key's sockets close.
     let key = app.create_key(&owner, "WRITE").await;
     let mut ws = open(&app, json!({"apiKey": key})).await;
-    send(&mut ws, json!({"type": "subscribe", "id": "1", "payload": {"query": SCAN_EVENTS}})).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "1", "payload": {"query": SCAN_EVENTS}}),
+    )
+    .await;
     let key_id = app
         .gql(Auth::ApiKey(&key), "{ currentApiKey { id } }", json!({}))
         .await
@@ -121,7 +129,11 @@ async fn logout_revocation_and_removal_close_open_sockets() {
     // Member removal: the member's sockets in that org close.
     let (session, _) = app.login("dev@acme.test", MEMBER_PASSWORD).await;
     let mut ws = open(&app, bearer(&session)).await;
-    send(&mut ws, json!({"type": "subscribe", "id": "1", "payload": {"query": SCAN_EVENTS}})).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "1", "payload": {"query": SCAN_EVENTS}}),
+    )
+    .await;
     let removed = app
         .gql(
             Auth::Bearer(&owner),
@@ -201,7 +213,11 @@ async fn a_socket_closes_when_its_access_token_expires() {
     match recv(&mut ws).await {
         Ok(ack) => {
             assert_eq!(ack["type"], "connection_ack");
-            send(&mut ws, json!({"type": "subscribe", "id": "1", "payload": {"query": SCAN_EVENTS}})).await;
+            send(
+                &mut ws,
+                json!({"type": "subscribe", "id": "1", "payload": {"query": SCAN_EVENTS}}),
+            )
+            .await;
             assert_eq!(recv(&mut ws).await, Err(4403));
         }
         Err(code) => assert_eq!(code, 4403),
@@ -214,9 +230,7 @@ async fn socket_operations_spend_the_callers_http_budget() {
     let mut tc = TestConfig::new().await;
     tc.config.rate_limit_per_minute = 3;
     let app = TestApp::spawn_with(tc.config.clone()).await;
-    let key = app
-        .create_key(&app.login_admin().await, "READ")
-        .await;
+    let key = app.create_key(&app.login_admin().await, "READ").await;
     let mut ws = open(&app, json!({"apiKey": key})).await;
     // Spend the key's budget over HTTP, then ask over the socket. A fixed window may roll over
     // in between; then spend the fresh one and ask again.
@@ -243,6 +257,11 @@ async fn socket_operations_spend_the_callers_http_budget() {
     }
     let refused = refused.expect("a socket operation beyond the budget is refused");
     assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
-    assert!(refused["payload"][0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
+    assert!(
+        refused["payload"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     drop(tc);
 }
