@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
-fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
+/// Whether `ip` is one of the configured trusted proxies (`Config::trusted_proxies`).
+pub fn is_trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|net| net.contains(&ip))
 }
 
@@ -17,7 +18,7 @@ fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
 /// stops the walk at the last address known to be real.
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, proxies: &[IpNet]) -> Option<IpAddr> {
     let mut client = peer?.to_canonical();
-    if !trusted(client, proxies) {
+    if !is_trusted(client, proxies) {
         return Some(client);
     }
     let hops: Vec<&str> = headers
@@ -32,7 +33,7 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, proxies: &[IpNet]) -
             break;
         };
         client = ip.to_canonical();
-        if !trusted(client, proxies) {
+        if !is_trusted(client, proxies) {
             break;
         }
     }

@@ -288,11 +288,20 @@ async fn serve(
                     "{FORBIDDEN}connection_init carries no credential"
                 ))
             })?;
-            let authorised = authenticate_until(&init_state, &credential, init_meta.clone())
-                .await
-                .map_err(|e| {
-                    async_graphql::Error::new(format!("{FORBIDDEN}{}", e.public_message()))
-                })?;
+            let authorised =
+                match authenticate_until(&init_state, &credential, init_meta.clone()).await {
+                    Ok(authorised) => authorised,
+                    Err(e) => {
+                        // A failed credential spends the client address's budget, as over HTTP.
+                        let bucket = crate::auth::middleware::bucket(None, init_meta.ip);
+                        let limit = init_state.config.rate_limit_per_minute;
+                        init_state.limiter.hit(&bucket, limit, 60).await;
+                        return Err(async_graphql::Error::new(format!(
+                            "{FORBIDDEN}{}",
+                            e.public_message()
+                        )));
+                    }
+                };
             let ctx = authorised.ctx.clone();
             let topic = crate::auth::revocation::topic_of(&ctx);
             *init_revocations.lock().expect("revocations lock") =
@@ -316,8 +325,10 @@ async fn serve(
     let mut early: Vec<(String, serde_json::Value, Vec<u8>)> = Vec::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-    let mut recheck_every = tokio::time::interval(RECHECK_EVERY);
-    recheck_every.tick().await;
+    // Spread over the period, so connections opened together do not all check at once.
+    let first_recheck = RECHECK_EVERY.mul_f64(1.0 + rand::random::<f64>());
+    let mut recheck_every =
+        tokio::time::interval_at(tokio::time::Instant::now() + first_recheck, RECHECK_EVERY);
     // Once authorised: the caller's revocation events, and the credential's expiry.
     let mut revoked: Option<BoxStream<'static, String>> = None;
     let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
