@@ -21,22 +21,17 @@ use super::graphql::{
     is_snapshot_subscription, SubscriptionBudget, MAX_SUBSCRIPTIONS_PER_CONNECTION,
 };
 use super::shared::{Delivery, ShareKey};
+use super::ws_rights::{rate_limited_message, recheck, Authorised, CLOSE_FORBIDDEN, RECHECK_EVERY};
 use crate::app::AppState;
-use crate::auth::resolve::{authenticate, authenticate_until, Credential};
-use crate::context::{Actor, Ctx, RequestMeta};
-use crate::error::{AppError, ErrorCode};
+use crate::auth::resolve::{authenticate_until, Credential};
+use crate::context::{Ctx, RequestMeta};
+use crate::error::ErrorCode;
 use crate::graphql::AppSchema;
 
 /// Rejections of `connection_init` start with this, so they can be closed with 4403.
 const FORBIDDEN: &str = "Forbidden: ";
 /// How often the server pings an idle connection.
 const PING_EVERY: Duration = Duration::from_secs(15);
-/// How often an open connection's credential is checked again even when no operation and no
-/// revocation event came (events may be lost, e.g. while Redis reconnects).
-const RECHECK_EVERY: Duration = Duration::from_secs(60);
-/// The close code of a connection whose credential stopped granting it (graphql-ws's
-/// "Forbidden").
-const CLOSE_FORBIDDEN: u16 = 4403;
 /// Read buffer per connection. Clients only send small protocol messages; the 128 KiB default
 /// cost that much memory per subscriber and is zeroed on every read attempt, i.e. after every
 /// event sent (most of the fan-out's CPU with 10,000 subscribers). Larger frames still fit:
@@ -84,81 +79,6 @@ fn credential_of(payload: &serde_json::Value) -> Option<Credential> {
         return Some(Credential::ApiKey(key.to_string()));
     }
     field(&["token"]).map(Credential::from_bearer)
-}
-
-/// The credential a connection was opened with, kept to check it again: on every operation,
-/// on a revocation event, periodically, and at its expiry.
-struct Authorised {
-    credential: Credential,
-    ctx: Ctx,
-    expires_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// Whether two resolutions of a credential grant the same rights (same actor, session, org,
-/// role or scope). A connection whose rights changed is closed; the client reconnects.
-fn same_rights(a: &Ctx, b: &Ctx) -> bool {
-    a.org_id == b.org_id
-        && match (&a.actor, &b.actor) {
-            (
-                Actor::User {
-                    user_id: u1,
-                    session_id: s1,
-                    role: r1,
-                    ..
-                },
-                Actor::User {
-                    user_id: u2,
-                    session_id: s2,
-                    role: r2,
-                    ..
-                },
-            ) => u1 == u2 && s1 == s2 && r1 == r2,
-            (
-                Actor::ApiKey {
-                    key_id: k1,
-                    scope: c1,
-                    ..
-                },
-                Actor::ApiKey {
-                    key_id: k2,
-                    scope: c2,
-                    ..
-                },
-            ) => k1 == k2 && c1 == c2,
-            _ => false,
-        }
-}
-
-/// Checks the connection's credential again. `Err` when it no longer grants what the
-/// connection was opened with.
-async fn recheck(state: &AppState, meta: &RequestMeta, auth: &Authorised) -> Result<(), AppError> {
-    let now = authenticate(state, &auth.credential, meta.clone()).await?;
-    if same_rights(&auth.ctx, &now) {
-        Ok(())
-    } else {
-        Err(AppError::unauthenticated(
-            "the credential's rights changed; connect again",
-        ))
-    }
-}
-
-/// The `error` answer to an operation refused by the rate limiter.
-fn rate_limited_message(transport_ws: bool, quoted_id: &str, retry_after: u64) -> String {
-    let err = AppError::rate_limited(retry_after);
-    let error = serde_json::json!({
-        "message": err.public_message(),
-        "extensions": {
-            "code": ErrorCode::RateLimited.as_str(),
-            "statusCode": err.status().as_u16(),
-            "retryAfter": retry_after,
-        },
-    });
-    let payload = if transport_ws {
-        serde_json::json!([error])
-    } else {
-        error
-    };
-    format!(r#"{{"type":"error","id":{quoted_id},"payload":{payload}}}"#)
 }
 
 /// The subscription id of an outgoing `complete` message.
