@@ -33,6 +33,10 @@ pub struct AppState {
     pub scan_feeds: crate::live::feed::ScanFeeds,
     /// Snapshot subscriptions executed once for all their WebSocket subscribers.
     pub shared_subscriptions: crate::live::shared::SharedSubscriptions,
+    /// API key use, stored off the request path.
+    pub key_usage: crate::auth::key_usage::KeyUsage,
+    /// The last readiness answer, reused for a moment so probes stay cheap.
+    pub readiness: crate::http::health::ReadinessCache,
 }
 
 /// The three swappable backends.
@@ -172,6 +176,7 @@ impl App {
         let set_up = first_run(&config, &backends.db).await;
         lock.release().await;
         set_up?;
+        let key_usage = crate::auth::key_usage::KeyUsage::start(&backends.db);
         let state = AppState {
             config: Arc::new(config),
             db: backends.db,
@@ -182,6 +187,8 @@ impl App {
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             scan_feeds: crate::live::feed::ScanFeeds::default(),
             shared_subscriptions: crate::live::shared::SharedSubscriptions::default(),
+            key_usage,
+            readiness: crate::http::health::ReadinessCache::default(),
         };
         let schema = build_schema(Some(state.clone()));
         let router = crate::http::router(state.clone(), schema)?;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
@@ -226,6 +227,21 @@ pub struct Config {
     /// way to their scan row are safe.
     #[arg(long, env = "RAMPART_STORE_SWEEP_GRACE_SECS", default_value_t = 3600)]
     pub store_sweep_grace_secs: u64,
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed: CIDRs or addresses, comma-separated
+    /// (e.g. `10.0.0.0/8,127.0.0.1`). The client is the right-most forwarded address outside
+    /// them; with none, the socket's peer. Rate limits and audit rows use that address.
+    #[arg(long, env = "RAMPART_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address (`127.0.0.1`, a /32 or /128).
+fn parse_cidr(value: &str) -> Result<IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{value:?} is neither a CIDR nor an IP address"))
 }
 
 impl Config {
@@ -274,6 +290,7 @@ impl Config {
             s3_operation_timeout_ms: 120_000,
             store_sweep_interval_secs: 3600,
             store_sweep_grace_secs: 3600,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -349,5 +366,16 @@ mod tests {
             "sqlite:///tmp/x/rampart.db?mode=rwc"
         );
         assert!(config.s3().is_none());
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        assert_eq!(parse_cidr("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            parse_cidr(" 127.0.0.1").unwrap().to_string(),
+            "127.0.0.1/32"
+        );
+        assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
+        assert!(parse_cidr("proxy.local").is_err());
     }
 }

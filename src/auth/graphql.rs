@@ -90,7 +90,14 @@ impl AuthMutation {
         email: String,
         password: String,
     ) -> Result<AuthPayload> {
-        let payload = sessions::login(state(ctx), &meta(ctx), &email, &password).await?;
+        let attempt = sessions::login(state(ctx), &meta(ctx), &email, &password).await;
+        // The login budget is what this route spends: it is what the headers report.
+        let mut budget = axum::http::HeaderMap::new();
+        attempt.budget.write_headers(&mut budget);
+        for (name, value) in &budget {
+            ctx.insert_http_header(name.clone(), value.clone());
+        }
+        let payload = attempt.outcome?;
         set_session_cookies(ctx, &payload);
         Ok(payload)
     }

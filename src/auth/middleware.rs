@@ -1,15 +1,15 @@
 //! Per-request authentication and rate limiting for the HTTP surfaces.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::resolve::{authenticate, Credential};
 use crate::app::AppState;
-use crate::context::{Ctx, RequestMeta};
+use crate::context::{Actor, Ctx, RequestMeta};
 use crate::error::AppError;
 use crate::http::RequestId;
 
@@ -75,17 +75,18 @@ fn tolerate_stale_header(req: &mut Request, err: &AppError) -> bool {
     false
 }
 
-fn request_meta(req: &Request) -> RequestMeta {
+fn request_meta(req: &Request, trusted_proxies: &[ipnet::IpNet]) -> RequestMeta {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip());
     RequestMeta {
         request_id: req
             .extensions()
             .get::<RequestId>()
             .map(|id| id.0.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into()),
-        ip: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip()),
+        ip: super::client_ip::client_ip(peer, req.headers(), trusted_proxies),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -94,56 +95,54 @@ fn request_meta(req: &Request) -> RequestMeta {
     }
 }
 
+/// The budget a caller spends: its API key, its user, or (anonymous, or with a credential that
+/// failed) its IP address. HTTP requests and WebSocket operations share it.
+pub fn bucket(ctx: Option<&Ctx>, ip: Option<IpAddr>) -> String {
+    match ctx.map(|c| &c.actor) {
+        Some(Actor::ApiKey { key_id, .. }) => format!("key:{key_id}"),
+        Some(Actor::User { user_id, .. }) => format!("user:{user_id}"),
+        None => format!("ip:{}", ip.map(|ip| ip.to_string()).unwrap_or_default()),
+    }
+}
+
 /// Resolves the caller once, stores `RequestMeta` (always) and `Ctx` (when authenticated) in
 /// the request, counts the request against the caller's budget and reports it in headers.
+/// A credential that fails is counted against the client's address, so guessing keys or
+/// tokens spends a budget like any other request.
 pub async fn authenticate_and_limit(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let meta = request_meta(&req);
+    let meta = request_meta(&req, &state.config.trusted_proxies);
     req.extensions_mut().insert(meta.clone());
-    let ctx: Option<Ctx> = match credential(req.headers()) {
+    let (ctx, refused): (Option<Ctx>, Option<AppError>) = match credential(req.headers()) {
         Some((credential, from_header)) => {
             match authenticate(&state, &credential, meta.clone()).await {
-                Ok(ctx) => Some(ctx),
-                Err(err) if from_header && tolerate_stale_header(&mut req, &err) => None,
-                Err(err) if from_header => return err.into_response(),
-                Err(_) => None,
+                Ok(ctx) => (Some(ctx), None),
+                Err(err) if from_header && tolerate_stale_header(&mut req, &err) => (None, None),
+                Err(err) if from_header => (None, Some(err)),
+                Err(_) => (None, None),
             }
         }
-        None => None,
+        None => (None, None),
     };
-    let bucket = match &ctx {
-        Some(Ctx {
-            actor: crate::context::Actor::ApiKey { key_id, .. },
-            ..
-        }) => format!("key:{key_id}"),
-        Some(Ctx {
-            actor: crate::context::Actor::User { user_id, .. },
-            ..
-        }) => format!("user:{user_id}"),
-        None => format!(
-            "ip:{}",
-            meta.ip.map(|ip| ip.to_string()).unwrap_or_default()
-        ),
-    };
+    let bucket = bucket(ctx.as_ref(), meta.ip);
     if let Some(ctx) = ctx {
         req.extensions_mut().insert(ctx);
     }
     let limit = state.config.rate_limit_per_minute;
     let decision = state.limiter.hit(&bucket, limit, 60).await;
-    let mut res = if decision.allowed {
-        next.run(req).await
-    } else {
+    let mut res = if !decision.allowed {
         AppError::rate_limited(decision.reset_secs.max(1)).into_response()
+    } else if let Some(err) = refused {
+        err.into_response()
+    } else {
+        next.run(req).await
     };
-    let headers = res.headers_mut();
     // A stricter budget (the login limit) may already have set these; it wins.
-    if !headers.contains_key("ratelimit-limit") {
-        headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
-        headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(decision.reset_secs));
+    if !res.headers().contains_key("ratelimit-limit") {
+        decision.write_headers(res.headers_mut());
     }
     res
 }

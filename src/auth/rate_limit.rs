@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::{HeaderMap, HeaderValue};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// The outcome of counting one request against a budget.
@@ -15,6 +16,16 @@ pub struct Decision {
     pub remaining: u32,
     /// Seconds until the window resets.
     pub reset_secs: u64,
+}
+
+impl Decision {
+    /// Reports this budget in `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
+    /// (replacing any budget reported before).
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
+        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+    }
 }
 
 enum Counter {
@@ -55,12 +66,7 @@ impl RateLimiter {
 
     /// Counts one hit on `bucket` against `limit` per `window_secs`.
     pub async fn hit(&self, bucket: &str, limit: u32, window_secs: u64) -> Decision {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let window = now / window_secs;
-        let reset_secs = (window + 1) * window_secs - now;
+        let (window, reset_secs) = window_of(window_secs);
         let count = match &self.counter {
             Counter::Memory(map) => Some(count_in_memory(map, bucket, window)),
             Counter::Redis(manager, prefix) => {
@@ -68,21 +74,56 @@ impl RateLimiter {
                 count_in_redis(manager, key, window_secs).await
             }
         };
-        match count {
-            Some(count) => Decision {
-                allowed: count <= limit,
-                limit,
-                remaining: limit.saturating_sub(count),
-                reset_secs,
-            },
-            // Fail open: the limiter must never be why a request fails.
-            None => Decision {
-                allowed: true,
-                limit,
-                remaining: limit,
-                reset_secs,
-            },
-        }
+        decide(count, limit, reset_secs)
+    }
+
+    /// Whether one more hit on `bucket` would still be within `limit`, without counting it
+    /// (for budgets that only failures spend, such as an account's failed logins).
+    pub async fn peek(&self, bucket: &str, limit: u32, window_secs: u64) -> Decision {
+        let (window, reset_secs) = window_of(window_secs);
+        let count = match &self.counter {
+            Counter::Memory(map) => {
+                let map = map.lock().expect("rate limit lock");
+                Some(
+                    map.get(bucket)
+                        .filter(|(w, _)| *w == window)
+                        .map_or(0, |(_, n)| *n),
+                )
+            }
+            Counter::Redis(manager, prefix) => {
+                let key = format!("{prefix}{bucket}:{window}");
+                read_in_redis(manager, key).await
+            }
+        };
+        decide(count.map(|n| n.saturating_add(1)), limit, reset_secs)
+    }
+}
+
+/// The current fixed window of `window_secs` and the seconds until it ends.
+fn window_of(window_secs: u64) -> (u64, u64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let window = now / window_secs;
+    (window, (window + 1) * window_secs - now)
+}
+
+fn decide(count: Option<u32>, limit: u32, reset_secs: u64) -> Decision {
+    match count {
+        Some(count) => Decision {
+            allowed: count <= limit,
+            limit,
+            remaining: limit.saturating_sub(count),
+            reset_secs,
+        },
+        // Fail open: the limiter must never be why a request fails.
+        None => Decision {
+            allowed: true,
+            limit,
+            remaining: limit,
+            reset_secs,
+        },
     }
 }
 
@@ -97,6 +138,22 @@ fn count_in_memory(map: &Mutex<HashMap<String, (u64, u32)>>, bucket: &str, windo
     }
     entry.1 = entry.1.saturating_add(1);
     entry.1
+}
+
+async fn read_in_redis(manager: &ConnectionManager, key: String) -> Option<u32> {
+    let mut conn = manager.clone();
+    let get = redis::cmd("GET").arg(&key).to_owned();
+    match tokio::time::timeout(REDIS_TIMEOUT * 2, get.query_async::<Option<u32>>(&mut conn)).await {
+        Ok(Ok(count)) => Some(count.unwrap_or(0)),
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "rate limit counter unavailable; allowing the request");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("rate limit counter timed out; allowing the request");
+            None
+        }
+    }
 }
 
 async fn count_in_redis(manager: &ConnectionManager, key: String, window_secs: u64) -> Option<u32> {
@@ -140,6 +197,19 @@ mod tests {
         assert_eq!(refused.remaining, 0);
         assert!(refused.reset_secs <= 60);
         assert!(limiter.hit("other", 3, 60).await.allowed);
+    }
+
+    #[tokio::test]
+    async fn peeking_spends_nothing() {
+        let limiter = RateLimiter::in_memory();
+        assert!(limiter.peek("f", 2, 60).await.allowed);
+        limiter.hit("f", 2, 60).await;
+        assert!(limiter.peek("f", 2, 60).await.allowed);
+        assert!(limiter.peek("f", 2, 60).await.allowed);
+        limiter.hit("f", 2, 60).await;
+        let locked = limiter.peek("f", 2, 60).await;
+        assert!(!locked.allowed);
+        assert_eq!(locked.remaining, 0);
     }
 
     #[tokio::test]

@@ -1,9 +1,9 @@
 //! Turns the credential a request carries into a [`Ctx`]. The same code serves GraphQL over
 //! HTTP, REST and the WebSocket `connection_init` payload.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Utc};
 use entity::{api_key, membership, session, user};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::tokens::{looks_like_api_key, sha256_hex};
 use crate::app::AppState;
@@ -31,6 +31,14 @@ impl Credential {
     }
 }
 
+/// A checked credential: the caller, and when the credential stops being valid by itself.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub ctx: Ctx,
+    /// The access token's expiry, or the API key's; `None` for a key that never expires.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// Checks a credential and builds the caller's context.
 ///
 /// # Errors
@@ -40,13 +48,32 @@ pub async fn authenticate(
     credential: &Credential,
     meta: RequestMeta,
 ) -> AppResult<Ctx> {
+    authenticate_until(state, credential, meta)
+        .await
+        .map(|a| a.ctx)
+}
+
+/// [`authenticate`], also saying when the credential expires (long-lived connections stop at
+/// that moment).
+///
+/// # Errors
+/// As for [`authenticate`].
+pub async fn authenticate_until(
+    state: &AppState,
+    credential: &Credential,
+    meta: RequestMeta,
+) -> AppResult<Authenticated> {
     match credential {
         Credential::Access(token) => access_token(state, token, meta).await,
         Credential::ApiKey(key) => api_key(state, key, meta).await,
     }
 }
 
-async fn access_token(state: &AppState, token: &str, meta: RequestMeta) -> AppResult<Ctx> {
+async fn access_token(
+    state: &AppState,
+    token: &str,
+    meta: RequestMeta,
+) -> AppResult<Authenticated> {
     let claims = state.jwt.verify_access(token)?;
     // The session is checked on every request, so logout and reuse detection take effect at
     // once rather than when the token expires.
@@ -76,7 +103,7 @@ async fn access_token(state: &AppState, token: &str, meta: RequestMeta) -> AppRe
     if !person.is_active {
         return Err(AppError::unauthenticated("account disabled"));
     }
-    Ok(Ctx {
+    let ctx = Ctx {
         actor: Actor::User {
             user_id: person.id,
             session_id: live.id,
@@ -85,10 +112,14 @@ async fn access_token(state: &AppState, token: &str, meta: RequestMeta) -> AppRe
         },
         org_id: claims.org,
         meta,
+    };
+    Ok(Authenticated {
+        ctx,
+        expires_at: DateTime::from_timestamp(claims.exp, 0),
     })
 }
 
-async fn api_key(state: &AppState, key: &str, meta: RequestMeta) -> AppResult<Ctx> {
+async fn api_key(state: &AppState, key: &str, meta: RequestMeta) -> AppResult<Authenticated> {
     let row = api_key::Entity::find()
         .filter(api_key::Column::SecretHash.eq(sha256_hex(key)))
         .one(&state.db)
@@ -101,25 +132,9 @@ async fn api_key(state: &AppState, key: &str, meta: RequestMeta) -> AppResult<Ct
     if row.expires_at.is_some_and(|e| e <= now) {
         return Err(AppError::unauthenticated("API key expired"));
     }
-    // Record use at most once a minute per key, off the request's path.
-    if row
-        .last_used_at
-        .is_none_or(|t| now - t > Duration::seconds(60))
-    {
-        let db = state.db.clone();
-        let id = row.id;
-        tokio::spawn(async move {
-            let touch = api_key::ActiveModel {
-                id: Set(id),
-                last_used_at: Set(Some(now)),
-                ..Default::default()
-            };
-            if let Err(err) = touch.update(&db).await {
-                tracing::warn!(%err, "could not record API key use");
-            }
-        });
-    }
-    Ok(Ctx {
+    // Noted in memory and stored by a writer of its own: never a write on the request's path.
+    state.key_usage.record(row.id, row.last_used_at, now);
+    let ctx = Ctx {
         actor: Actor::ApiKey {
             key_id: row.id,
             label: row.label,
@@ -127,5 +142,9 @@ async fn api_key(state: &AppState, key: &str, meta: RequestMeta) -> AppResult<Ct
         },
         org_id: row.org_id,
         meta,
+    };
+    Ok(Authenticated {
+        ctx,
+        expires_at: row.expires_at,
     })
 }

@@ -8,7 +8,9 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use uuid::Uuid;
 
 use super::password;
-use super::tokens::RefreshToken;
+use super::rate_limit::Decision;
+use super::revocation::{self, Revoked};
+use super::tokens::{sha256_hex, RefreshToken};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::context::{Ctx, RequestMeta, Role};
@@ -19,6 +21,9 @@ use crate::orgs::Email;
 pub const LOGIN_ATTEMPTS: u32 = 10;
 /// The login window, in seconds (15 minutes).
 pub const LOGIN_WINDOW_SECS: u64 = 15 * 60;
+/// Failed logins allowed per account (from any address) in one window; then every attempt on
+/// it is refused until the window ends, whether the account exists or not.
+pub const ACCOUNT_FAILURES: u32 = 5;
 
 /// Who a session belongs to and where it acts.
 #[derive(Clone, Debug, SimpleObject)]
@@ -46,25 +51,80 @@ fn invalid_credentials() -> AppError {
     AppError::unauthenticated("invalid email or password")
 }
 
+/// A login attempt's outcome, and the login budget it spent (reported in `RateLimit-*`
+/// headers instead of the general budget's).
+pub struct LoginAttempt {
+    pub budget: Decision,
+    pub outcome: AppResult<AuthPayload>,
+}
+
+/// The failed-login budget of the account named by `email` (normalised as stored), keyed by a
+/// digest so no address is kept in the limiter's store.
+fn account_bucket(email: &str) -> String {
+    let normalised = Email::parse("email", email)
+        .map(|e| e.as_str().to_string())
+        .unwrap_or_else(|_| email.trim().to_lowercase());
+    format!("login-account:{}", sha256_hex(&normalised))
+}
+
 /// Signs a user in to their first org (by membership age).
 ///
-/// # Errors
-/// `RATE_LIMITED` past 10 attempts per 15 minutes per IP; `UNAUTHENTICATED` for a wrong email
-/// or password (the same answer for both, in similar time).
+/// Refused with `RATE_LIMITED` past 10 attempts per 15 minutes per client address, and past
+/// [`ACCOUNT_FAILURES`] failures per 15 minutes on one account from anywhere; otherwise
+/// `UNAUTHENTICATED` for a wrong email or password (the same answer for both, in similar time,
+/// and the same throttling for accounts that do not exist). Failures write no audit row: the
+/// caller is anonymous, and the account's org is not theirs to write into.
 pub async fn login(
     state: &AppState,
     meta: &RequestMeta,
     email: &str,
     password: &str,
-) -> AppResult<AuthPayload> {
+) -> LoginAttempt {
     let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let decision = state
+    let budget = state
         .limiter
         .hit(&format!("login:{ip}"), LOGIN_ATTEMPTS, LOGIN_WINDOW_SECS)
         .await;
-    if !decision.allowed {
-        return Err(AppError::rate_limited(decision.reset_secs.max(1)));
+    let outcome = if budget.allowed {
+        login_account(state, meta, email, password).await
+    } else {
+        Err(AppError::rate_limited(budget.reset_secs.max(1)))
+    };
+    LoginAttempt { budget, outcome }
+}
+
+async fn login_account(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: &str,
+) -> AppResult<AuthPayload> {
+    let account = account_bucket(email);
+    let failures = state
+        .limiter
+        .peek(&account, ACCOUNT_FAILURES, LOGIN_WINDOW_SECS)
+        .await;
+    if !failures.allowed {
+        return Err(AppError::rate_limited(failures.reset_secs.max(1)));
     }
+    match verify_login(state, email, password).await? {
+        Some((person, m)) => sign_in(state, meta, person, m).await,
+        None => {
+            state
+                .limiter
+                .hit(&account, ACCOUNT_FAILURES, LOGIN_WINDOW_SECS)
+                .await;
+            Err(invalid_credentials())
+        }
+    }
+}
+
+/// The active account `email` names with its first membership, when `password` is its own.
+async fn verify_login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> AppResult<Option<(user::Model, membership::Model)>> {
     // A malformed email cannot match; answer exactly as for a wrong one.
     let email = Email::parse("email", email).ok();
     let person = match &email {
@@ -88,23 +148,26 @@ pub async fn login(
         }
         None => None,
     };
-    let (Some(person), Some(m)) = (person, first_membership) else {
-        tracing::info!("login failed for an unknown account");
-        return Err(invalid_credentials());
-    };
-    if !matches || !person.is_active {
-        audit::record(
-            &state.db,
-            AuditEntry::anonymous(
-                meta,
-                m.org_id,
-                Some((person.id, &person.email)),
-                "session.login_failed",
-            ),
-        )
-        .await?;
-        return Err(invalid_credentials());
+    match (person, first_membership) {
+        (Some(person), Some(m)) if matches && person.is_active => Ok(Some((person, m))),
+        (Some(person), _) => {
+            tracing::info!(user = %person.id, "login failed");
+            Ok(None)
+        }
+        (None, _) => {
+            tracing::info!("login failed for an unknown account");
+            Ok(None)
+        }
     }
+}
+
+/// Opens a session for a verified login.
+async fn sign_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    person: user::Model,
+    m: membership::Model,
+) -> AppResult<AuthPayload> {
     let refresh = RefreshToken::mint(Uuid::now_v7());
     let now = Utc::now();
     let row = session::ActiveModel {
@@ -236,6 +299,14 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
         entry.resource_id = Some(row.id.to_string());
         audit::record(&txn, entry).await?;
         txn.commit().await?;
+        revocation::publish(
+            state.bus.as_ref(),
+            Revoked::Session {
+                user_id: row.user_id,
+                session_id: row.id,
+            },
+        )
+        .await;
         tracing::warn!(session = %row.id, "refresh token reuse detected; session revoked");
         return Err(AppError::unauthenticated(
             "refresh token reuse detected; session revoked",
@@ -251,7 +322,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
 /// # Errors
 /// `SESSION_REQUIRED` for API keys.
 pub async fn logout(ctx: &Ctx, state: &AppState) -> AppResult<()> {
-    let (_, session_id) = ctx.require_session()?;
+    let (user_id, session_id) = ctx.require_session()?;
     let txn = crate::db::begin_write(&state.db).await?;
     revoke_session(&txn, session_id).await?;
     audit::record(
@@ -260,6 +331,14 @@ pub async fn logout(ctx: &Ctx, state: &AppState) -> AppResult<()> {
     )
     .await?;
     txn.commit().await?;
+    revocation::publish(
+        state.bus.as_ref(),
+        Revoked::Session {
+            user_id,
+            session_id,
+        },
+    )
+    .await;
     Ok(())
 }
 
@@ -281,6 +360,15 @@ pub async fn switch_org(ctx: &Ctx, state: &AppState, org_id: Uuid) -> AppResult<
         .ok_or_else(|| AppError::unauthenticated("session ended"))?;
     let current_hash = row.refresh_hash.clone();
     let (row, next) = rotate(state, row, &current_hash, org_id).await?;
+    // Connections opened with the session's old tokens act in the old org: they end.
+    revocation::publish(
+        state.bus.as_ref(),
+        Revoked::Session {
+            user_id,
+            session_id,
+        },
+    )
+    .await;
     let mut entry = AuditEntry::by(ctx, "session.switch_org", "organization", org_id);
     entry.org_id = org_id;
     audit::record(&state.db, entry).await?;

@@ -1,6 +1,7 @@
 //! Liveness, readiness and per-backend health, with real latencies.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -135,7 +136,7 @@ pub struct Readiness {
 }
 
 /// The conditions a process must meet before it takes traffic.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 pub struct ReadinessChecks {
     pub database: ServiceStatus,
     pub migrations: ServiceStatus,
@@ -188,6 +189,44 @@ pub async fn live() -> Json<Liveness> {
     (status = 200, description = "Ready for traffic", body = Readiness),
     (status = 503, description = "A dependency is not ready", body = ErrorEnvelope)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
+    let outcome = {
+        // One round of checks at a time; callers meanwhile wait for it and share its answer.
+        let mut last = state.readiness.0.lock().await;
+        match &*last {
+            Some((at, outcome)) if at.elapsed() < READY_REUSE => outcome.clone(),
+            _ => {
+                let outcome = check_readiness(&state).await;
+                *last = Some((Instant::now(), outcome.clone()));
+                outcome
+            }
+        }
+    };
+    match outcome {
+        Ok(checks) => (
+            StatusCode::OK,
+            Json(Readiness {
+                status: "ready".into(),
+                checks,
+            }),
+        )
+            .into_response(),
+        Err(reason) => AppError::unavailable(reason).into_response(),
+    }
+}
+
+/// How long a readiness answer is reused. `/ready` is anonymous and unthrottled (probes must
+/// reach it), and its object-store check writes: a flood of calls costs at most one round of
+/// checks per period.
+const READY_REUSE: Duration = Duration::from_secs(2);
+
+/// A round of readiness checks: what each check found, or why the process is not ready.
+type ReadinessOutcome = Result<ReadinessChecks, String>;
+
+/// The last readiness answer and when it was found.
+#[derive(Clone, Default)]
+pub struct ReadinessCache(Arc<tokio::sync::Mutex<Option<(Instant, ReadinessOutcome)>>>);
+
+async fn check_readiness(state: &AppState) -> ReadinessOutcome {
     let db = state.db.clone();
     let (database, migrations, store) = tokio::join!(
         timed("", state.db.ping()),
@@ -222,21 +261,13 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     })
     .collect();
     if !failures.is_empty() {
-        return AppError::unavailable(format!("not ready: {}", failures.join("; ")))
-            .into_response();
+        return Err(format!("not ready: {}", failures.join("; ")));
     }
-    (
-        StatusCode::OK,
-        Json(Readiness {
-            status: "ready".into(),
-            checks: ReadinessChecks {
-                database: database.status,
-                migrations: migrations.status,
-                object_store: store.status,
-            },
-        }),
-    )
-        .into_response()
+    Ok(ReadinessChecks {
+        database: database.status,
+        migrations: migrations.status,
+        object_store: store.status,
+    })
 }
 
 /// Health of each backend: `up` with its latency, `down` with the reason, or `disabled` when

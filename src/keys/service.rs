@@ -157,6 +157,11 @@ pub async fn revoke(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ApiKey> 
     )
     .await?;
     txn.commit().await?;
+    crate::auth::revocation::publish(
+        state.bus.as_ref(),
+        crate::auth::revocation::Revoked::Key { key_id: row.id },
+    )
+    .await;
     Ok(row.into())
 }
 

@@ -6,6 +6,7 @@ pub mod graphql;
 pub mod shared;
 pub mod sse;
 pub mod ws;
+pub mod ws_rights;
 
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};

@@ -2,7 +2,8 @@
 //! in `connection_init`, with the protocol's close codes, server pings and a per-connection cap.
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, WsMessage, ALL_WEBSOCKET_PROTOCOLS};
@@ -20,9 +21,11 @@ use super::graphql::{
     is_snapshot_subscription, SubscriptionBudget, MAX_SUBSCRIPTIONS_PER_CONNECTION,
 };
 use super::shared::{Delivery, ShareKey};
+use super::ws_rights::{rate_limited_message, recheck, Authorised, CLOSE_FORBIDDEN, RECHECK_EVERY};
 use crate::app::AppState;
-use crate::auth::resolve::{authenticate, Credential};
+use crate::auth::resolve::{authenticate_until, Credential};
 use crate::context::{Ctx, RequestMeta};
+use crate::error::ErrorCode;
 use crate::graphql::AppSchema;
 
 /// Rejections of `connection_init` start with this, so they can be closed with 4403.
@@ -202,8 +205,11 @@ async fn serve(
     connection.insert(budget.clone());
     let init_state = state.clone();
     let init_meta = meta.clone();
-    let caller: Arc<OnceLock<Ctx>> = Arc::default();
+    let caller: Arc<OnceLock<Authorised>> = Arc::default();
     let init_caller = caller.clone();
+    // The caller's revocation events, subscribed as soon as the caller is known.
+    let revocations: Arc<Mutex<Option<BoxStream<'static, String>>>> = Arc::default();
+    let init_revocations = revocations.clone();
     let graphql = async_graphql::http::WebSocket::new(schema.clone(), from_client, protocol)
         .connection_data(connection)
         .on_connection_init(move |payload| async move {
@@ -212,16 +218,36 @@ async fn serve(
                     "{FORBIDDEN}connection_init carries no credential"
                 ))
             })?;
-            let ctx = authenticate(&init_state, &credential, init_meta.clone())
-                .await
-                .map_err(|e| {
-                    let kind = match e.code() {
-                        crate::error::ErrorCode::ServiceUnavailable => UNAVAILABLE,
-                        _ => FORBIDDEN,
-                    };
-                    async_graphql::Error::new(format!("{kind}{}", e.public_message()))
-                })?;
-            let _ = init_caller.set(ctx.clone());
+            let authorised =
+                match authenticate_until(&init_state, &credential, init_meta.clone()).await {
+                    Ok(authorised) => authorised,
+                    Err(e) if e.code() == crate::error::ErrorCode::ServiceUnavailable => {
+                        // A backend outage: the client may come back, and is told so.
+                        return Err(async_graphql::Error::new(format!(
+                            "{UNAVAILABLE}{}",
+                            e.public_message()
+                        )));
+                    }
+                    Err(e) => {
+                        // A failed credential spends the client address's budget, as over HTTP.
+                        let bucket = crate::auth::middleware::bucket(None, init_meta.ip);
+                        let limit = init_state.config.rate_limit_per_minute;
+                        init_state.limiter.hit(&bucket, limit, 60).await;
+                        return Err(async_graphql::Error::new(format!(
+                            "{FORBIDDEN}{}",
+                            e.public_message()
+                        )));
+                    }
+                };
+            let ctx = authorised.ctx.clone();
+            let topic = crate::auth::revocation::topic_of(&ctx);
+            *init_revocations.lock().expect("revocations lock") =
+                Some(init_state.bus.subscribe(&topic));
+            let _ = init_caller.set(Authorised {
+                credential,
+                ctx: authorised.ctx,
+                expires_at: authorised.expires_at,
+            });
             let mut data = Data::default();
             data.insert(ctx);
             data.insert(init_meta);
@@ -236,6 +262,14 @@ async fn serve(
     let mut early: Vec<(String, serde_json::Value, Vec<u8>)> = Vec::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    // Spread over the period, so connections opened together do not all check at once.
+    let first_recheck = RECHECK_EVERY.mul_f64(1.0 + rand::random::<f64>());
+    let mut recheck_every =
+        tokio::time::interval_at(tokio::time::Instant::now() + first_recheck, RECHECK_EVERY);
+    // Once authorised: the caller's revocation events, and the credential's expiry.
+    let mut revoked: Option<BoxStream<'static, String>> = None;
+    let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let rate_limit = state.config.rate_limit_per_minute;
     let close = |code: u16, reason: String| {
         Message::Close(Some(CloseFrame {
             code,
@@ -249,6 +283,30 @@ async fn serve(
             // fan-out's CPU). A flooding client cannot starve the others, which are polled
             // before it each round.
             biased;
+            () = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
+                let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}credential expired"))).await;
+                break;
+            }
+            Some(_) = async { revoked.as_mut().expect("guarded").next().await }, if revoked.is_some() => {
+                // The event is a prompt; the database says whether rights were really lost.
+                if let Some(auth) = caller.get() {
+                    if let Err(err) = recheck(&state, &meta, auth).await {
+                        let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}{}", err.public_message()))).await;
+                        break;
+                    }
+                }
+            }
+            _ = recheck_every.tick() => {
+                if let Some(auth) = caller.get() {
+                    match recheck(&state, &meta, auth).await {
+                        Err(err) if err.code() != ErrorCode::Internal => {
+                            let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}{}", err.public_message()))).await;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Some((quoted_id, delivery)) = shared.next(), if !shared.is_empty() => {
                 let text = match delivery {
                     Delivery::Next(payload) => next_message(transport_ws, &quoted_id, &payload),
@@ -277,8 +335,13 @@ async fn serve(
                         }
                         if acknowledged {
                             initialising = false;
+                            revoked = revocations.lock().expect("revocations lock").take();
+                            if let Some(at) = caller.get().and_then(|a| a.expires_at) {
+                                let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                                expiry = Some(Box::pin(tokio::time::sleep(left)));
+                            }
                             for (id, message, bytes) in early.drain(..) {
-                                match join_shared(&state, &schema, &meta, &budget, caller.get(), &message) {
+                                match join_shared(&state, &schema, &meta, &budget, caller.get().map(|a| &a.ctx), &message) {
                                     Some(follow) => {
                                         shared.insert(quoted(&id), follow);
                                     }
@@ -320,7 +383,25 @@ async fn serve(
                                 early.push((id, message, bytes));
                                 continue;
                             }
-                            if let Some(follow) = join_shared(&state, &schema, &meta, &budget, caller.get(), &message) {
+                            // Every operation: the credential still grants the connection's
+                            // rights, and the caller's budget (shared with HTTP) allows it.
+                            if let Some(auth) = caller.get() {
+                                if let Err(err) = recheck(&state, &meta, auth).await {
+                                    let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}{}", err.public_message()))).await;
+                                    break;
+                                }
+                                let bucket = crate::auth::middleware::bucket(Some(&auth.ctx), meta.ip);
+                                let decision = state.limiter.hit(&bucket, rate_limit, 60).await;
+                                if !decision.allowed {
+                                    active.remove(&id);
+                                    let refusal = rate_limited_message(transport_ws, &quoted(&id), decision.reset_secs.max(1));
+                                    if sink.send(Message::Text(refusal.into())).await.is_err() {
+                                        break;
+                                    }
+                                    continue;
+                                }
+                            }
+                            if let Some(follow) = join_shared(&state, &schema, &meta, &budget, caller.get().map(|a| &a.ctx), &message) {
                                 shared.insert(quoted(&id), follow);
                                 continue;
                             }

@@ -292,6 +292,14 @@ pub async fn change_role(
     )
     .await?;
     txn.commit().await?;
+    crate::auth::revocation::publish(
+        state.bus.as_ref(),
+        crate::auth::revocation::Revoked::Member {
+            user_id,
+            org_id: ctx.org_id,
+        },
+    )
+    .await;
     let person = user::Entity::find_by_id(user_id)
         .one(&state.db)
         .await?
@@ -326,6 +334,14 @@ pub async fn remove_member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppRes
         .await?;
     audit::record(&txn, AuditEntry::by(ctx, "member.remove", "user", user_id)).await?;
     txn.commit().await?;
+    crate::auth::revocation::publish(
+        state.bus.as_ref(),
+        crate::auth::revocation::Revoked::Member {
+            user_id,
+            org_id: ctx.org_id,
+        },
+    )
+    .await;
     Ok(())
 }
 

@@ -479,7 +479,7 @@ pub fn describe_headers(doc: &mut OpenApi) {
         ),
         (
             "RateLimit-Limit",
-            integer_header("Requests allowed to this credential (or this IP, anonymous) per window."),
+            integer_header("Requests allowed to this credential (or this IP, anonymous or with a credential that failed) per window; on the login routes, login attempts allowed to this IP per 15 minutes."),
         ),
         (
             "RateLimit-Remaining",

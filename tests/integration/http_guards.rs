@@ -287,6 +287,7 @@ async fn a_request_past_the_time_limit_answers_503_but_uploads_may_take_longer()
         ADMIN_PASSWORD,
     )
     .await
+    .outcome
     .unwrap()
     .token;
     let report = rampart::ingest::synthetic::sarif(

@@ -26,3 +26,5 @@ mod standard_clients;
 mod startup;
 mod store;
 mod tenancy;
+mod throttling;
+mod ws_rights;

@@ -912,6 +912,12 @@ async fn user_rows_and_null_versus_absent() {
     assert_eq!(absent.status, 422);
     assert_eq!(absent.body["details"][0]["message"], "is required");
 
+    // A key's first use is recorded while writes go on (it must not make them fail).
+    let key = app.create_key(&token, "WRITE").await;
+    let by_key = api.get(Auth::ApiKey(&key), "/api/v1/users").await;
+    assert_eq!(by_key.status, 403);
+    assert_envelope(&by_key.body, 403, "SESSION_REQUIRED");
+
     let removed = api
         .call(
             Auth::Bearer(&token),
@@ -930,13 +936,6 @@ async fn user_rows_and_null_versus_absent() {
         )
         .await;
     assert_eq!(again.status, 404);
-
-    // Last: a key's first use updates `last_used_at` in the background, and on SQLite a write
-    // transaction racing it can fail (see the branch report), so no writes follow.
-    let key = app.create_key(&token, "WRITE").await;
-    let by_key = api.get(Auth::ApiKey(&key), "/api/v1/users").await;
-    assert_eq!(by_key.status, 403);
-    assert_envelope(&by_key.body, 403, "SESSION_REQUIRED");
 }
 
 #[tokio::test]
@@ -946,13 +945,27 @@ async fn read_routes_answer_what_graphql_answers() {
     let (token, _) = rest_login(&api).await;
     let key = app.create_key(&token, "READ").await;
     app.add_member(&token, "viewer@acme.test", "VIEWER").await;
-    // The key's first use sets `last_used_at` (then at most once a minute): use it once first.
+    // The key's first use sets `last_used_at` (then at most once a minute), stored off the
+    // request path: wait until it is, so both surfaces below read the same value.
     assert_eq!(
         api.get(Auth::ApiKey(&key), "/api/v1/api-keys/me")
             .await
             .status,
         200
     );
+    for _ in 0..200 {
+        let seen = app
+            .gql(
+                Auth::ApiKey(&key),
+                "{ currentApiKey { lastUsedAt } }",
+                json!({}),
+            )
+            .await;
+        if !seen.data("currentApiKey")["lastUsedAt"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     const KEY: &str = "id label prefix scopes expiresAt lastUsedAt revokedAt createdAt active";
     const MEMBER: &str = "id email displayName role joinedAt";
