@@ -1,5 +1,7 @@
 //! Fixed-window rate limits: in this process by default, in Redis when configured so several
-//! server processes share one budget. Redis trouble never fails a request (fail open, logged).
+//! server processes share one budget. Redis trouble never fails a request, nor lifts the
+//! limits: while Redis cannot be reached each process counts on its own (a budget per process
+//! instead of per deployment), and says so with `RateLimit-Scope: process`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +18,8 @@ pub struct Decision {
     pub remaining: u32,
     /// Seconds until the window resets.
     pub reset_secs: u64,
+    /// Counted by this process alone, because the shared counter (Redis) could not be reached.
+    pub process_only: bool,
 }
 
 impl Decision {
@@ -25,13 +29,21 @@ impl Decision {
         headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
         headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
         headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+        if self.process_only {
+            headers.insert("ratelimit-scope", HeaderValue::from_static("process"));
+        } else {
+            headers.remove("ratelimit-scope");
+        }
     }
 }
 
+type Counts = Mutex<HashMap<String, (u64, u32)>>;
+
 enum Counter {
-    Memory(Mutex<HashMap<String, (u64, u32)>>),
-    /// Keys are `<prefix>:rl:<bucket>:<window>`.
-    Redis(ConnectionManager, String),
+    Memory(Counts),
+    /// Keys are `<prefix>:rl:<bucket>:<window>`; the counts are this process's own, used while
+    /// Redis cannot be reached.
+    Redis(ConnectionManager, String, Counts),
 }
 
 /// Counts hits per bucket (e.g. `login:<ip>`, `key:<id>`) in fixed windows.
@@ -60,42 +72,41 @@ impl RateLimiter {
             .set_number_of_retries(0);
         let manager = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {
-            counter: Counter::Redis(manager, format!("{prefix}:rl:")),
+            counter: Counter::Redis(manager, format!("{prefix}:rl:"), Mutex::default()),
         })
     }
 
     /// Counts one hit on `bucket` against `limit` per `window_secs`.
     pub async fn hit(&self, bucket: &str, limit: u32, window_secs: u64) -> Decision {
         let (window, reset_secs) = window_of(window_secs);
-        let count = match &self.counter {
-            Counter::Memory(map) => Some(count_in_memory(map, bucket, window)),
-            Counter::Redis(manager, prefix) => {
+        let (count, process_only) = match &self.counter {
+            Counter::Memory(map) => (count_in_memory(map, bucket, window), false),
+            Counter::Redis(manager, prefix, local) => {
                 let key = format!("{prefix}{bucket}:{window}");
-                count_in_redis(manager, key, window_secs).await
+                match count_in_redis(manager, key, window_secs).await {
+                    Some(count) => (count, false),
+                    None => (count_in_memory(local, bucket, window), true),
+                }
             }
         };
-        decide(count, limit, reset_secs)
+        decide(count, limit, reset_secs, process_only)
     }
 
     /// Whether one more hit on `bucket` would still be within `limit`, without counting it
     /// (for budgets that only failures spend, such as an account's failed logins).
     pub async fn peek(&self, bucket: &str, limit: u32, window_secs: u64) -> Decision {
         let (window, reset_secs) = window_of(window_secs);
-        let count = match &self.counter {
-            Counter::Memory(map) => {
-                let map = map.lock().expect("rate limit lock");
-                Some(
-                    map.get(bucket)
-                        .filter(|(w, _)| *w == window)
-                        .map_or(0, |(_, n)| *n),
-                )
-            }
-            Counter::Redis(manager, prefix) => {
+        let (count, process_only) = match &self.counter {
+            Counter::Memory(map) => (read_in_memory(map, bucket, window), false),
+            Counter::Redis(manager, prefix, local) => {
                 let key = format!("{prefix}{bucket}:{window}");
-                read_in_redis(manager, key).await
+                match read_in_redis(manager, key).await {
+                    Some(count) => (count, false),
+                    None => (read_in_memory(local, bucket, window), true),
+                }
             }
         };
-        decide(count.map(|n| n.saturating_add(1)), limit, reset_secs)
+        decide(count.saturating_add(1), limit, reset_secs, process_only)
     }
 }
 
@@ -109,25 +120,24 @@ fn window_of(window_secs: u64) -> (u64, u64) {
     (window, (window + 1) * window_secs - now)
 }
 
-fn decide(count: Option<u32>, limit: u32, reset_secs: u64) -> Decision {
-    match count {
-        Some(count) => Decision {
-            allowed: count <= limit,
-            limit,
-            remaining: limit.saturating_sub(count),
-            reset_secs,
-        },
-        // Fail open: the limiter must never be why a request fails.
-        None => Decision {
-            allowed: true,
-            limit,
-            remaining: limit,
-            reset_secs,
-        },
+fn decide(count: u32, limit: u32, reset_secs: u64, process_only: bool) -> Decision {
+    Decision {
+        allowed: count <= limit,
+        limit,
+        remaining: limit.saturating_sub(count),
+        reset_secs,
+        process_only,
     }
 }
 
-fn count_in_memory(map: &Mutex<HashMap<String, (u64, u32)>>, bucket: &str, window: u64) -> u32 {
+fn read_in_memory(map: &Counts, bucket: &str, window: u64) -> u32 {
+    let map = map.lock().expect("rate limit lock");
+    map.get(bucket)
+        .filter(|(w, _)| *w == window)
+        .map_or(0, |(_, n)| *n)
+}
+
+fn count_in_memory(map: &Counts, bucket: &str, window: u64) -> u32 {
     let mut map = map.lock().expect("rate limit lock");
     if map.len() > 50_000 {
         map.retain(|_, (w, _)| *w >= window);
@@ -146,11 +156,11 @@ async fn read_in_redis(manager: &ConnectionManager, key: String) -> Option<u32> 
     match tokio::time::timeout(REDIS_TIMEOUT * 2, get.query_async::<Option<u32>>(&mut conn)).await {
         Ok(Ok(count)) => Some(count.unwrap_or(0)),
         Ok(Err(err)) => {
-            tracing::warn!(%err, "rate limit counter unavailable; allowing the request");
+            tracing::warn!(%err, "shared rate limit counter unavailable; counting in this process");
             None
         }
         Err(_) => {
-            tracing::warn!("rate limit counter timed out; allowing the request");
+            tracing::warn!("shared rate limit counter timed out; counting in this process");
             None
         }
     }
@@ -170,11 +180,11 @@ async fn count_in_redis(manager: &ConnectionManager, key: String, window_secs: u
     match counted.await {
         Ok(Ok((count,))) => Some(count),
         Ok(Err(err)) => {
-            tracing::warn!(%err, "rate limit counter unavailable; allowing the request");
+            tracing::warn!(%err, "shared rate limit counter unavailable; counting in this process");
             None
         }
         Err(_) => {
-            tracing::warn!("rate limit counter timed out; allowing the request");
+            tracing::warn!("shared rate limit counter timed out; counting in this process");
             None
         }
     }
@@ -213,10 +223,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unreachable_redis_fails_open() {
+    async fn unreachable_redis_keeps_the_limits_in_this_process_and_says_so() {
         let limiter = RateLimiter::redis("redis://127.0.0.1:1", "t").unwrap();
-        let d = limiter.hit("b", 1, 60).await;
-        assert!(d.allowed);
-        assert!(limiter.hit("b", 1, 60).await.allowed);
+        let first = limiter.hit("b", 2, 60).await;
+        assert!(first.allowed && first.process_only);
+        assert_eq!(first.remaining, 1);
+        assert!(limiter.peek("b", 2, 60).await.allowed);
+        assert!(limiter.hit("b", 2, 60).await.allowed);
+        let refused = limiter.hit("b", 2, 60).await;
+        assert!(!refused.allowed && refused.process_only);
+        assert!(!limiter.peek("b", 2, 60).await.allowed);
+        let mut headers = HeaderMap::new();
+        refused.write_headers(&mut headers);
+        assert_eq!(headers["ratelimit-scope"], "process");
+        assert_eq!(headers["ratelimit-remaining"], "0");
     }
 }

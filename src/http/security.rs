@@ -58,10 +58,26 @@ pub fn with_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Rout
         ))
 }
 
-/// Whether the request reached this server over HTTPS, as its URI says (an absolute-form or
-/// HTTP/2 request names its scheme).
-fn over_https(req: &Request) -> bool {
-    req.uri().scheme_str() == Some("https")
+/// Whether the request reached this server over HTTPS: its URI says so (an absolute-form or
+/// HTTP/2 request names its scheme), or a trusted proxy (`--trusted-proxies`) that terminated
+/// TLS says so in `X-Forwarded-Proto`. The header from anyone else is ignored.
+fn over_https(req: &Request, trusted_proxies: &[ipnet::IpNet]) -> bool {
+    if req.uri().scheme_str() == Some("https") {
+        return true;
+    }
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|ci| ci.0.ip().to_canonical());
+    let from_proxy = peer.is_some_and(|ip| crate::auth::client_ip::is_trusted(ip, trusted_proxies));
+    from_proxy
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            // The proxy nearest to us appends last.
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
 /// Marks session cookies `Secure` when configured so or when the request came over HTTPS, so a
@@ -71,7 +87,7 @@ pub async fn secure_cookies(
     req: Request,
     next: Next,
 ) -> Response<Body> {
-    let secure = state.config.secure_cookies || over_https(&req);
+    let secure = state.config.secure_cookies || over_https(&req, &state.config.trusted_proxies);
     let mut res = next.run(req).await;
     if !secure {
         return res;

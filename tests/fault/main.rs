@@ -202,8 +202,9 @@ async fn assert_recovered(
             })
             .unwrap();
         let status = ended.unwrap_or_else(|e| panic!("{name}: {e}"));
+        // SSE payloads are snake_case: `complete`, `failed`.
         assert!(
-            ["COMPLETE", "FAILED"].contains(&status.as_str()),
+            ["complete", "failed"].contains(&status.as_str()),
             "{name}: {status}"
         );
         followed += 1;

@@ -771,3 +771,37 @@ async fn websocket_messages_are_bounded_like_bodies() {
     };
     assert_eq!(answer, None, "the server read the oversized message");
 }
+
+#[tokio::test]
+async fn cookies_are_secure_when_a_trusted_proxy_says_https() {
+    let body = json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+    let set_cookies = |app: &TestApp| {
+        let request = app
+            .http
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-proto", "https")
+            .json(&body);
+        async move {
+            let res = request.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // From anyone, the header means nothing.
+    let app = TestApp::spawn().await;
+    let cookies = set_cookies(&app).await;
+    assert!(cookies.iter().all(|c| !c.contains("Secure")), "{cookies:?}");
+    // From a trusted proxy (this test's client, on loopback), it does.
+    let behind_proxy =
+        app_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let cookies = set_cookies(&behind_proxy).await;
+    assert_eq!(cookies.len(), 2);
+    assert!(
+        cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
+}
