@@ -434,7 +434,7 @@ fn on_result<E: de::Error>(
     let line = as_u32(region.and_then(|g| g.start_line));
     let col = as_u32(region.and_then(|g| g.start_column.or(g.char_offset)));
     let (id, always_index) = identity(&rule_id, path.as_deref(), location, &r, &message);
-    let Some(slot) = px.place_detailed(&id, message_key(&message), line, col)? else {
+    let Some(slot) = px.place_detailed(&id, || message_key(&message), line, col)? else {
         return Ok(());
     };
     let id = if slot.distinct {
