@@ -310,7 +310,7 @@ const BANDIT: &[Golden] = &[
 
 /// A Bandit-shaped log: B105 twice on one line with different messages, a B105 elsewhere, and a
 /// B602 reported twice identically.
-pub(crate) fn bandit_report() -> Value {
+fn bandit_report() -> Value {
     let result = |rule: &str, index: u32, line: u32, code: &str, message: &str| {
         json!({
             "ruleId": rule,
