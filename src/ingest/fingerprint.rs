@@ -2,12 +2,16 @@
 //! results distinct and merges exact duplicates. The rules are in `docs/fingerprints.md`.
 //!
 //! A parser hashes a result's identifying fields with [`IdentityHasher`] into an [`Identity`]
-//! (128 bits of SHA-256). In a first pass it pushes `(identity, line, column)` for every result
-//! into an [`OccurrenceBuilder`] (24 bytes a result); [`OccurrenceBuilder::finish`] sorts them and
-//! gives every result its occurrence index among results with the same identity (in line order)
-//! and folds exact duplicates (same identity, line and column) into the first of them. In the
-//! second pass the parser looks its n-th result up in the [`OccurrenceTable`] and emits it (or
-//! skips it when it was folded into an earlier one).
+//! (128 bits of SHA-256). In a first pass it pushes `(identity, line, column, detail)` for every
+//! result into an [`OccurrenceBuilder`] (24 bytes a result; the detail is a key of what else
+//! tells results apart at one position, the SARIF message, or 0); [`OccurrenceBuilder::finish`]
+//! sorts them and gives every result its occurrence index among results with the same identity
+//! (in line order), folds exact duplicates (same identity, line, column and detail) into the
+//! first of them, and marks results that share a position with an earlier result but not its
+//! detail as [`Slot::distinct`]. In the second pass the parser looks its n-th result up in the
+//! [`OccurrenceTable`] and emits it (or skips it when it was folded into an earlier one).
+
+use std::hash::{DefaultHasher, Hasher};
 
 use sha2::{Digest, Sha256};
 
@@ -65,21 +69,13 @@ impl IdentityHasher {
     /// moves.
     pub(crate) fn normalized_message(&mut self, text: &str) {
         self.hasher.update([3u8]);
-        let mut after_line_word = false;
-        let mut buf = Vec::with_capacity(64);
-        for (i, word) in text.split_whitespace().enumerate() {
-            if i > 0 {
-                self.hasher.update(b" ");
-            }
-            buf.clear();
-            blank_line_refs(word.as_bytes(), after_line_word, &mut buf);
-            self.hasher.update(&buf);
-            let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
-            after_line_word = bare.eq_ignore_ascii_case("line")
-                || bare.eq_ignore_ascii_case("lines")
-                || bare.eq_ignore_ascii_case("ln");
-        }
+        normalize_message(text, |bytes| self.hasher.update(bytes));
         self.hasher.update([0xFFu8]);
+    }
+
+    /// Adds another identity (its 16 bytes).
+    pub(crate) fn identity(&mut self, id: &Identity) {
+        self.hasher.update(id.0);
     }
 
     /// The identity.
@@ -89,6 +85,36 @@ impl IdentityHasher {
         bytes.copy_from_slice(&digest[..16]);
         Identity(bytes)
     }
+}
+
+/// Feeds `text` to `out` as [`IdentityHasher::normalized_message`] hashes it: words joined by one
+/// space, line references blanked.
+fn normalize_message(text: &str, mut out: impl FnMut(&[u8])) {
+    let mut after_line_word = false;
+    let mut buf = Vec::with_capacity(64);
+    for (i, word) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            out(b" ");
+        }
+        buf.clear();
+        blank_line_refs(word.as_bytes(), after_line_word, &mut buf);
+        out(&buf);
+        let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
+        after_line_word = bare.eq_ignore_ascii_case("line")
+            || bare.eq_ignore_ascii_case("lines")
+            || bare.eq_ignore_ascii_case("ln");
+    }
+}
+
+/// The detail key of a message for [`OccurrenceBuilder::push`]: messages that are the
+/// same once normalized as [`IdentityHasher::normalized_message`] does have the same key. It is
+/// compared only within one parse (both passes run the same code), so a fast hash will do; two
+/// different messages at one position colliding on it (odds 2^-32) are merged, as before.
+pub(crate) fn message_key(text: &str) -> u32 {
+    let mut hasher = DefaultHasher::new();
+    normalize_message(text, |bytes| hasher.write(bytes));
+    let h = hasher.finish();
+    (h ^ (h >> 32)) as u32
 }
 
 /// Copies `word` into `out`, writing `#` for each digit run that is a line reference.
@@ -132,29 +158,39 @@ impl Identity {
     }
 }
 
+/// 24 bytes: the detail fits in what would be padding.
 #[derive(Debug, Clone, Copy)]
 struct Rec {
     group: u64,
     line: u32,
     col: u32,
+    detail: u32,
     ord: u32,
 }
 
-/// First-pass collector of `(identity, line, column)` per result, in document order.
+impl Rec {
+    fn same_position(&self, other: &Rec) -> bool {
+        self.group == other.group && self.line == other.line && self.col == other.col
+    }
+}
+
+/// First-pass collector of `(identity, line, column, detail)` per result, in document order.
 #[derive(Debug, Default)]
 pub(crate) struct OccurrenceBuilder {
     recs: Vec<Rec>,
 }
 
 impl OccurrenceBuilder {
-    /// Records the next result. Results past `u32::MAX` are not tracked (and the emitting pass
-    /// reports an error for them).
-    pub(crate) fn push(&mut self, id: &Identity, line: u32, col: u32) {
+    /// Records the next result: `detail` keys what else tells it apart from a result with the
+    /// same identity and position (see [`message_key`]; 0 when nothing does). Results past
+    /// `u32::MAX` are not tracked (and the emitting pass reports an error for them).
+    pub(crate) fn push(&mut self, id: &Identity, detail: u32, line: u32, col: u32) {
         if let Ok(ord) = u32::try_from(self.recs.len()) {
             self.recs.push(Rec {
                 group: id.group(),
                 line,
                 col,
+                detail,
                 ord,
             });
         }
@@ -165,80 +201,97 @@ impl OccurrenceBuilder {
         self.recs.len()
     }
 
-    /// Assigns occurrence indices and folds exact duplicates.
+    /// Assigns occurrence indices, folds exact duplicates and marks distinct details.
+    ///
+    /// Results with the same identity, line and column share one position and its occurrence
+    /// index. Among them, those with the same detail are one finding (emitted at the first in
+    /// document order, counting the others); the detail of the position's first result in
+    /// document order keeps the identity, and each other detail is [`Slot::distinct`].
     pub(crate) fn finish(self) -> OccurrenceTable {
         let mut recs = self.recs;
-        recs.sort_unstable_by_key(|r| (r.group, r.line, r.col, r.ord));
-        let mut slots = vec![Slot::default(); recs.len()];
-        let mut prev: Option<Rec> = None;
-        let mut leader = 0usize;
+        recs.sort_unstable_by_key(|r| (r.group, r.line, r.col, r.detail, r.ord));
+        let mut entries = vec![Entry::default(); recs.len()];
+        let mut distinct = vec![0u64; recs.len().div_ceil(64)];
         let mut index = 0u32;
-        for rec in recs.iter() {
-            let ord = rec.ord as usize;
-            match prev {
-                Some(p) if p.group == rec.group && p.line == rec.line && p.col == rec.col => {
-                    slots[leader].occurrences = slots[leader].occurrences.saturating_add(1);
-                    slots[ord] = Slot {
-                        group: rec.group,
+        let mut prev_group = None;
+        for position in recs.chunk_by(|a, b| a.same_position(b)) {
+            let group = position[0].group;
+            index = if prev_group == Some(group) {
+                index.saturating_add(1)
+            } else {
+                0
+            };
+            prev_group = Some(group);
+            let first = position.iter().min_by_key(|r| r.ord).map(|r| r.detail);
+            // Sorted by detail then ordinal: each run is one finding, led by its first result.
+            for same in position.chunk_by(|a, b| a.detail == b.detail) {
+                let leader = same[0].ord as usize;
+                entries[leader] = Entry {
+                    group,
+                    index,
+                    occurrences: u32::try_from(same.len()).unwrap_or(u32::MAX),
+                };
+                for folded in &same[1..] {
+                    entries[folded.ord as usize] = Entry {
+                        group,
                         index,
                         occurrences: 0,
                     };
                 }
-                Some(p) if p.group == rec.group => {
-                    index = index.saturating_add(1);
-                    leader = ord;
-                    slots[ord] = Slot {
-                        group: rec.group,
-                        index,
-                        occurrences: 1,
-                    };
-                }
-                _ => {
-                    index = 0;
-                    leader = ord;
-                    slots[ord] = Slot {
-                        group: rec.group,
-                        index,
-                        occurrences: 1,
-                    };
+                if Some(same[0].detail) != first {
+                    distinct[leader / 64] |= 1u64 << (leader % 64);
                 }
             }
-            prev = Some(*rec);
         }
-        OccurrenceTable { slots }
+        OccurrenceTable { entries, distinct }
     }
 }
 
 /// What the first pass decided for one result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Slot {
-    group: u64,
     /// Occurrence index among results with the same identity, in (line, column) order.
     pub(crate) index: u32,
     /// Results folded into this one (itself included); 0 when this result was folded into an
     /// earlier one and must not be emitted.
     pub(crate) occurrences: u32,
+    /// The result shares identity and position with an earlier result but not its detail: it
+    /// is a finding of its own, keyed apart from that one by the parser (the earlier one keeps
+    /// the plain identity, as when such results were merged).
+    pub(crate) distinct: bool,
+}
+
+/// 16 bytes a result.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    group: u64,
+    index: u32,
+    occurrences: u32,
 }
 
 /// Per-result decisions of the first pass, indexed by result ordinal.
 #[derive(Debug, Default)]
 pub(crate) struct OccurrenceTable {
-    slots: Vec<Slot>,
+    entries: Vec<Entry>,
+    /// [`Slot::distinct`], one bit a result.
+    distinct: Vec<u64>,
 }
 
 impl OccurrenceTable {
     /// The decision for the `ord`-th result, if that result had the same identity in the first
     /// pass (`None` means the report read differently the second time).
     pub(crate) fn lookup(&self, ord: usize, id: &Identity) -> Option<Slot> {
-        self.slots
-            .get(ord)
-            .copied()
-            .filter(|slot| slot.group == id.group())
+        let entry = self.entries.get(ord).filter(|e| e.group == id.group())?;
+        Some(Slot {
+            index: entry.index,
+            occurrences: entry.occurrences,
+            distinct: self.distinct[ord / 64] & (1u64 << (ord % 64)) != 0,
+        })
     }
 
     /// Number of results.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.entries.len()
     }
 }
 
@@ -297,11 +350,11 @@ mod tests {
         let a = id(&["a"]);
         let b = id(&["b"]);
         let mut builder = OccurrenceBuilder::default();
-        builder.push(&a, 30, 1); // 0
-        builder.push(&b, 5, 1); // 1
-        builder.push(&a, 10, 1); // 2
-        builder.push(&a, 30, 1); // 3: duplicate of 0
-        builder.push(&a, 10, 4); // 4: same line, other column
+        builder.push(&a, 0, 30, 1); // 0
+        builder.push(&b, 0, 5, 1); // 1
+        builder.push(&a, 0, 10, 1); // 2
+        builder.push(&a, 0, 30, 1); // 3: duplicate of 0
+        builder.push(&a, 0, 10, 4); // 4: same line, other column
         let table = builder.finish();
         assert_eq!(table.len(), 5);
         let slot = |ord: usize, id: &Identity| table.lookup(ord, id).unwrap();
@@ -312,6 +365,50 @@ mod tests {
         assert_eq!((slot(1, &b).index, slot(1, &b).occurrences), (0, 1));
         assert!(table.lookup(1, &a).is_none());
         assert!(table.lookup(9, &a).is_none());
+    }
+
+    #[test]
+    fn distinct_details_at_one_position_stay_apart() {
+        let a = id(&["a"]);
+        let mut builder = OccurrenceBuilder::default();
+        builder.push(&a, 7, 10, 0); // 0
+        builder.push(&a, 3, 10, 0); // 1: same position, other detail
+        builder.push(&a, 7, 10, 0); // 2: duplicate of 0
+        builder.push(&a, 9, 20, 0); // 3: next position
+        builder.push(&a, 3, 10, 0); // 4: duplicate of 1
+        builder.push(&a, 5, 10, 0); // 5: a third detail
+        let table = builder.finish();
+        let slot = |ord: usize| {
+            let s = table.lookup(ord, &a).unwrap();
+            (s.index, s.occurrences, s.distinct)
+        };
+        // The first result's detail keeps the plain identity; the others are distinct, at the
+        // same index; the next position's index is not shifted by them.
+        assert_eq!(slot(0), (0, 2, false));
+        assert_eq!(slot(1), (0, 2, true));
+        assert_eq!(slot(5), (0, 1, true));
+        assert_eq!(slot(3), (1, 1, false));
+        assert_eq!(slot(2).1, 0);
+        assert_eq!(slot(4).1, 0);
+        // Without details, as before details existed.
+        let mut plain = OccurrenceBuilder::default();
+        plain.push(&a, 0, 10, 0);
+        plain.push(&a, 0, 10, 0);
+        let table = plain.finish();
+        assert_eq!(table.lookup(0, &a).unwrap().occurrences, 2);
+        assert!(!table.lookup(0, &a).unwrap().distinct);
+    }
+
+    #[test]
+    fn message_keys_follow_message_normalization() {
+        assert_eq!(
+            message_key("tainted at app.py:12  (line 12)"),
+            message_key("tainted at\napp.py:40 (line 40)")
+        );
+        assert_ne!(
+            message_key("Possible hardcoded password: 'dot'"),
+            message_key("Possible hardcoded password: 'lbracket'")
+        );
     }
 
     #[test]

@@ -149,6 +149,8 @@ fn unsupported(head: &[u8], keys: &HeadKeys) -> IngestError {
 }
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;

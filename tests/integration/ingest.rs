@@ -671,3 +671,79 @@ async fn graphql_multipart_upload_queues_a_scan() {
         .await;
     assert_eq!(done["counts"]["total"], 7);
 }
+
+/// Bandit reports `if t == "dot" or t == "lbracket":` as B105 twice, once per string: two
+/// findings, kept apart across uploads; an identical result is one finding seen twice.
+#[tokio::test]
+async fn one_rule_on_one_line_with_two_messages_is_stored_as_two_findings() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+    let result = |line: u32, code: &str, message: &str| {
+        json!({
+            "ruleId": "B105", "ruleIndex": 0, "level": "note",
+            "message": {"text": message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": "lib/tokenizer.py"},
+                "region": {"startLine": line, "endLine": line, "snippet": {"text": code}}
+            }}]
+        })
+    };
+    let compare = "        if t == \"dot\" or t == \"lbracket\":\n";
+    let report = serde_json::to_vec(&json!({
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "Bandit", "rules": [{"id": "B105", "name": "hardcoded_password_string"}]}},
+            "results": [
+                result(88, compare, "Possible hardcoded password: 'dot'"),
+                result(88, compare, "Possible hardcoded password: 'lbracket'"),
+                result(88, compare, "Possible hardcoded password: 'dot'")
+            ]
+        }]
+    }))
+    .unwrap();
+    let q = "target=tokenizer&target_kind=repository";
+    let first = app
+        .ingest_and_wait(Auth::Bearer(&token), q, report.clone())
+        .await;
+    assert_eq!(first["status"], "COMPLETE", "{first}");
+    assert_eq!(
+        (
+            first["findingsNew"].clone(),
+            first["counts"]["total"].clone()
+        ),
+        (json!(2), json!(2))
+    );
+    assert_stored_as_parsed(&app, &first, &report).await;
+    let target = uuid::Uuid::parse_str(first["targetId"].as_str().unwrap()).unwrap();
+    let mut stored: Vec<(String, i32)> = entity::finding::Entity::find()
+        .filter(entity::finding::Column::TargetId.eq(target))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.description, f.occurrences))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec![
+            ("Possible hardcoded password: 'dot'".to_string(), 2),
+            ("Possible hardcoded password: 'lbracket'".to_string(), 1)
+        ]
+    );
+
+    let again = app.ingest_and_wait(Auth::Bearer(&token), q, report).await;
+    assert_eq!(again["status"], "COMPLETE", "{again}");
+    assert_eq!(
+        (
+            again["findingsNew"].clone(),
+            again["findingsFixed"].clone(),
+            again["findingsUnchanged"].clone()
+        ),
+        (json!(0), json!(0), json!(2))
+    );
+    assert_eq!(
+        open_findings(&app, &token, first["targetId"].as_str().unwrap()).await,
+        (2, 0)
+    );
+}

@@ -132,10 +132,26 @@ impl<'s> PassCtx<'s> {
         line: u32,
         col: u32,
     ) -> Result<Option<Slot>, E> {
+        self.place_detailed(id, || 0, line, col)
+    }
+
+    /// [`PassCtx::place`] for a result that `detail` tells apart from others with the same
+    /// identity and position (see [`OccurrenceBuilder::push`]; only the recording passes call
+    /// it).
+    ///
+    /// # Errors
+    /// The result does not match the first pass's record.
+    pub(crate) fn place_detailed<E: de::Error>(
+        &mut self,
+        id: &Identity,
+        detail: impl FnOnce() -> u32,
+        line: u32,
+        col: u32,
+    ) -> Result<Option<Slot>, E> {
         match self.phase {
             Phase::Meta => Ok(None),
             Phase::Collect | Phase::Identify => {
-                self.occ.push(id, line, col);
+                self.occ.push(id, detail(), line, col);
                 Ok(None)
             }
             Phase::Emit => {

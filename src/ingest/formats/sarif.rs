@@ -31,7 +31,7 @@ use crate::ingest::finding::{
     extract_cves, extract_cwes, first_line_title, one_line_title, NormalizedFinding, ReportMeta,
     Severity,
 };
-use crate::ingest::fingerprint::{Identity, IdentityHasher};
+use crate::ingest::fingerprint::{message_key, Identity, IdentityHasher};
 
 /// The SARIF parser.
 #[derive(Debug, Clone, Copy, Default)]
@@ -434,8 +434,13 @@ fn on_result<E: de::Error>(
     let line = as_u32(region.and_then(|g| g.start_line));
     let col = as_u32(region.and_then(|g| g.start_column.or(g.char_offset)));
     let (id, always_index) = identity(&rule_id, path.as_deref(), location, &r, &message);
-    let Some(slot) = px.place(&id, line, col)? else {
+    let Some(slot) = px.place_detailed(&id, || message_key(&message), line, col)? else {
         return Ok(());
+    };
+    let id = if slot.distinct {
+        distinct_identity(&id, &message)
+    } else {
+        id
     };
     let run = &st.runs[index];
     let rule = rule_pos.and_then(|pos| run.rule(pos));
@@ -598,6 +603,17 @@ fn identity(
         None => h.normalized_message(message),
     }
     (h.finish(), true)
+}
+
+/// The identity of a result with the identity and position of an earlier result of the report
+/// but another message (Bandit's B105 once per compared string on one line): the earlier
+/// result's identity and this one's normalized message. The earlier result keeps the plain
+/// identity, which all of them had when such results were merged into one finding.
+fn distinct_identity(id: &Identity, message: &str) -> Identity {
+    let mut h = IdentityHasher::new("sarif/distinct");
+    h.identity(id);
+    h.normalized_message(message);
+    h.finish()
 }
 
 /// The fingerprints to use, sorted by name: for each fingerprint name (`name/vN` is version N

@@ -497,3 +497,127 @@ fn sample_gitleaks() {
         1
     );
 }
+
+/// A Bandit-shaped result on `lib/tokenizer.py`: snippet, `ruleIndex`, no column.
+fn bandit_result(line: u32, code: &str, message: &str) -> Value {
+    json!({
+        "ruleId": "B105",
+        "ruleIndex": 0,
+        "level": "note",
+        "message": {"text": message},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": "lib/tokenizer.py"},
+            "region": {"startLine": line, "endLine": line, "snippet": {"text": code}}
+        }}],
+        "properties": {"issue_confidence": "MEDIUM", "issue_severity": "LOW"}
+    })
+}
+
+fn bandit_log(results: Vec<Value>) -> Value {
+    json!({"version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": "Bandit", "rules": [{"id": "B105", "name": "hardcoded_password_string"}]}},
+        "results": results
+    }]})
+}
+
+#[test]
+fn one_rule_on_one_line_with_two_messages_is_two_findings() {
+    let compare = "        if t == \"dot\" or t == \"lbracket\":\n";
+    let dot = bandit_result(88, compare, "Possible hardcoded password: 'dot'");
+    let lbracket = bandit_result(88, compare, "Possible hardcoded password: 'lbracket'");
+    let parsed = parse_json(&bandit_log(vec![
+        dot.clone(),
+        lbracket.clone(),
+        dot.clone(),
+        bandit_result(120, compare, "Possible hardcoded password: 'dot'"),
+    ]));
+    parsed.assert_unique_fingerprints();
+    let at_88: Vec<_> = parsed
+        .findings
+        .iter()
+        .filter(|f| f.location_line == Some(88))
+        .map(|f| {
+            (
+                f.description.as_str(),
+                f.occurrences,
+                f.fingerprint.as_str(),
+            )
+        })
+        .collect();
+    // The first message keeps the fingerprint the line had when its results were merged
+    // (golden.rs); the other message is a finding of its own at the same occurrence index.
+    assert_eq!(at_88.len(), 2, "{at_88:?}");
+    assert_eq!(
+        (at_88[0].0, at_88[0].1, at_88[0].2),
+        (
+            "Possible hardcoded password: 'dot'",
+            2,
+            "a7753072fb6f5a5b0ff5b3772dd784cb:0"
+        )
+    );
+    assert_eq!(
+        (at_88[1].0, at_88[1].1),
+        ("Possible hardcoded password: 'lbracket'", 1)
+    );
+    assert!(at_88[1].2.ends_with(":0"), "{}", at_88[1].2);
+    // The same content on a later line is still occurrence 1 of the line's identity.
+    assert_eq!(
+        fingerprint_at(&parsed.findings, 120),
+        "a7753072fb6f5a5b0ff5b3772dd784cb:1"
+    );
+
+    // Results identical in everything SARIF records are one finding, counted.
+    let twice = parse_json(&bandit_log(vec![dot.clone(), dot.clone()]));
+    assert_eq!(twice.findings.len(), 1);
+    assert_eq!(twice.findings[0].occurrences, 2);
+    assert_eq!(
+        twice.findings[0].fingerprint,
+        "a7753072fb6f5a5b0ff5b3772dd784cb:0"
+    );
+
+    // The second message's key does not depend on the other results: the same report moved
+    // down keeps both.
+    let moved = |r: &Value| {
+        let mut r = r.clone();
+        r["locations"][0]["physicalLocation"]["region"]["startLine"] = json!(95);
+        r["locations"][0]["physicalLocation"]["region"]["endLine"] = json!(95);
+        r
+    };
+    let later = parse_json(&bandit_log(vec![moved(&dot), moved(&lbracket)]));
+    let mut before: Vec<&str> = at_88.iter().map(|f| f.2).collect();
+    let mut after: Vec<&str> = later
+        .findings
+        .iter()
+        .map(|f| f.fingerprint.as_str())
+        .collect();
+    before.sort_unstable();
+    after.sort_unstable();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn tool_fingerprinted_results_with_two_messages_on_one_line_are_two_findings() {
+    // Semgrep OSS without an account writes `requires login` as every result's fingerprint.
+    let result = |message: &str| {
+        let mut r = result("py/weak-hash", "a.py", 5, Some("md5(a) + md5(b)"), message);
+        r["fingerprints"] = json!({"matchBasedId/v1": "requires login"});
+        r
+    };
+    let parsed = parse_json(&log(vec![
+        result("md5 of a"),
+        result("md5 of b"),
+        result("md5 of b"),
+    ]));
+    parsed.assert_unique_fingerprints();
+    let found: Vec<(&str, u32)> = parsed
+        .findings
+        .iter()
+        .map(|f| (f.description.as_str(), f.occurrences))
+        .collect();
+    assert_eq!(found, vec![("md5 of a", 1), ("md5 of b", 2)]);
+    let single = parse_json(&log(vec![result("md5 of a")]));
+    assert_eq!(
+        single.findings[0].fingerprint,
+        parsed.findings[0].fingerprint
+    );
+}
