@@ -180,6 +180,8 @@ async fn worker_health_reports_live_workers_and_the_queue() {
     let mut worker_only = test_config.config.clone();
     worker_only.role = Role::Worker;
     worker_only.workers = 3;
+    // No store sweep: its job would count as running beside the scan's.
+    worker_only.store_sweep_interval_secs = 0;
     let worker = TestApp::spawn_with(worker_only).await;
     let scan = api
         .wait_scan(
