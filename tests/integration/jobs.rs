@@ -13,55 +13,28 @@ use rampart::ingest::pipeline::{self, Failure};
 use rampart::ingest::synthetic::{sarif, SyntheticResult};
 use rampart::live::ScanProgress;
 use rampart::scans::ScanStatus;
-use rampart::store::{ByteStream, ObjectList, ObjectStore, StoreError, StoredObject};
+use rampart::store::StoreError;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
+use crate::support::store::{Interpose, Interposed};
 use crate::support::{Auth, TestApp, TestConfig};
 
-/// An object store whose reads wait until the test lets them through: a worker reading its
-/// report through it is paused, as if its process were stopped.
+/// Reads wait until the test lets them through: a worker reading its report through such a
+/// store is paused, as if its process were stopped.
 struct PausedReads {
-    inner: Arc<dyn ObjectStore>,
     /// Signalled when a read is waiting.
     waiting: Arc<Notify>,
     open: Arc<Semaphore>,
 }
 
 #[async_trait]
-impl ObjectStore for PausedReads {
-    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, StoreError> {
-        self.inner.put(key, body).await
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+impl Interpose for PausedReads {
+    async fn before_get(&self) -> Result<(), StoreError> {
         self.waiting.notify_one();
         let _pass = self.open.acquire().await.expect("semaphore open");
-        self.inner.get(key).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-
-    async fn list(&self, prefix: &str) -> Result<ObjectList, StoreError> {
-        self.inner.list(prefix).await
-    }
-
-    async fn remove_incomplete(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64, StoreError> {
-        self.inner.remove_incomplete(before).await
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        self.inner.check().await
-    }
-
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
+        Ok(())
     }
 }
 
@@ -176,11 +149,13 @@ fn paused_worker_state(app: &TestApp) -> (rampart::AppState, Arc<Notify>, Arc<Se
     let waiting = Arc::new(Notify::new());
     let open = Arc::new(Semaphore::new(0));
     let mut state = app.state.clone();
-    state.store = Arc::new(PausedReads {
-        inner: app.state.store.clone(),
-        waiting: waiting.clone(),
-        open: open.clone(),
-    });
+    state.store = Interposed::wrap(
+        app.state.store.clone(),
+        PausedReads {
+            waiting: waiting.clone(),
+            open: open.clone(),
+        },
+    );
     (state, waiting, open)
 }
 

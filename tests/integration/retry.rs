@@ -5,50 +5,23 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rampart::ingest::synthetic::{sarif, SyntheticResult};
-use rampart::store::{ByteStream, ObjectList, ObjectStore, StoreError, StoredObject};
+use rampart::store::{ObjectStore, StoreError};
 
+use crate::support::store::{Interpose, Interposed};
 use crate::support::{assert_envelope, Auth, TestApp, TestConfig};
 
-/// An object store whose reads fail while `down` is set, as during an outage.
+/// Reads fail while `down` is set, as during an outage.
 struct OutageOnReads {
-    inner: Arc<dyn ObjectStore>,
     down: Arc<AtomicBool>,
 }
 
 #[async_trait]
-impl ObjectStore for OutageOnReads {
-    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, StoreError> {
-        self.inner.put(key, body).await
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+impl Interpose for OutageOnReads {
+    async fn before_get(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("the store is down (test)".into()));
         }
-        self.inner.get(key).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-
-    async fn list(&self, prefix: &str) -> Result<ObjectList, StoreError> {
-        self.inner.list(prefix).await
-    }
-
-    async fn remove_incomplete(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64, StoreError> {
-        self.inner.remove_incomplete(before).await
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        self.inner.check().await
-    }
-
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
+        Ok(())
     }
 }
 
@@ -62,10 +35,7 @@ async fn app_with_outage() -> (TestApp, Arc<AtomicBool>, Arc<dyn ObjectStore>) {
         .expect("backends");
     let down = Arc::new(AtomicBool::new(true));
     let inner = backends.store.clone();
-    backends.store = Arc::new(OutageOnReads {
-        inner: inner.clone(),
-        down: down.clone(),
-    });
+    backends.store = Interposed::wrap(inner.clone(), OutageOnReads { down: down.clone() });
     let mut app = TestApp::spawn_with_backends(config, backends).await;
     app.test_config = Some(test_config);
     (app, down, inner)

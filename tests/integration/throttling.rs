@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rampart::store::{ByteStream, ObjectStore, StoreError, StoredObject};
+
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 
+use crate::support::store::{Interpose, Interposed};
 use crate::support::{
     assert_envelope, Auth, TestApp, TestConfig, ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD,
 };
@@ -224,38 +225,15 @@ async fn failed_credentials_spend_the_callers_budget() {
     drop(tc);
 }
 
-/// The local store, counting readiness checks (each one writes and deletes an object).
-struct CountingStore {
-    inner: Arc<dyn ObjectStore>,
+/// Counts readiness checks (each one writes and deletes an object).
+struct CountingChecks {
     checks: Arc<AtomicUsize>,
 }
 
 #[async_trait]
-impl ObjectStore for CountingStore {
-    async fn put(&self, key: &str, body: ByteStream) -> Result<u64, StoreError> {
-        self.inner.put(key, body).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<rampart::store::ObjectList, StoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn remove_incomplete(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64, StoreError> {
-        self.inner.remove_incomplete(before).await
-    }
-    async fn check(&self) -> Result<(), StoreError> {
+impl Interpose for CountingChecks {
+    async fn before_check(&self) {
         self.checks.fetch_add(1, Ordering::SeqCst);
-        self.inner.check().await
-    }
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
     }
 }
 
@@ -264,10 +242,12 @@ async fn readiness_checks_are_shared_between_callers() {
     let tc = TestConfig::new().await;
     let mut backends = rampart::app::open_backends(&tc.config).await.unwrap();
     let checks = Arc::new(AtomicUsize::new(0));
-    backends.store = Arc::new(CountingStore {
-        inner: backends.store,
-        checks: checks.clone(),
-    });
+    backends.store = Interposed::wrap(
+        backends.store,
+        CountingChecks {
+            checks: checks.clone(),
+        },
+    );
     let app = TestApp::spawn_with_backends(tc.config.clone(), backends).await;
     let calls = 10;
     for _ in 0..calls {
