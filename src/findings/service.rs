@@ -288,6 +288,7 @@ pub async fn add_comment(
     ctx.require(Permission::Write)?;
     let body = bounded_text("body", body, 10_000)?;
     find_in_org(&state.db, ctx, finding_id).await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let row = comment::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(ctx.org_id),
@@ -297,8 +298,15 @@ pub async fn add_comment(
         body: Set(body),
         created_at: Set(Utc::now()),
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "comment.create", "comment", row.id)
+            .with_details(serde_json::json!({"finding_id": finding_id})),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(row.into())
 }
 
@@ -323,13 +331,14 @@ pub async fn delete_comment(
     if !own {
         ctx.require(Permission::Admin)?;
     }
-    comment::Entity::delete_by_id(row.id)
-        .exec(&state.db)
-        .await?;
+    let txn = crate::db::begin_write(&state.db).await?;
+    comment::Entity::delete_by_id(row.id).exec(&txn).await?;
     audit::record(
-        &state.db,
-        AuditEntry::by(ctx, "comment.delete", "comment", row.id),
+        &txn,
+        AuditEntry::by(ctx, "comment.delete", "comment", row.id)
+            .with_details(serde_json::json!({"finding_id": row.finding_id})),
     )
     .await?;
+    txn.commit().await?;
     Ok(())
 }

@@ -86,6 +86,11 @@ macro_rules! comment_fields {
         "id finding_id: findingId body author created_at: createdAt"
     };
 }
+macro_rules! audit_event_fields {
+    () => {
+        "id actor actor_user_id: actorUserId actor_api_key_id: actorApiKeyId action resource_type: resourceType resource_id: resourceId ip request_id: requestId details created_at: createdAt"
+    };
+}
 macro_rules! page_fields {
     () => {
         "total_count: totalCount page page_size: pageSize total_pages: totalPages"
@@ -293,4 +298,11 @@ pub const ROUTES: &[Route] = &[
         "query TargetTrend($targetId: UUID!, $period: String) { targetTrend(targetId: $targetId, period: $period) { scan_id: scanId scanned_at: scannedAt score } }")
         .vars(&[Var::path("targetId"), Var::query("period")])
         .notes("`period` is `7d`, `30d`, `90d` (default) or `1y`."),
+    // --- audit ---------------------------------------------------------------------------
+    Route::get("/api/v1/audit-events", "audit", "The org's audit log, newest first",
+        op!("query ListAuditEvents($action: String, $actor: String, $resourceType: String, $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { auditEvents(action: $action, actor: $actor, resourceType: $resourceType, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", audit_event_fields!(), " } } } }"))
+        .vars(&[Var::query("action"), Var::query("actor"), Var::query("resourceType"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
+        .page()
+        .session()
+        .notes("Admins only. `GET /api/v1/audit-events/export` streams the same events, with the same filters, as one CSV or JSON file."),
 ];

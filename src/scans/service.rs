@@ -244,12 +244,8 @@ pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     if !crate::live::store_progress(&txn, update, &mut progress).await? {
         return Err(AppError::conflict(format!("scan already {}", row.status)));
     }
+    audit::record(&txn, AuditEntry::by(ctx, "scan.cancel", "scan", row.id)).await?;
     txn.commit().await?;
-    audit::record(
-        &state.db,
-        AuditEntry::by(ctx, "scan.cancel", "scan", row.id),
-    )
-    .await?;
     crate::live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     Ok(find_in_org(&state.db, ctx, id).await?.into())
 }
