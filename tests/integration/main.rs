@@ -28,3 +28,5 @@ mod store;
 mod tenancy;
 mod throttling;
 mod ws_rights;
+mod audit;
+mod compat;
