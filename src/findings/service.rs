@@ -257,22 +257,35 @@ pub async fn set_state(
     Ok(Finding::from_model(row, now))
 }
 
-/// Comments on a finding, oldest first.
+/// Comments on a finding, oldest first, a page at a time.
 ///
 /// # Errors
 /// `NOT_FOUND`.
-pub async fn comments(ctx: &Ctx, state: &AppState, finding_id: Uuid) -> AppResult<Vec<Comment>> {
+pub async fn comments(
+    ctx: &Ctx,
+    state: &AppState,
+    finding_id: Uuid,
+    window: Window,
+) -> AppResult<Paged<Comment>> {
     ctx.require(Permission::Read)?;
     find_in_org(&state.db, ctx, finding_id).await?;
-    Ok(comment::Entity::find()
-        .filter(comment::Column::FindingId.eq(finding_id))
+    let query = comment::Entity::find().filter(comment::Column::FindingId.eq(finding_id));
+    let total = query.clone().count(&state.db).await?;
+    let items = query
         .order_by_asc(comment::Column::CreatedAt)
         .order_by_asc(comment::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
         .all(&state.db)
         .await?
         .into_iter()
         .map(Comment::from)
-        .collect())
+        .collect();
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// Adds a comment (members).

@@ -490,8 +490,9 @@ async fn find_or_create_target(
         Ok(row) => {
             audit::record(
                 &txn,
-                AuditEntry::by(ctx, "target.create", "target", row.id)
-                    .with_details(serde_json::json!({"name": row.name, "kind": row.kind, "via": "upload"})),
+                AuditEntry::by(ctx, "target.create", "target", row.id).with_details(
+                    serde_json::json!({"name": row.name, "kind": row.kind, "via": "upload"}),
+                ),
             )
             .await?;
             txn.commit().await?;

@@ -89,7 +89,10 @@ pub async fn audit_events(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    let disposition = format!("attachment; filename=\"audit-events.{}\"", format.extension());
+    let disposition = format!(
+        "attachment; filename=\"audit-events.{}\"",
+        format.extension()
+    );
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }

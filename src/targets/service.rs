@@ -198,15 +198,12 @@ pub async fn update(
     }
     active.updated_at = Set(Utc::now());
     let txn = crate::db::begin_write(&state.db).await?;
-    let row = active
-        .update(&txn)
-        .await
-        .map_err(|e| match e.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                AppError::conflict("a target of this kind with this name exists")
-            }
-            _ => e.into(),
-        })?;
+    let row = active.update(&txn).await.map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            AppError::conflict("a target of this kind with this name exists")
+        }
+        _ => e.into(),
+    })?;
     audit::record(
         &txn,
         AuditEntry::by(ctx, "target.update", "target", row.id)

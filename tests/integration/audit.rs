@@ -10,9 +10,18 @@ use serde_json::{json, Value};
 use crate::support::{builders, Auth, TestApp, ADMIN_EMAIL, MEMBER_PASSWORD};
 
 /// A REST call: status and body (JSON when it parses, else the text as a string).
-async fn call(app: &TestApp, auth: Auth<'_>, method: M, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    app: &TestApp,
+    auth: Auth<'_>,
+    method: M,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let (status, _, text) = call_text(app, auth, method, path, body).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn call_text(
@@ -64,7 +73,14 @@ async fn every_change_is_audited_and_listed_with_filters() {
     let admin = Auth::Bearer(&token);
 
     // Keys.
-    let (status, key) = call(&app, admin, M::POST, "/api/v1/api-keys", Some(json!({"label": "ci", "scopes": "write"}))).await;
+    let (status, key) = call(
+        &app,
+        admin,
+        M::POST,
+        "/api/v1/api-keys",
+        Some(json!({"label": "ci", "scopes": "write"})),
+    )
+    .await;
     assert_eq!(status, 201, "{key}");
     let key_id = key["data"]["api_key"]["id"].as_str().unwrap().to_string();
     let key_secret = key["data"]["key"].as_str().unwrap().to_string();
@@ -78,22 +94,64 @@ async fn every_change_is_audited_and_listed_with_filters() {
         .await;
     let scan_id = scan["id"].as_str().unwrap().to_string();
     let target_id = scan["targetId"].as_str().unwrap().to_string();
-    let (status, _) = call(&app, admin, M::DELETE, &format!("/api/v1/api-keys/{key_id}"), None).await;
+    let (status, _) = call(
+        &app,
+        admin,
+        M::DELETE,
+        &format!("/api/v1/api-keys/{key_id}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
 
     // Target updates.
-    let (status, patched) = call(&app, admin, M::PATCH, &format!("/api/v1/targets/{target_id}"), Some(json!({"name": "web-app", "labels": {"team": "blue"}}))).await;
+    let (status, patched) = call(
+        &app,
+        admin,
+        M::PATCH,
+        &format!("/api/v1/targets/{target_id}"),
+        Some(json!({"name": "web-app", "labels": {"team": "blue"}})),
+    )
+    .await;
     assert_eq!(status, 200, "{patched}");
 
     // Triage and comments.
-    let (_, findings) = call(&app, admin, M::GET, &format!("/api/v1/findings?target_id={target_id}"), None).await;
+    let (_, findings) = call(
+        &app,
+        admin,
+        M::GET,
+        &format!("/api/v1/findings?target_id={target_id}"),
+        None,
+    )
+    .await;
     let finding = findings["data"][0]["id"].as_str().unwrap().to_string();
-    let (status, _) = call(&app, admin, M::PATCH, &format!("/api/v1/findings/{finding}/state"), Some(json!({"state": "confirmed"}))).await;
+    let (status, _) = call(
+        &app,
+        admin,
+        M::PATCH,
+        &format!("/api/v1/findings/{finding}/state"),
+        Some(json!({"state": "confirmed"})),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, comment) = call(&app, admin, M::POST, &format!("/api/v1/findings/{finding}/comments"), Some(json!({"body": "looking"}))).await;
+    let (status, comment) = call(
+        &app,
+        admin,
+        M::POST,
+        &format!("/api/v1/findings/{finding}/comments"),
+        Some(json!({"body": "looking"})),
+    )
+    .await;
     assert_eq!(status, 201);
     let comment_id = comment["data"]["id"].as_str().unwrap().to_string();
-    let (status, _) = call(&app, admin, M::DELETE, &format!("/api/v1/findings/{finding}/comments/{comment_id}"), None).await;
+    let (status, _) = call(
+        &app,
+        admin,
+        M::DELETE,
+        &format!("/api/v1/findings/{finding}/comments/{comment_id}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
 
     // Cancel and delete: a queued scan that no worker holds (written straight, without a job).
@@ -102,18 +160,43 @@ async fn every_change_is_audited_and_listed_with_filters() {
     let other = builders::target(db, org, "repository", "api", json!({})).await;
     let queued = builders::scan(db, &other, "queued", Utc::now(), None).await;
     let queued_id = queued.id.to_string();
-    let (status, cancelled) = call(&app, admin, M::POST, &format!("/api/v1/scans/{queued_id}/cancel"), None).await;
+    let (status, cancelled) = call(
+        &app,
+        admin,
+        M::POST,
+        &format!("/api/v1/scans/{queued_id}/cancel"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{cancelled}");
-    let (status, _) = call(&app, admin, M::DELETE, &format!("/api/v1/scans/{queued_id}"), None).await;
+    let (status, _) = call(
+        &app,
+        admin,
+        M::DELETE,
+        &format!("/api/v1/scans/{queued_id}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
 
     // Members.
     let member = app.add_member(&token, "dana@example.com", "MEMBER").await;
     let changed = app
-        .gql(admin, "mutation($id: UUID!) { updateUser(id: $id, input: {role: VIEWER}) { id } }", json!({"id": member}))
+        .gql(
+            admin,
+            "mutation($id: UUID!) { updateUser(id: $id, input: {role: VIEWER}) { id } }",
+            json!({"id": member}),
+        )
         .await;
     changed.data("updateUser");
-    let (status, _) = call(&app, admin, M::DELETE, &format!("/api/v1/users/{member}"), None).await;
+    let (status, _) = call(
+        &app,
+        admin,
+        M::DELETE,
+        &format!("/api/v1/users/{member}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
 
     let all = events(&app, &token, "").await;
@@ -131,58 +214,129 @@ async fn every_change_is_audited_and_listed_with_filters() {
         ("member.role_change", member.as_str()),
         ("member.remove", member.as_str()),
     ] {
-        assert!(has(&all, action, id), "{action} on {id} is not in the audit log: {all:#?}");
+        assert!(
+            has(&all, action, id),
+            "{action} on {id} is not in the audit log: {all:#?}"
+        );
     }
     let upload = all.iter().find(|e| e["action"] == "scan.upload").unwrap();
     assert_eq!(upload["actor"], "api-key:ci");
     assert_eq!(upload["actor_api_key_id"], key_id.as_str());
     assert_eq!(upload["details"]["target_id"], target_id.as_str());
     let update = all.iter().find(|e| e["action"] == "target.update").unwrap();
-    assert_eq!(update["details"]["name"], json!({"from": "web", "to": "web-app"}));
+    assert_eq!(
+        update["details"]["name"],
+        json!({"from": "web", "to": "web-app"})
+    );
     assert_eq!(update["actor"], ADMIN_EMAIL);
 
     // Filters: action, resource type, actor (label or id), time range; and the list envelope.
-    let (_, page) = call(&app, admin, M::GET, "/api/v1/audit-events?action=scan.upload", None).await;
+    let (_, page) = call(
+        &app,
+        admin,
+        M::GET,
+        "/api/v1/audit-events?action=scan.upload",
+        None,
+    )
+    .await;
     assert_eq!(page["meta"]["total"], 1, "{page}");
-    assert!(page["links"]["self"].as_str().unwrap().contains("action=scan.upload"));
+    assert!(page["links"]["self"]
+        .as_str()
+        .unwrap()
+        .contains("action=scan.upload"));
     let comments = events(&app, &token, "resource_type=comment").await;
     assert_eq!(comments.len(), 2, "{comments:#?}");
     let by_key = events(&app, &token, &format!("actor={key_id}")).await;
-    assert!(!by_key.is_empty() && by_key.iter().all(|e| e["actor_api_key_id"] == key_id.as_str()), "{by_key:#?}");
+    assert!(
+        !by_key.is_empty()
+            && by_key
+                .iter()
+                .all(|e| e["actor_api_key_id"] == key_id.as_str()),
+        "{by_key:#?}"
+    );
     let by_label = events(&app, &token, "actor=api-key:ci").await;
     assert_eq!(by_label.len(), by_key.len());
     let by_admin = events(&app, &token, &format!("actor={ADMIN_EMAIL}")).await;
     assert!(by_admin.iter().all(|e| e["actor"] == ADMIN_EMAIL));
     assert!(has(&by_admin, "target.update", &target_id));
-    let later = (Utc::now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let earlier = (Utc::now() - Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    assert!(events(&app, &token, &format!("since={later}")).await.is_empty());
-    assert_eq!(events(&app, &token, &format!("since={earlier}&until={later}")).await.len(), all.len());
-    assert!(events(&app, &token, &format!("until={earlier}")).await.is_empty());
-    let (status, bad) = call(&app, admin, M::GET, "/api/v1/audit-events?since=yesterday", None).await;
+    let later =
+        (Utc::now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let earlier =
+        (Utc::now() - Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(events(&app, &token, &format!("since={later}"))
+        .await
+        .is_empty());
+    assert_eq!(
+        events(&app, &token, &format!("since={earlier}&until={later}"))
+            .await
+            .len(),
+        all.len()
+    );
+    assert!(events(&app, &token, &format!("until={earlier}"))
+        .await
+        .is_empty());
+    let (status, bad) = call(
+        &app,
+        admin,
+        M::GET,
+        "/api/v1/audit-events?since=yesterday",
+        None,
+    )
+    .await;
     assert_eq!(status, 400, "{bad}");
 
     // Admins only: a member, and any API key, are refused.
     app.add_member(&token, "erin@example.com", "MEMBER").await;
     let (member_token, _) = app.login("erin@example.com", MEMBER_PASSWORD).await;
-    let (status, _) = call(&app, Auth::Bearer(&member_token), M::GET, "/api/v1/audit-events", None).await;
+    let (status, _) = call(
+        &app,
+        Auth::Bearer(&member_token),
+        M::GET,
+        "/api/v1/audit-events",
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _) = call(&app, Auth::Bearer(&member_token), M::GET, "/api/v1/audit-events/export", None).await;
+    let (status, _) = call(
+        &app,
+        Auth::Bearer(&member_token),
+        M::GET,
+        "/api/v1/audit-events/export",
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
     let reader = app.create_key(&token, "READ").await;
-    let (status, _) = call(&app, Auth::ApiKey(&reader), M::GET, "/api/v1/audit-events/export", None).await;
+    let (status, _) = call(
+        &app,
+        Auth::ApiKey(&reader),
+        M::GET,
+        "/api/v1/audit-events/export",
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
 }
 
 /// Writes `n` events of `action` at `at` straight into the org's log.
-async fn write_events(app: &TestApp, org: uuid::Uuid, action: &str, at: chrono::DateTime<Utc>, n: usize) {
+async fn write_events(
+    app: &TestApp,
+    org: uuid::Uuid,
+    action: &str,
+    at: chrono::DateTime<Utc>,
+    n: usize,
+) {
     for i in 0..n {
         entity::audit_event::ActiveModel {
             id: Set(uuid::Uuid::now_v7()),
             org_id: Set(org),
             actor_user_id: Set(None),
             actor_api_key_id: Set(None),
-            actor_label: Set(if i % 2 == 0 { "=cmd|' /C calc'!A0".into() } else { "system".into() }),
+            actor_label: Set(if i % 2 == 0 {
+                "=cmd|' /C calc'!A0".into()
+            } else {
+                "system".into()
+            }),
             action: Set(action.into()),
             resource_type: Set("thing".into()),
             resource_id: Set(Some(format!("r{i}"))),
@@ -237,8 +391,14 @@ async fn the_export_streams_the_whole_filtered_log() {
     assert_eq!(status, 200, "{json_text}");
     assert_eq!(headers["content-type"], "application/json");
     let exported: Vec<Value> = serde_json::from_str(&json_text).expect("one JSON array");
-    let ids: Vec<String> = exported.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(ids, listed, "the JSON export is the list, in order, once each");
+    let ids: Vec<String> = exported
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids, listed,
+        "the JSON export is the list, in order, once each"
+    );
     assert_eq!(exported[0]["details"]["note"], "a, \"quoted\"\nline");
 
     let (status, headers, csv) = call_text(
@@ -250,18 +410,42 @@ async fn the_export_streams_the_whole_filtered_log() {
     )
     .await;
     assert_eq!(status, 200);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
-    assert!(headers["content-disposition"].to_str().unwrap().contains("audit-events.csv"));
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("audit-events.csv"));
     let records = parse_csv(&csv);
     assert_eq!(
         records[0],
-        ["id", "created_at", "actor", "actor_user_id", "actor_api_key_id", "action", "resource_type", "resource_id", "ip", "request_id", "details"]
+        [
+            "id",
+            "created_at",
+            "actor",
+            "actor_user_id",
+            "actor_api_key_id",
+            "action",
+            "resource_type",
+            "resource_id",
+            "ip",
+            "request_id",
+            "details"
+        ]
     );
     let csv_ids: Vec<String> = records[1..].iter().map(|r| r[0].clone()).collect();
-    assert_eq!(csv_ids, listed, "the CSV export is the list, in order, once each");
+    assert_eq!(
+        csv_ids, listed,
+        "the CSV export is the list, in order, once each"
+    );
     for record in &records[1..] {
         assert_eq!(record.len(), 11, "{record:?}");
-        assert!(!record[2].starts_with('='), "a formula is defused: {record:?}");
+        assert!(
+            !record[2].starts_with('='),
+            "a formula is defused: {record:?}"
+        );
         let details: Value = serde_json::from_str(&record[10]).unwrap();
         assert_eq!(details["note"], "a, \"quoted\"\nline");
     }
@@ -277,7 +461,14 @@ async fn the_export_streams_the_whole_filtered_log() {
     .await;
     let only_later: Vec<Value> = serde_json::from_str(&only_later).unwrap();
     assert_eq!(only_later.len(), 520);
-    let (status, body) = call(&app, Auth::Bearer(&token), M::GET, "/api/v1/audit-events/export?format=xml", None).await;
+    let (status, body) = call(
+        &app,
+        Auth::Bearer(&token),
+        M::GET,
+        "/api/v1/audit-events/export?format=xml",
+        None,
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
 }
 

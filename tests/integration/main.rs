@@ -3,8 +3,10 @@
 
 mod support;
 
+mod audit;
 mod auth;
 mod cli;
+mod compat;
 mod crash;
 mod events;
 mod graphql_api;
@@ -28,5 +30,3 @@ mod store;
 mod tenancy;
 mod throttling;
 mod ws_rights;
-mod audit;
-mod compat;
