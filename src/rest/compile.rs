@@ -14,6 +14,9 @@ use super::row::{Envelope, Method, Route, Source};
 use super::select::{page_keys, Walker};
 pub use super::select::{PageKeys, Shape, ShapeKind};
 
+/// One connection of an [`Envelope::Pages`] row: its response key, page facts and node shape.
+pub type PagedList = (String, PageKeys, Shape);
+
 /// A variable of a compiled row.
 #[derive(Clone, Debug)]
 pub struct CompiledVar {
@@ -48,7 +51,7 @@ pub struct CompiledRoute {
     pub page: Option<(PageKeys, Shape)>,
     /// For [`Envelope::Pages`]: each connection's response key, page facts and node shape,
     /// and the shape of `data` (an object of node lists).
-    pub pages: Option<(Vec<(String, PageKeys, Shape)>, Shape)>,
+    pub pages: Option<(Vec<PagedList>, Shape)>,
     pub vars: Vec<CompiledVar>,
 }
 
@@ -291,8 +294,7 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
 
 /// The connections of an [`Envelope::Pages`] row: every field its root selects, each a
 /// connection; and the shape of `data`, an object of their node lists.
-#[allow(clippy::type_complexity)]
-fn paged_lists(shape: &Shape, at: &str) -> Result<(Vec<(String, PageKeys, Shape)>, Shape), String> {
+fn paged_lists(shape: &Shape, at: &str) -> Result<(Vec<PagedList>, Shape), String> {
     let ShapeKind::Object(fields) = &shape.kind else {
         return Err(format!(
             "{at}: a row of several pages must select an object of connections"

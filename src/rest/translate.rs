@@ -428,7 +428,7 @@ struct PagesEnvelope {
 /// `{data, meta, links}` from an object of connections; the links reach the longest list's
 /// last page.
 fn pages_envelope(
-    lists: &[(String, PageKeys, super::compile::Shape)],
+    lists: &[super::compile::PagedList],
     req: &RestRequest<'_>,
     value: ConstValue,
 ) -> PagesEnvelope {

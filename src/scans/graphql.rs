@@ -185,7 +185,8 @@ impl ScanComparison {
     }
 
     /// Seen by `scanB`, not by `scanA`.
-    async fn new(
+    #[graphql(name = "new")]
+    async fn new_findings(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
