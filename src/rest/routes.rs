@@ -171,9 +171,10 @@ pub const ROUTES: &[Route] = &[
         .session(),
     // --- invitations ------------------------------------------------------------------------
     Route::get("/api/v1/invitations/mine", "invitations", "Pending invitations addressed to the signed-in user",
-        op!("query MyInvitations { myInvitations { id organization { ", org_fields!(), " } role expires_at: expiresAt created_at: createdAt } }"))
-        .session()
-        .notes("A plain list, not paged: `{\"data\": [...]}` without `meta` and `links`."),
+        op!("query MyInvitations($page: Int, $pageSize: Int) { myInvitations(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { id organization { ", org_fields!(), " } role expires_at: expiresAt created_at: createdAt } } } }"))
+        .vars(PAGE)
+        .page()
+        .session(),
     Route::get("/api/v1/invitations", "invitations", "List the org's invitations, newest first",
         op!("query ListInvitations($page: Int, $pageSize: Int) { invitations(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", invitation_fields!(), " } } } }"))
         .vars(PAGE)

@@ -55,7 +55,7 @@ async fn permission_matrix() {
         ("mutation($email: String!) { inviteMember(input: {email: $email, role: VIEWER}) { token } }", [OK, OK, F, F, S, S]),
         ("mutation($email: String!) { inviteMember(input: {email: $email, role: OWNER}) { token } }", [OK, F, F, F, S, S]),
         ("{ invitations { totalCount } }", [OK, OK, F, F, S, S]),
-        ("{ myInvitations { id } }", [OK, OK, OK, OK, S, S]),
+        ("{ myInvitations { totalCount } }", [OK, OK, OK, OK, S, S]),
         ("mutation($victim: UUID!) { updateUser(id: $victim, input: {role: MEMBER}) { id } }", [OK, OK, F, F, S, S]),
         ("mutation($victim: UUID!) { updateUser(id: $victim, input: {role: OWNER}) { id } }", [OK, F, F, F, S, S]),
         ("mutation($victim: UUID!) { removeUser(id: $victim) }", [OK, OK, F, F, S, S]),
