@@ -310,6 +310,5 @@ pub const ROUTES: &[Route] = &[
         op!("query ListAuditEvents($action: String, $actor: String, $resourceType: String, $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { auditEvents(action: $action, actor: $actor, resourceType: $resourceType, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", audit_event_fields!(), " } } } }"))
         .vars(&[Var::query("action"), Var::query("actor"), Var::query("resourceType"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
         .page()
-        .session()
-        .notes("Admins only. `GET /api/v1/audit-events/export` streams the same events, with the same filters, as one CSV or JSON file."),
+        .notes("Admins only (API keys hold no admin rights: 403 `FORBIDDEN`). `actor` is the id of a user or an API key, or the label the events show as `actor`; `since` is inclusive, `until` exclusive. `GET /api/v1/audit-events/export` streams the same events, with the same filters, as one CSV or JSON file."),
 ];
