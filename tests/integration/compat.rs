@@ -132,6 +132,41 @@ async fn report_target_metadata_is_stored_on_the_target() {
     assert_eq!(one["data"]["bootstrap_servers"], "kafka3:9092");
 }
 
+/// The latest scan wins: a report whose scan completes behind a later one of the same target
+/// (an older upload that finished late) leaves the target's metadata alone.
+#[tokio::test]
+async fn a_report_behind_the_latest_scan_changes_no_metadata() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+    let db = &app.state.db;
+    let org = crate::support::builders::org_id(db, "default").await;
+    let cluster =
+        crate::support::builders::target(db, org, "kafka_cluster", "prod-us", json!({})).await;
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    crate::support::builders::scan(db, &cluster, "complete", later, Some(80.0)).await;
+
+    let behind = app
+        .ingest_and_wait(
+            Auth::Bearer(&token),
+            "",
+            kafkaguard(json!({"bootstrap_servers": "old:9092"})),
+        )
+        .await;
+    assert_eq!(behind["status"], "COMPLETE", "{behind}");
+    assert_eq!(behind["targetId"], cluster.id.to_string());
+    let (_, one) = call(
+        &app,
+        &token,
+        M::GET,
+        &format!("/api/v1/clusters/{}", cluster.id),
+        None,
+    )
+    .await;
+    assert_eq!(one["data"]["metadata"], json!({}), "{one}");
+    assert!(one["data"]["bootstrap_servers"].is_null());
+    assert!(metadata_updates(&app, &token).await.is_empty());
+}
+
 #[tokio::test]
 async fn api_key_scopes_are_one_value_or_a_list() {
     let app = TestApp::spawn().await;
