@@ -2,8 +2,8 @@ use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 use entity::audit_event;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 use uuid::Uuid;
 
@@ -139,6 +139,50 @@ impl From<audit_event::Model> for AuditEvent {
     }
 }
 
+/// Which audit events to list or export; every condition given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Exactly this action, e.g. `scan.delete`.
+    pub action: Option<String>,
+    /// Who acted: the id of a user or an API key, or the label shown as `actor` (an email,
+    /// `api-key:<label>`, `system`).
+    pub actor: Option<String>,
+    /// Exactly this resource type, e.g. `finding`.
+    pub resource_type: Option<String>,
+    /// At or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl AuditFilter {
+    /// The org's events that pass the filter.
+    pub(super) fn query(&self, org_id: Uuid) -> Select<audit_event::Entity> {
+        let mut query = audit_event::Entity::find().filter(audit_event::Column::OrgId.eq(org_id));
+        if let Some(action) = &self.action {
+            query = query.filter(audit_event::Column::Action.eq(action.as_str()));
+        }
+        if let Some(actor) = &self.actor {
+            query = query.filter(match Uuid::parse_str(actor) {
+                Ok(id) => Condition::any()
+                    .add(audit_event::Column::ActorUserId.eq(id))
+                    .add(audit_event::Column::ActorApiKeyId.eq(id)),
+                Err(_) => Condition::all().add(audit_event::Column::ActorLabel.eq(actor.as_str())),
+            });
+        }
+        if let Some(resource_type) = &self.resource_type {
+            query = query.filter(audit_event::Column::ResourceType.eq(resource_type.as_str()));
+        }
+        if let Some(since) = self.since {
+            query = query.filter(audit_event::Column::CreatedAt.gte(since));
+        }
+        if let Some(until) = self.until {
+            query = query.filter(audit_event::Column::CreatedAt.lt(until));
+        }
+        query
+    }
+}
+
 /// The org's audit log, newest first (admins only).
 ///
 /// # Errors
@@ -146,14 +190,11 @@ impl From<audit_event::Model> for AuditEvent {
 pub async fn list(
     ctx: &Ctx,
     state: &AppState,
-    action: Option<&str>,
+    filter: &AuditFilter,
     window: Window,
 ) -> AppResult<Paged<AuditEvent>> {
     ctx.require(Permission::Admin)?;
-    let mut query = audit_event::Entity::find().filter(audit_event::Column::OrgId.eq(ctx.org_id));
-    if let Some(action) = action {
-        query = query.filter(audit_event::Column::Action.eq(action));
-    }
+    let query = filter.query(ctx.org_id);
     let total = query.clone().count(&state.db).await?;
     let items = query
         .order_by_desc(audit_event::Column::CreatedAt)

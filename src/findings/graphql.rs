@@ -154,8 +154,27 @@ impl FindingsQuery {
     }
 
     /// Comments on one finding, oldest first.
-    async fn finding_comments(&self, ctx: &Context<'_>, finding_id: Uuid) -> Result<Vec<Comment>> {
-        Ok(super::comments(caller(ctx)?, state(ctx), finding_id).await?)
+    async fn finding_comments(
+        &self,
+        ctx: &Context<'_>,
+        finding_id: Uuid,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Comment>> {
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
+        Ok(
+            super::comments(caller(ctx)?, state(ctx), finding_id, window)
+                .await?
+                .into_connection(),
+        )
     }
 }
 

@@ -257,22 +257,35 @@ pub async fn set_state(
     Ok(Finding::from_model(row, now))
 }
 
-/// Comments on a finding, oldest first.
+/// Comments on a finding, oldest first, a page at a time.
 ///
 /// # Errors
 /// `NOT_FOUND`.
-pub async fn comments(ctx: &Ctx, state: &AppState, finding_id: Uuid) -> AppResult<Vec<Comment>> {
+pub async fn comments(
+    ctx: &Ctx,
+    state: &AppState,
+    finding_id: Uuid,
+    window: Window,
+) -> AppResult<Paged<Comment>> {
     ctx.require(Permission::Read)?;
     find_in_org(&state.db, ctx, finding_id).await?;
-    Ok(comment::Entity::find()
-        .filter(comment::Column::FindingId.eq(finding_id))
+    let query = comment::Entity::find().filter(comment::Column::FindingId.eq(finding_id));
+    let total = query.clone().count(&state.db).await?;
+    let items = query
         .order_by_asc(comment::Column::CreatedAt)
         .order_by_asc(comment::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
         .all(&state.db)
         .await?
         .into_iter()
         .map(Comment::from)
-        .collect())
+        .collect();
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// Adds a comment (members).
@@ -288,6 +301,7 @@ pub async fn add_comment(
     ctx.require(Permission::Write)?;
     let body = bounded_text("body", body, 10_000)?;
     find_in_org(&state.db, ctx, finding_id).await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let row = comment::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(ctx.org_id),
@@ -297,8 +311,15 @@ pub async fn add_comment(
         body: Set(body),
         created_at: Set(Utc::now()),
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "comment.create", "comment", row.id)
+            .with_details(serde_json::json!({"finding_id": finding_id})),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(row.into())
 }
 
@@ -323,13 +344,14 @@ pub async fn delete_comment(
     if !own {
         ctx.require(Permission::Admin)?;
     }
-    comment::Entity::delete_by_id(row.id)
-        .exec(&state.db)
-        .await?;
+    let txn = crate::db::begin_write(&state.db).await?;
+    comment::Entity::delete_by_id(row.id).exec(&txn).await?;
     audit::record(
-        &state.db,
-        AuditEntry::by(ctx, "comment.delete", "comment", row.id),
+        &txn,
+        AuditEntry::by(ctx, "comment.delete", "comment", row.id)
+            .with_details(serde_json::json!({"finding_id": row.finding_id})),
     )
     .await?;
+    txn.commit().await?;
     Ok(())
 }

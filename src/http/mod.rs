@@ -133,6 +133,10 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
             post(crate::rest::streams::ingest).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/scans/{id}/raw", get(crate::rest::streams::raw))
+        .route(
+            crate::rest::exports::AUDIT_EXPORT_PATH,
+            get(crate::rest::exports::audit_events),
+        )
         .route("/api/v1/scans/{id}/events", get(crate::live::sse::events))
         .route(
             "/api/v1/scans/{id}/event-token",

@@ -185,6 +185,10 @@ pub struct ReportMeta {
     pub checks_total: Option<u64>,
     /// Checks passed (native reports, filled by a full parse).
     pub checks_passed: Option<u64>,
+    /// Facts about the target the report carries (native `target.metadata`, e.g. a Kafka
+    /// cluster's `bootstrap_servers`), stored on the target when the scan completes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ReportMeta {
@@ -200,6 +204,7 @@ impl ReportMeta {
             score: None,
             checks_total: None,
             checks_passed: None,
+            target_metadata: None,
         }
     }
 }

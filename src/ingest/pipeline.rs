@@ -563,6 +563,9 @@ async fn finalize(
         return Err(Failure::Cancelled);
     }
     crate::targets::refresh_latest(&txn, row.target_id).await?;
+    if let Some(metadata) = &meta.target_metadata {
+        crate::targets::store_report_metadata(&txn, row, metadata).await?;
+    }
     txn.commit().await?;
     live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     Ok(())

@@ -16,6 +16,7 @@ use super::{
     detect, jobs, read_meta, IngestError, ParseError, ReportFormat, ReportMeta, HEAD_BYTES,
 };
 use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
 use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult, Backend, ErrorCode};
 use crate::live::{self, ScanProgress};
@@ -252,6 +253,18 @@ async fn record(
         }
         Err(e) => return Err(e.into()),
     };
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "scan.upload", "scan", scan_id).with_details(serde_json::json!({
+            "target_id": target.id,
+            "target": target.name,
+            "kind": target.kind,
+            "format": format.map(|f| f.as_str()),
+            "size": receipt.size,
+            "sha256": receipt.sha256,
+        })),
+    )
+    .await?;
     jobs::enqueue(
         &txn,
         jobs::INGEST,
@@ -458,6 +471,7 @@ async fn find_or_create_target(
         return Ok(existing);
     }
     let now = Utc::now();
+    let txn = crate::db::begin_write(&state.db).await?;
     let created = target::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(ctx.org_id),
@@ -470,14 +484,27 @@ async fn find_or_create_target(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await;
     match created {
-        Ok(row) => Ok(row),
+        Ok(row) => {
+            audit::record(
+                &txn,
+                AuditEntry::by(ctx, "target.create", "target", row.id).with_details(
+                    serde_json::json!({"name": row.name, "kind": row.kind, "via": "upload"}),
+                ),
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(row)
+        }
         // Created by a concurrent upload a moment ago.
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => find()
-            .await?
-            .ok_or_else(|| AppError::conflict("target is being created; retry")),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            txn.rollback().await?;
+            find()
+                .await?
+                .ok_or_else(|| AppError::conflict("target is being created; retry"))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -52,8 +52,24 @@ impl InvitationsQuery {
     }
 
     /// Pending invitations addressed to the signed-in user, from any org.
-    async fn my_invitations(&self, ctx: &Context<'_>) -> Result<Vec<ReceivedInvitation>> {
-        Ok(super::mine(caller(ctx)?, state(ctx)).await?)
+    async fn my_invitations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<ReceivedInvitation>> {
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
+        Ok(super::mine(caller(ctx)?, state(ctx), window)
+            .await?
+            .into_connection())
     }
 }
 

@@ -151,21 +151,31 @@ fn my_email(ctx: &Ctx) -> AppResult<(Uuid, &str)> {
     }
 }
 
-/// Pending, unexpired invitations addressed to the signed-in user, from any org.
+/// Pending, unexpired invitations addressed to the signed-in user, from any org, newest
+/// first, a page at a time.
 ///
 /// # Errors
 /// `SESSION_REQUIRED` for API keys.
-pub async fn mine(ctx: &Ctx, state: &AppState) -> AppResult<Vec<ReceivedInvitation>> {
+pub async fn mine(
+    ctx: &Ctx,
+    state: &AppState,
+    window: Window,
+) -> AppResult<Paged<ReceivedInvitation>> {
     let (_, email) = my_email(ctx)?;
-    let rows = invitation::Entity::find()
+    let query = invitation::Entity::find()
         .filter(invitation::Column::Email.eq(email))
         .filter(invitation::Column::AcceptedAt.is_null())
-        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
+        .filter(invitation::Column::ExpiresAt.gt(Utc::now()));
+    let total = query.clone().count(&state.db).await?;
+    let rows = query
         .find_also_related(organization::Entity)
         .order_by_desc(invitation::Column::CreatedAt)
+        .order_by_desc(invitation::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
         .all(&state.db)
         .await?;
-    Ok(rows
+    let items = rows
         .into_iter()
         .filter_map(|(inv, org)| {
             Some(ReceivedInvitation {
@@ -176,7 +186,12 @@ pub async fn mine(ctx: &Ctx, state: &AppState) -> AppResult<Vec<ReceivedInvitati
                 created_at: inv.created_at,
             })
         })
-        .collect())
+        .collect();
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// A pending, unexpired invitation addressed to the signed-in user; anything else (another

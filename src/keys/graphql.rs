@@ -12,9 +12,10 @@ use crate::graphql::{caller, state};
 pub struct CreateApiKeyInput {
     /// What the key is for (1–100 characters).
     pub label: String,
-    /// `READ`, or `WRITE` to also upload and triage. Default `READ`.
-    #[graphql(default_with = "Scope::Read")]
-    pub scopes: Scope,
+    /// `READ`, or `WRITE` to also upload and triage; one value or a list (a key holds the
+    /// strongest listed). Default `READ`.
+    #[graphql(default_with = "vec![Scope::Read]")]
+    pub scopes: Vec<Scope>,
     /// When the key stops working; never when absent.
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -67,7 +68,7 @@ impl KeysMutation {
             caller(ctx)?,
             state(ctx),
             &input.label,
-            input.scopes,
+            super::scope_of(&input.scopes)?,
             input.expires_at,
         )
         .await?)

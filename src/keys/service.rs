@@ -52,6 +52,19 @@ impl From<api_key::Model> for ApiKey {
     }
 }
 
+/// The one scope a key holds for the scopes a client listed: the strongest (`write` includes
+/// `read`).
+///
+/// # Errors
+/// `VALIDATION_FAILED` for an empty list.
+pub fn scope_of(scopes: &[Scope]) -> AppResult<Scope> {
+    match scopes {
+        [] => Err(AppError::invalid("scopes", "must name read or write")),
+        _ if scopes.contains(&Scope::Write) => Ok(Scope::Write),
+        _ => Ok(Scope::Read),
+    }
+}
+
 /// A key just created: the only time its plaintext exists outside the caller.
 #[derive(SimpleObject)]
 pub struct CreatedApiKey {

@@ -3,7 +3,7 @@ use uuid::Uuid;
 
 use super::{Member, Organization};
 use crate::context::Role;
-use crate::graphql::pagination::{PageArgs, PagedConnection};
+use crate::graphql::pagination::{PageArgs, Paged, PagedConnection};
 use crate::graphql::{caller, state};
 
 /// An org the caller belongs to, with the caller's role there.
@@ -40,13 +40,33 @@ impl OrgsQuery {
         Ok(super::current(caller(ctx)?, state(ctx)).await?)
     }
 
-    /// Every org the caller belongs to.
-    async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<OrganizationMembership>> {
-        let orgs = super::list_for_caller(caller(ctx)?, state(ctx)).await?;
-        Ok(orgs
-            .into_iter()
-            .map(|(organization, role)| OrganizationMembership { organization, role })
-            .collect())
+    /// Every org the caller belongs to, oldest membership first.
+    async fn organizations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<OrganizationMembership>> {
+        let window = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        }
+        .window()?;
+        let orgs = super::list_for_caller(caller(ctx)?, state(ctx), window).await?;
+        let orgs = Paged {
+            items: orgs
+                .items
+                .into_iter()
+                .map(|(organization, role)| OrganizationMembership { organization, role })
+                .collect(),
+            total: orgs.total,
+            window: orgs.window,
+        };
+        Ok(orgs.into_connection())
     }
 
     /// Members of the caller's org (admins, signed in).

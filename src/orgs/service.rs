@@ -127,20 +127,43 @@ pub async fn current(ctx: &Ctx, state: &AppState) -> AppResult<Organization> {
 pub async fn list_for_caller(
     ctx: &Ctx,
     state: &AppState,
-) -> AppResult<Vec<(Organization, Option<Role>)>> {
+    window: Window,
+) -> AppResult<Paged<(Organization, Option<Role>)>> {
     let Some(user_id) = ctx.user_id() else {
-        return Ok(vec![(current(ctx, state).await?, None)]);
+        // An API key belongs to exactly one org.
+        let items = match window.offset {
+            0 => vec![(current(ctx, state).await?, None)],
+            _ => Vec::new(),
+        };
+        return Ok(Paged {
+            items,
+            total: 1,
+            window,
+        });
     };
-    let rows = membership::Entity::find()
+    let query = membership::Entity::find()
         .filter(membership::Column::UserId.eq(user_id))
-        .find_also_related(organization::Entity)
+        .find_also_related(organization::Entity);
+    let total = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .count(&state.db)
+        .await?;
+    let rows = query
         .order_by_asc(membership::Column::CreatedAt)
+        .order_by_asc(membership::Column::OrgId)
+        .offset(window.offset)
+        .limit(window.limit)
         .all(&state.db)
         .await?;
-    Ok(rows
+    let items = rows
         .into_iter()
         .filter_map(|(m, org)| Some((Organization::from(org?), Role::parse(&m.role).ok())))
-        .collect())
+        .collect();
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// Creates an org; the signed-in creator becomes its owner.

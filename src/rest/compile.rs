@@ -14,6 +14,9 @@ use super::row::{Envelope, Method, Route, Source};
 use super::select::{page_keys, Walker};
 pub use super::select::{PageKeys, Shape, ShapeKind};
 
+/// One connection of an [`Envelope::Pages`] row: its response key, page facts and node shape.
+pub type PagedList = (String, PageKeys, Shape);
+
 /// A variable of a compiled row.
 #[derive(Clone, Debug)]
 pub struct CompiledVar {
@@ -46,15 +49,19 @@ pub struct CompiledRoute {
     pub shape: Shape,
     /// For [`Envelope::Page`]: the node's shape and where the page facts are.
     pub page: Option<(PageKeys, Shape)>,
+    /// For [`Envelope::Pages`]: each connection's response key, page facts and node shape,
+    /// and the shape of `data` (an object of node lists).
+    pub pages: Option<(Vec<PagedList>, Shape)>,
     pub vars: Vec<CompiledVar>,
 }
 
 impl CompiledRoute {
     /// The shape of what goes under `data` (the node for lists).
     pub fn data_shape(&self) -> &Shape {
-        match &self.page {
-            Some((_, node)) => node,
-            None => &self.shape,
+        match (&self.page, &self.pages) {
+            (Some((_, node)), _) => node,
+            (None, Some((_, data))) => data,
+            (None, None) => &self.shape,
         }
     }
 }
@@ -252,20 +259,24 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
         (_, 200..=202) => {}
         (_, other) => return Err(fail(format!("status {other} is not a success status"))),
     }
-    let page = match row.envelope {
-        Envelope::Page => {
-            for needed in ["page", "pageSize"] {
-                if !vars
-                    .iter()
-                    .any(|v| v.name == needed && v.source == Source::Query)
-                {
-                    return Err(fail(format!(
-                        "a paged row must take ${needed} from the query"
-                    )));
-                }
+    if matches!(row.envelope, Envelope::Page | Envelope::Pages) {
+        for needed in ["page", "pageSize"] {
+            if !vars
+                .iter()
+                .any(|v| v.name == needed && v.source == Source::Query)
+            {
+                return Err(fail(format!(
+                    "a paged row must take ${needed} from the query"
+                )));
             }
-            Some(page_keys(&shape, root_name).map_err(&fail)?)
         }
+    }
+    let pages = match row.envelope {
+        Envelope::Pages => Some(paged_lists(&shape, root_name).map_err(&fail)?),
+        _ => None,
+    };
+    let page = match row.envelope {
+        Envelope::Page => Some(page_keys(&shape, root_name).map_err(&fail)?),
         _ => None,
     };
     Ok(CompiledRoute {
@@ -276,8 +287,41 @@ pub fn compile(index: &SchemaIndex, row: &Route) -> Result<CompiledRoute, String
         root_description: def.description,
         shape,
         page,
+        pages,
         vars,
     })
+}
+
+/// The connections of an [`Envelope::Pages`] row: every field its root selects, each a
+/// connection; and the shape of `data`, an object of their node lists.
+fn paged_lists(shape: &Shape, at: &str) -> Result<(Vec<PagedList>, Shape), String> {
+    let ShapeKind::Object(fields) = &shape.kind else {
+        return Err(format!(
+            "{at}: a row of several pages must select an object of connections"
+        ));
+    };
+    let mut lists = Vec::with_capacity(fields.len());
+    let mut data = Vec::with_capacity(fields.len());
+    for (key, field) in fields {
+        let (keys, node) = page_keys(field, &format!("{at}.{key}"))?;
+        data.push((
+            key.clone(),
+            Shape {
+                nullable: false,
+                description: field.description.clone(),
+                type_description: None,
+                kind: ShapeKind::List(Box::new(node.clone())),
+            },
+        ));
+        lists.push((key.clone(), keys, node));
+    }
+    let data = Shape {
+        nullable: false,
+        description: shape.description.clone(),
+        type_description: shape.type_description.clone(),
+        kind: ShapeKind::Object(data),
+    };
+    Ok((lists, data))
 }
 
 /// Compiles the whole table.

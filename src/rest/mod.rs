@@ -7,6 +7,7 @@
 
 pub mod compile;
 pub mod convert;
+pub mod exports;
 pub mod index;
 pub mod openapi;
 pub mod routes;
@@ -44,7 +45,7 @@ use crate::http::{health, ServerState};
         title = "Rampart API",
         description = "Security-scan platform: scanners send reports, Rampart keeps them, turns them into de-duplicated findings per target and serves them. Every REST route runs a GraphQL operation on the same schema served at /graphql.",
     ),
-    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw, crate::live::sse::events, crate::live::sse::event_token),
+    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw, crate::live::sse::events, crate::live::sse::event_token, exports::audit_events),
     components(schemas(ErrorEnvelope, ErrorCode, FieldError)),
     tags((name = "health", description = "Liveness, readiness and backend health")),
     modifiers(&SecuritySchemes)
@@ -113,6 +114,10 @@ const TAGS: &[(&str, &str)] = &[
     (
         "trends",
         "Scores over time, per target and across the fleet",
+    ),
+    (
+        "audit",
+        "Who did what, when: the org's audit log and its export (admins)",
     ),
 ];
 

@@ -246,6 +246,27 @@ fn success_schema(route: &CompiledRoute) -> Option<Schema> {
                 .required("data")
                 .into(),
         ),
+        Envelope::Pages => {
+            let mut meta = closed(ObjectBuilder::new())
+                .schema_type(JsonType::Object)
+                .description(Some("Where this page sits in each list."));
+            for (key, _, _) in route.pages.iter().flat_map(|(lists, _)| lists) {
+                meta = meta
+                    .property(key, Ref::from_schema_name("PageMeta"))
+                    .required(key);
+            }
+            Some(
+                closed(ObjectBuilder::new())
+                    .schema_type(JsonType::Object)
+                    .property("data", data)
+                    .property("meta", meta)
+                    .property("links", Ref::from_schema_name("PageLinks"))
+                    .required("data")
+                    .required("meta")
+                    .required("links")
+                    .into(),
+            )
+        }
         Envelope::Page => Some(
             closed(ObjectBuilder::new())
                 .schema_type(JsonType::Object)

@@ -86,6 +86,11 @@ macro_rules! comment_fields {
         "id finding_id: findingId body author created_at: createdAt"
     };
 }
+macro_rules! audit_event_fields {
+    () => {
+        "id actor actor_user_id: actorUserId actor_api_key_id: actorApiKeyId action resource_type: resourceType resource_id: resourceId ip request_id: requestId details created_at: createdAt"
+    };
+}
 macro_rules! page_fields {
     () => {
         "total_count: totalCount page page_size: pageSize total_pages: totalPages"
@@ -166,9 +171,10 @@ pub const ROUTES: &[Route] = &[
         .session(),
     // --- invitations ------------------------------------------------------------------------
     Route::get("/api/v1/invitations/mine", "invitations", "Pending invitations addressed to the signed-in user",
-        op!("query MyInvitations { myInvitations { id organization { ", org_fields!(), " } role expires_at: expiresAt created_at: createdAt } }"))
-        .session()
-        .notes("A plain list, not paged: `{\"data\": [...]}` without `meta` and `links`."),
+        op!("query MyInvitations($page: Int, $pageSize: Int) { myInvitations(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { id organization { ", org_fields!(), " } role expires_at: expiresAt created_at: createdAt } } } }"))
+        .vars(PAGE)
+        .page()
+        .session(),
     Route::get("/api/v1/invitations", "invitations", "List the org's invitations, newest first",
         op!("query ListInvitations($page: Int, $pageSize: Int) { invitations(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", invitation_fields!(), " } } } }"))
         .vars(PAGE)
@@ -200,8 +206,9 @@ pub const ROUTES: &[Route] = &[
         .session(),
     // --- organizations ----------------------------------------------------------------------
     Route::get("/api/v1/organizations", "organizations", "The orgs the caller belongs to",
-        op!("query ListOrganizations { organizations { organization { ", org_fields!(), " } role } }"))
-        .notes("A plain list, not paged: `{\"data\": [...]}` without `meta` and `links`."),
+        op!("query ListOrganizations($page: Int, $pageSize: Int) { organizations(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { organization { ", org_fields!(), " } role } } } }"))
+        .vars(PAGE)
+        .page(),
     Route::post("/api/v1/organizations", "organizations", "Create an organization",
         op!("mutation CreateOrganization($input: CreateOrganizationInput!) { createOrganization(input: $input) { ", org_fields!(), " } }"))
         .vars(&[Var::body("input")])
@@ -237,8 +244,10 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::query("targetId"), Var::query("status"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/scans/compare", "scans", "What changed between two scans of one target",
-        op!("query CompareScans($scanA: UUID!, $scanB: UUID!) { compareScans(scanA: $scanA, scanB: $scanB) { new { ", finding_fields!(), " } fixed { ", finding_fields!(), " } unchanged { ", finding_fields!(), " } } }"))
-        .vars(&[Var::query("scanA"), Var::query("scanB")]),
+        op!("query CompareScans($scanA: UUID!, $scanB: UUID!, $page: Int, $pageSize: Int) { compareScans(scanA: $scanA, scanB: $scanB) { new(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } fixed(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } unchanged(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } } }"))
+        .vars(&[Var::query("scanA"), Var::query("scanB"), Var::query("page"), Var::query("pageSize")])
+        .pages()
+        .notes("The three lists are paged together: `page` and `page_size` apply to each, `meta` says where the page sits in each, and `links` reach the longest list's last page."),
     Route::get("/api/v1/scans/{id}", "scans", "One scan",
         op!("query GetScan($id: UUID!) { scan(id: $id) { ", scan_fields!(), " } }"))
         .vars(&[Var::path("id")]),
@@ -275,8 +284,9 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("id"), Var::body("input")])
         .notes("`accepted_risk` needs `expires_at`, after which the finding reads as `untriaged` again."),
     Route::get("/api/v1/findings/{id}/comments", "findings", "Comments on a finding, oldest first",
-        op!("query FindingComments($id: UUID!) { findingComments(findingId: $id) { ", comment_fields!(), " } }"))
-        .vars(&[Var::path("id")]),
+        op!("query FindingComments($id: UUID!, $page: Int, $pageSize: Int) { findingComments(findingId: $id, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", comment_fields!(), " } } } }"))
+        .vars(&[Var::path("id"), Var::query("page"), Var::query("pageSize")])
+        .page(),
     Route::post("/api/v1/findings/{id}/comments", "findings", "Comment on a finding",
         op!("mutation AddComment($id: UUID!, $body: String!) { addComment(findingId: $id, body: $body) { ", comment_fields!(), " } }"))
         .vars(&[Var::path("id"), Var::field("body")])
@@ -286,11 +296,19 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("id"), Var::path("commentId")]),
     // --- trends --------------------------------------------------------------------------
     Route::get("/api/v1/trends/compare", "trends", "Every target's score, change over the period and sparkline",
-        "query FleetComparison($period: String) { fleetComparison(period: $period) { target_id: targetId name current_score: currentScore delta_pct: deltaPct last_scanned_at: lastScannedAt sparkline } }")
-        .vars(&[Var::query("period")])
+        op!("query FleetComparison($period: String, $page: Int, $pageSize: Int) { fleetComparison(period: $period, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { target_id: targetId name current_score: currentScore delta_pct: deltaPct last_scanned_at: lastScannedAt sparkline } } } }"))
+        .vars(&[Var::query("period"), Var::query("page"), Var::query("pageSize")])
+        .page()
         .notes("`period` is `7d`, `30d` (default), `90d` or `1y`; `delta_pct` is the raw score change from the first scan in the period to the latest."),
     Route::get("/api/v1/trends/{target_id}", "trends", "One target's scores over a period",
-        "query TargetTrend($targetId: UUID!, $period: String) { targetTrend(targetId: $targetId, period: $period) { scan_id: scanId scanned_at: scannedAt score } }")
-        .vars(&[Var::path("targetId"), Var::query("period")])
+        op!("query TargetTrend($targetId: UUID!, $period: String, $page: Int, $pageSize: Int) { targetTrend(targetId: $targetId, period: $period, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { scan_id: scanId scanned_at: scannedAt score } } } }"))
+        .vars(&[Var::path("targetId"), Var::query("period"), Var::query("page"), Var::query("pageSize")])
+        .page()
         .notes("`period` is `7d`, `30d`, `90d` (default) or `1y`."),
+    // --- audit ---------------------------------------------------------------------------
+    Route::get("/api/v1/audit-events", "audit", "The org's audit log, newest first",
+        op!("query ListAuditEvents($action: String, $actor: String, $resourceType: String, $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { auditEvents(action: $action, actor: $actor, resourceType: $resourceType, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", audit_event_fields!(), " } } } }"))
+        .vars(&[Var::query("action"), Var::query("actor"), Var::query("resourceType"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
+        .page()
+        .notes("Admins only (API keys hold no admin rights: 403 `FORBIDDEN`). `actor` is the id of a user or an API key, or the label the events show as `actor`; `since` is inclusive, `until` exclusive. `GET /api/v1/audit-events/export` streams the same events, with the same filters, as one CSV or JSON file."),
 ];

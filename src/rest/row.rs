@@ -91,6 +91,10 @@ pub enum Envelope {
     Bare,
     /// A connection as `{"data": [node...], "meta": {...}, "links": {...}}`.
     Page,
+    /// An object of connections paged together (the same `page` and `page_size`) as
+    /// `{"data": {key: [node...]}, "meta": {key: {...}}, "links": {...}}`, the links reaching
+    /// as far as the longest list.
+    Pages,
     /// No body (204).
     Empty,
 }
@@ -194,6 +198,11 @@ impl Route {
     /// A connection, paged with `page` and `page_size`.
     pub const fn page(mut self) -> Self {
         self.envelope = Envelope::Page;
+        self
+    }
+    /// An object of connections, paged together with `page` and `page_size`.
+    pub const fn pages(mut self) -> Self {
+        self.envelope = Envelope::Pages;
         self
     }
     /// The value without the `{data}` wrapper.

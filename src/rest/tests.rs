@@ -264,6 +264,7 @@ async fn null_and_absent_stay_distinct() {
 }
 
 const PAGE_ONLY: &[Var] = &[Var::query("page")];
+const PAGE_AND_SIZE: &[Var] = &[Var::query("page"), Var::query("pageSize")];
 const ID_ONLY: &[Var] = &[Var::path("id")];
 const ID_AND_INPUT: &[Var] = &[Var::path("id"), Var::body("input")];
 
@@ -294,6 +295,13 @@ fn malformed_rows_do_not_compile() {
             "cannot be passed",
         ),
         (get("query A { findings { page } }").page(), "must take $page"),
+        (get("query A { findings { page } }").pages(), "must take $page"),
+        (
+            get("query A($page: Int, $pageSize: Int) { findings(page: $page, pageSize: $pageSize) { page page_size: pageSize total_pages: totalPages total_count: totalCount edges { node { title } } } }")
+                .vars(PAGE_AND_SIZE)
+                .pages(),
+            "must select a connection",
+        ),
         (
             Route::get("/api/v1/findings/{id}", "findings", "x", "query A { findings { page } }"),
             "{id} is not a path variable",

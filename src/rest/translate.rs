@@ -2,6 +2,7 @@
 //! the operation runs on the same schema as `/graphql` with the caller's context, and the
 //! answer is wrapped in the REST envelope (or turned into the contract's error envelope).
 
+use async_graphql::indexmap::IndexMap;
 use async_graphql::{
     ObjectType, Request, Schema, SubscriptionType, Value as ConstValue, Variables,
 };
@@ -365,8 +366,8 @@ struct PageLinks {
     last: String,
 }
 
-/// `{data, meta, links}` from a connection.
-fn page_envelope(keys: &PageKeys, req: &RestRequest<'_>, value: ConstValue) -> PageEnvelope {
+/// A connection's nodes and where its page sits.
+fn unpage(keys: &PageKeys, value: ConstValue) -> (Vec<ConstValue>, PageMeta) {
     let mut connection = match value {
         ConstValue::Object(map) => map,
         _ => Default::default(),
@@ -375,10 +376,12 @@ fn page_envelope(keys: &PageKeys, req: &RestRequest<'_>, value: ConstValue) -> P
         Some(ConstValue::Number(n)) => n.as_u64().unwrap_or(0),
         _ => 0,
     };
-    let total = number(&keys.total);
-    let page = number(&keys.page).max(1);
-    let page_size = number(&keys.page_size).clamp(1, MAX_PAGE_SIZE);
-    let total_pages = number(&keys.total_pages);
+    let meta = PageMeta {
+        total: number(&keys.total),
+        page: number(&keys.page).max(1),
+        page_size: number(&keys.page_size).clamp(1, MAX_PAGE_SIZE),
+        total_pages: number(&keys.total_pages),
+    };
     let data = match connection.swap_remove(keys.edges.as_str()) {
         Some(ConstValue::List(edges)) => edges
             .into_iter()
@@ -391,23 +394,63 @@ fn page_envelope(keys: &PageKeys, req: &RestRequest<'_>, value: ConstValue) -> P
             .collect(),
         _ => Vec::new(),
     };
+    (data, meta)
+}
+
+/// The links of page `page` of `total_pages`.
+fn page_links(req: &RestRequest<'_>, page: u64, page_size: u64, total_pages: u64) -> PageLinks {
     let last = total_pages.max(1);
     let link = |p: u64| page_link(req, p, page_size);
-    PageEnvelope {
+    PageLinks {
+        this: link(page),
+        first: link(1),
+        prev: (page > 1).then(|| link((page - 1).min(last))),
+        next: (page < total_pages).then(|| link(page + 1)),
+        last: link(last),
+    }
+}
+
+/// `{data, meta, links}` from a connection.
+fn page_envelope(keys: &PageKeys, req: &RestRequest<'_>, value: ConstValue) -> PageEnvelope {
+    let (data, meta) = unpage(keys, value);
+    let links = page_links(req, meta.page, meta.page_size, meta.total_pages);
+    PageEnvelope { data, meta, links }
+}
+
+/// `{data: {key: [...]}, meta: {key: {...}}, links}` of several connections paged together.
+#[derive(Serialize)]
+struct PagesEnvelope {
+    data: IndexMap<String, Vec<ConstValue>>,
+    meta: IndexMap<String, PageMeta>,
+    links: PageLinks,
+}
+
+/// `{data, meta, links}` from an object of connections; the links reach the longest list's
+/// last page.
+fn pages_envelope(
+    lists: &[super::compile::PagedList],
+    req: &RestRequest<'_>,
+    value: ConstValue,
+) -> PagesEnvelope {
+    let mut object = match value {
+        ConstValue::Object(map) => map,
+        _ => Default::default(),
+    };
+    let (mut data, mut meta) = (IndexMap::new(), IndexMap::new());
+    for (key, keys, _) in lists {
+        let (nodes, facts) = unpage(keys, object.swap_remove(key.as_str()).unwrap_or_default());
+        data.insert(key.clone(), nodes);
+        meta.insert(key.clone(), facts);
+    }
+    let (page, page_size) = meta
+        .values()
+        .next()
+        .map_or((1, MAX_PAGE_SIZE), |m| (m.page, m.page_size));
+    let total_pages = meta.values().map(|m| m.total_pages).max().unwrap_or(0);
+    PagesEnvelope {
         data,
-        meta: PageMeta {
-            total,
-            page,
-            page_size,
-            total_pages,
-        },
-        links: PageLinks {
-            this: link(page),
-            first: link(1),
-            prev: (page > 1).then(|| link((page - 1).min(last))),
-            next: (page < total_pages).then(|| link(page + 1)),
-            last: link(last),
-        },
+        meta,
+        links: page_links(req, page, page_size, total_pages),
     }
 }
 
@@ -477,6 +520,10 @@ where
         Envelope::Data => (status, Json(DataEnvelope { data: root })).into_response(),
         Envelope::Page => match &route.page {
             Some((keys, _)) => (status, Json(page_envelope(keys, &req, root))).into_response(),
+            None => (status, Json(DataEnvelope { data: root })).into_response(),
+        },
+        Envelope::Pages => match &route.pages {
+            Some((lists, _)) => (status, Json(pages_envelope(lists, &req, root))).into_response(),
             None => (status, Json(DataEnvelope { data: root })).into_response(),
         },
     };

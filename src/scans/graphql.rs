@@ -6,7 +6,7 @@ use entity::scan;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::{Scan, ScanComparison, ScanFilter, ScanOrderField, ScanStatus, ScanSummary};
+use super::{Change, Scan, ScanComparison, ScanFilter, ScanOrderField, ScanStatus, ScanSummary};
 use crate::error::AppError;
 use crate::findings::Finding;
 use crate::graphql::batch::BatchFn;
@@ -154,6 +154,89 @@ impl ScansQuery {
         scan_b: Uuid,
     ) -> Result<ScanComparison> {
         Ok(super::compare(caller(ctx)?, state(ctx), scan_a, scan_b).await?)
+    }
+}
+
+impl ScanComparison {
+    async fn list(
+        &self,
+        ctx: &Context<'_>,
+        change: Change,
+        page: PageArgs,
+    ) -> Result<PagedConnection<Finding>> {
+        let window = page.window()?;
+        Ok(
+            super::compare_list(caller(ctx)?, state(ctx), self, change, window)
+                .await?
+                .into_connection(),
+        )
+    }
+}
+
+/// How two scans of one target differ: three lists, each paged, worst first.
+#[Object]
+impl ScanComparison {
+    async fn scan_a(&self) -> Uuid {
+        self.scan_a
+    }
+
+    async fn scan_b(&self) -> Uuid {
+        self.scan_b
+    }
+
+    /// Seen by `scanB`, not by `scanA`.
+    #[graphql(name = "new")]
+    async fn new_findings(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Finding>> {
+        let args = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        };
+        self.list(ctx, Change::New, args).await
+    }
+
+    /// Seen by `scanA`, not by `scanB`.
+    async fn fixed(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Finding>> {
+        let args = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        };
+        self.list(ctx, Change::Fixed, args).await
+    }
+
+    /// Seen by both.
+    async fn unchanged(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        page: Option<i32>,
+        page_size: Option<i32>,
+    ) -> Result<PagedConnection<Finding>> {
+        let args = PageArgs {
+            first,
+            after,
+            page,
+            page_size,
+        };
+        self.list(ctx, Change::Unchanged, args).await
     }
 }
 

@@ -1,7 +1,5 @@
 //! Every rule about scans lives here.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use entity::{finding, job, scan, scan_finding};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -152,18 +150,27 @@ pub async fn findings(
     })
 }
 
-/// How two scans of a target differ.
-#[derive(Clone, Debug, async_graphql::SimpleObject)]
+/// Two scans of one target to compare; its lists are read a page at a time
+/// ([`compare_list`]).
+#[derive(Clone, Copy, Debug)]
 pub struct ScanComparison {
-    /// Seen by `scanB`, not by `scanA`.
-    pub new: Vec<Finding>,
-    /// Seen by `scanA`, not by `scanB`.
-    pub fixed: Vec<Finding>,
-    /// Seen by both.
-    pub unchanged: Vec<Finding>,
+    pub scan_a: Uuid,
+    pub scan_b: Uuid,
+    pub target_id: Uuid,
 }
 
-/// Compares what two scans of one target saw.
+/// One list of a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Seen by `scanB`, not by `scanA`.
+    New,
+    /// Seen by `scanA`, not by `scanB`.
+    Fixed,
+    /// Seen by both.
+    Unchanged,
+}
+
+/// Checks that two scans of the caller's org can be compared.
 ///
 /// # Errors
 /// `NOT_FOUND`; `BAD_REQUEST` when the scans belong to different targets.
@@ -176,41 +183,69 @@ pub async fn compare(ctx: &Ctx, state: &AppState, a: Uuid, b: Uuid) -> AppResult
             "the two scans belong to different targets",
         ));
     }
-    let seen_by = |scan_id: Uuid| {
-        scan_finding::Entity::find()
-            .select_only()
-            .column(scan_finding::Column::FindingId)
-            .filter(scan_finding::Column::ScanId.eq(scan_id))
-            .into_tuple::<Uuid>()
-            .all(&state.db)
+    Ok(ScanComparison {
+        scan_a: a,
+        scan_b: b,
+        target_id: scan_a.target_id,
+    })
+}
+
+/// A sighting of the outer query's finding by `scan`, for `[NOT] EXISTS`.
+fn seen_by(scan: Uuid) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .expr(Expr::val(1))
+        .from(scan_finding::Entity)
+        .and_where(
+            Expr::col((scan_finding::Entity, scan_finding::Column::FindingId))
+                .equals((finding::Entity, finding::Column::Id)),
+        )
+        .and_where(Expr::col((scan_finding::Entity, scan_finding::Column::ScanId)).eq(scan))
+        .to_owned()
+}
+
+/// One page of one list of a comparison, worst first.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn compare_list(
+    ctx: &Ctx,
+    state: &AppState,
+    pair: &ScanComparison,
+    change: Change,
+    window: Window,
+) -> AppResult<Paged<Finding>> {
+    ctx.require(Permission::Read)?;
+    let (in_a, in_b) = (
+        Expr::exists(seen_by(pair.scan_a)),
+        Expr::exists(seen_by(pair.scan_b)),
+    );
+    let (in_a, in_b) = match change {
+        Change::New => (in_a.not(), in_b),
+        Change::Fixed => (in_a, in_b.not()),
+        Change::Unchanged => (in_a, in_b),
     };
-    let in_a: HashSet<Uuid> = seen_by(a).await?.into_iter().collect();
-    let in_b: HashSet<Uuid> = seen_by(b).await?.into_iter().collect();
-    let all: Vec<Uuid> = in_a.union(&in_b).copied().collect();
+    let query = finding::Entity::find()
+        .filter(finding::Column::OrgId.eq(ctx.org_id))
+        .filter(finding::Column::TargetId.eq(pair.target_id))
+        .filter(in_a)
+        .filter(in_b);
+    let total = query.clone().count(&state.db).await?;
     let now = Utc::now();
-    let mut result = ScanComparison {
-        new: vec![],
-        fixed: vec![],
-        unchanged: vec![],
-    };
-    for chunk in all.chunks(500) {
-        let rows = finding::Entity::find()
-            .filter(finding::Column::Id.is_in(chunk.iter().copied()))
-            .order_by_desc(crate::findings::severity_rank_expr())
-            .order_by_asc(finding::Column::Id)
-            .all(&state.db)
-            .await?;
-        for row in rows {
-            let (a_has, b_has) = (in_a.contains(&row.id), in_b.contains(&row.id));
-            let f = Finding::from_model(row, now);
-            match (a_has, b_has) {
-                (true, true) => result.unchanged.push(f),
-                (false, true) => result.new.push(f),
-                _ => result.fixed.push(f),
-            }
-        }
-    }
-    Ok(result)
+    let items = query
+        .order_by_desc(crate::findings::severity_rank_expr())
+        .order_by_asc(finding::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|row| Finding::from_model(row, now))
+        .collect();
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 /// Asks a queued or running scan to stop; the worker honours it between batches.
@@ -244,12 +279,8 @@ pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     if !crate::live::store_progress(&txn, update, &mut progress).await? {
         return Err(AppError::conflict(format!("scan already {}", row.status)));
     }
+    audit::record(&txn, AuditEntry::by(ctx, "scan.cancel", "scan", row.id)).await?;
     txn.commit().await?;
-    audit::record(
-        &state.db,
-        AuditEntry::by(ctx, "scan.cancel", "scan", row.id),
-    )
-    .await?;
     crate::live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     Ok(find_in_org(&state.db, ctx, id).await?.into())
 }

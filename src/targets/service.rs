@@ -163,9 +163,18 @@ pub async fn update(
 ) -> AppResult<Target> {
     ctx.require(Permission::Write)?;
     let row = find_in_org(&state.db, ctx, id).await?;
-    let mut active: target::ActiveModel = row.into();
+    // What changes, from what to what, for the audit log.
+    let mut changed = serde_json::Map::new();
+    let mut note = |field: &str, from: serde_json::Value, to: &serde_json::Value| {
+        if from != *to {
+            changed.insert(field.into(), serde_json::json!({"from": from, "to": to}));
+        }
+    };
+    let mut active: target::ActiveModel = row.clone().into();
     if let Some(name) = &change.name {
-        active.name = Set(validate::name("name", name, 255)?);
+        let name = validate::name("name", name, 255)?;
+        note("name", row.name.clone().into(), &name.clone().into());
+        active.name = Set(name);
     }
     if let Some(labels) = change.labels {
         let valid = labels
@@ -177,24 +186,31 @@ pub async fn update(
                 "must be an object of up to 64 string values",
             ));
         }
+        note("labels", row.labels.clone(), &labels);
         active.labels = Set(labels);
     }
     if let Some(metadata) = change.metadata {
         if !metadata.is_object() {
             return Err(AppError::invalid("metadata", "must be an object"));
         }
+        note("metadata", row.metadata.clone(), &metadata);
         active.metadata = Set(metadata);
     }
     active.updated_at = Set(Utc::now());
-    let row = active
-        .update(&state.db)
-        .await
-        .map_err(|e| match e.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                AppError::conflict("a target of this kind with this name exists")
-            }
-            _ => e.into(),
-        })?;
+    let txn = crate::db::begin_write(&state.db).await?;
+    let row = active.update(&txn).await.map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            AppError::conflict("a target of this kind with this name exists")
+        }
+        _ => e.into(),
+    })?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "target.update", "target", row.id)
+            .with_details(serde_json::Value::Object(changed)),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(row.into())
 }
 
@@ -254,4 +270,65 @@ pub async fn refresh_latest(db: &impl ConnectionTrait, target_id: Uuid) -> AppRe
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Stores the facts a report carried about its target (native `target.metadata`), inside the
+/// transaction that completes the report's scan, after [`refresh_latest`]. The latest scan
+/// wins: a report whose scan is no longer the target's latest complete one (an older upload
+/// that finished late) changes nothing. Each key the report gives replaces the stored one;
+/// other keys (set by an edit, or by another scanner) stay. A change is audited as
+/// `target.metadata_update`, by whoever uploaded the report.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn store_report_metadata(
+    db: &impl ConnectionTrait,
+    scan: &scan::Model,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> AppResult<()> {
+    if metadata.is_empty() {
+        return Ok(());
+    }
+    let Some(row) = target::Entity::find_by_id(scan.target_id).one(db).await? else {
+        return Ok(());
+    };
+    if row.last_scan_at != Some(scan.scanned_at) {
+        return Ok(());
+    }
+    let mut stored = row.metadata.as_object().cloned().unwrap_or_default();
+    let mut changed = serde_json::Map::new();
+    for (key, value) in metadata {
+        if stored.get(key) != Some(value) {
+            changed.insert(
+                key.clone(),
+                serde_json::json!({"from": stored.get(key), "to": value}),
+            );
+            stored.insert(key.clone(), value.clone());
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    target::Entity::update_many()
+        .col_expr(
+            target::Column::Metadata,
+            Expr::value(serde_json::Value::Object(stored)),
+        )
+        .col_expr(target::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(target::Column::Id.eq(row.id))
+        .exec(db)
+        .await?;
+    let entry = AuditEntry {
+        org_id: row.org_id,
+        actor_user_id: None,
+        actor_api_key_id: None,
+        actor_label: scan.created_by.clone().unwrap_or_else(|| "system".into()),
+        action: "target.metadata_update",
+        resource_type: "target",
+        resource_id: Some(row.id.to_string()),
+        details: Some(serde_json::json!({"scan_id": scan.id, "metadata": changed})),
+        ip: None,
+        request_id: None,
+    };
+    audit::record(db, entry).await
 }

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Duration, Utc};
 use entity::{scan, target};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult};
+use crate::graphql::pagination::{Paged, Window};
 
 /// A trend window: `7d`, `30d`, `90d` or `1y`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub struct FleetEntry {
     pub sparkline: Vec<f64>,
 }
 
-/// A target's scores over the period, oldest first.
+/// A target's scores over the period, oldest first, a page at a time.
 ///
 /// # Errors
 /// `NOT_FOUND` for a target outside the org.
@@ -80,27 +81,33 @@ pub async fn target_trend(
     target_id: Uuid,
     period: Period,
     now: DateTime<Utc>,
-) -> AppResult<Vec<TrendPoint>> {
+    window: Window,
+) -> AppResult<Paged<TrendPoint>> {
     ctx.require(Permission::Read)?;
     crate::targets::get(ctx, state, target_id).await?;
-    let rows: Vec<(Uuid, DateTime<Utc>, Option<f64>)> = scan::Entity::find()
+    let query = scan::Entity::find()
+        .filter(scan::Column::OrgId.eq(ctx.org_id))
+        .filter(scan::Column::TargetId.eq(target_id))
+        .filter(scan::Column::Status.eq("complete"))
+        .filter(scan::Column::Score.is_not_null())
+        .filter(scan::Column::ScannedAt.gte(now - period.duration()))
+        .filter(scan::Column::ScannedAt.lte(now));
+    let total = query.clone().count(&state.db).await?;
+    let rows: Vec<(Uuid, DateTime<Utc>, Option<f64>)> = query
         .select_only()
         .columns([
             scan::Column::Id,
             scan::Column::ScannedAt,
             scan::Column::Score,
         ])
-        .filter(scan::Column::OrgId.eq(ctx.org_id))
-        .filter(scan::Column::TargetId.eq(target_id))
-        .filter(scan::Column::Status.eq("complete"))
-        .filter(scan::Column::ScannedAt.gte(now - period.duration()))
-        .filter(scan::Column::ScannedAt.lte(now))
         .order_by_asc(scan::Column::ScannedAt)
         .order_by_asc(scan::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
         .into_tuple()
         .all(&state.db)
         .await?;
-    Ok(rows
+    let items = rows
         .into_iter()
         .filter_map(|(scan_id, scanned_at, score)| {
             Some(TrendPoint {
@@ -109,10 +116,16 @@ pub async fn target_trend(
                 score: score?,
             })
         })
-        .collect())
+        .collect();
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
-/// Every target of the org with its current score, change over the period and sparkline.
+/// The org's targets, by name, with their current score, change over the period and
+/// sparkline, a page at a time (the scans read are those of the page's targets).
 ///
 /// # Errors
 /// Only on database failure.
@@ -121,12 +134,16 @@ pub async fn fleet(
     state: &AppState,
     period: Period,
     now: DateTime<Utc>,
-) -> AppResult<Vec<FleetEntry>> {
+    window: Window,
+) -> AppResult<Paged<FleetEntry>> {
     ctx.require(Permission::Read)?;
-    let targets = target::Entity::find()
-        .filter(target::Column::OrgId.eq(ctx.org_id))
+    let query = target::Entity::find().filter(target::Column::OrgId.eq(ctx.org_id));
+    let total = query.clone().count(&state.db).await?;
+    let targets = query
         .order_by_asc(target::Column::Name)
         .order_by_asc(target::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
         .all(&state.db)
         .await?;
     let rows: Vec<(Uuid, DateTime<Utc>, Option<f64>)> = scan::Entity::find()
@@ -137,6 +154,7 @@ pub async fn fleet(
             scan::Column::Score,
         ])
         .filter(scan::Column::OrgId.eq(ctx.org_id))
+        .filter(scan::Column::TargetId.is_in(targets.iter().map(|t| t.id)))
         .filter(scan::Column::Status.eq("complete"))
         .filter(scan::Column::ScannedAt.gte(now - period.duration()))
         .filter(scan::Column::ScannedAt.lte(now))
@@ -151,7 +169,7 @@ pub async fn fleet(
             in_period.entry(target_id).or_default().push((at, score));
         }
     }
-    Ok(targets
+    let items = targets
         .into_iter()
         .map(|t| {
             let points = in_period.remove(&t.id).unwrap_or_default();
@@ -169,7 +187,12 @@ pub async fn fleet(
                 sparkline,
             }
         })
-        .collect())
+        .collect();
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
 }
 
 #[cfg(test)]

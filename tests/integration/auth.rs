@@ -429,11 +429,17 @@ async fn sessions_switch_between_orgs() {
     let orgs = app
         .gql(
             Auth::Bearer(&admin),
-            "{ organizations { organization { slug } role } }",
+            "{ organizations { nodes { organization { slug } role } } }",
             json!({}),
         )
         .await;
-    assert_eq!(orgs.data("organizations").as_array().unwrap().len(), 2);
+    assert_eq!(
+        orgs.data("organizations")["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     let switched = app
         .gql(

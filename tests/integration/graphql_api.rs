@@ -222,17 +222,17 @@ async fn scans_and_findings_filters() {
         &json!({"status": "COMPLETE", "score": 80.0, "durationMs": 2000})
     );
 
-    let compare = gql(format!("{{ compareScans(scanA: \"{}\", scanB: \"{}\") {{ new {{ title }} fixed {{ title }} unchanged {{ title }} }} }}", old.id, recent.id)).await;
+    let compare = gql(format!("{{ compareScans(scanA: \"{}\", scanB: \"{}\") {{ new {{ nodes {{ title }} }} fixed {{ nodes {{ title }} }} unchanged {{ nodes {{ title }} }} }} }}", old.id, recent.id)).await;
     assert_eq!(
         compare.data("compareScans"),
         &json!({
-            "new": [{"title": "Cross-site scripting"}],
-            "fixed": [{"title": "Weak hash"}],
-            "unchanged": [{"title": "SQL injection"}],
+            "new": {"nodes": [{"title": "Cross-site scripting"}]},
+            "fixed": {"nodes": [{"title": "Weak hash"}]},
+            "unchanged": {"nodes": [{"title": "SQL injection"}]},
         })
     );
     let across = gql(format!(
-        "{{ compareScans(scanA: \"{}\", scanB: \"{}\") {{ new {{ title }} }} }}",
+        "{{ compareScans(scanA: \"{}\", scanB: \"{}\") {{ new {{ nodes {{ title }} }} }} }}",
         old.id, failed.id
     ))
     .await;
@@ -277,12 +277,12 @@ async fn trends_and_fleet_match_hand_computed_answers() {
     let fleet = app
         .gql(
             Auth::Bearer(&token),
-            "{ fleetComparison(period: \"30d\") { name currentScore deltaPct sparkline } }",
+            "{ fleetComparison(period: \"30d\") { nodes { name currentScore deltaPct sparkline } } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        fleet.data("fleetComparison"),
+        &fleet.data("fleetComparison")["nodes"],
         &json!([
             {"name": "a-dropping", "currentScore": 70.0, "deltaPct": -5.0, "sparkline": [75.0, 72.0, 70.0]},
             {"name": "b-single", "currentScore": 90.0, "deltaPct": 0.0, "sparkline": [90.0]},
@@ -293,31 +293,37 @@ async fn trends_and_fleet_match_hand_computed_answers() {
     let default_period = app
         .gql(
             Auth::Bearer(&token),
-            "{ fleetComparison { name deltaPct } }",
+            "{ fleetComparison { nodes { name deltaPct } } }",
             json!({}),
         )
         .await;
-    assert_eq!(default_period.data("fleetComparison")[0]["deltaPct"], -5.0);
+    assert_eq!(
+        default_period.data("fleetComparison")["nodes"][0]["deltaPct"],
+        -5.0
+    );
     let year = app
         .gql(
             Auth::Bearer(&token),
-            "{ fleetComparison(period: \"1y\") { deltaPct } }",
+            "{ fleetComparison(period: \"1y\") { nodes { deltaPct } } }",
             json!({}),
         )
         .await;
-    assert_eq!(year.data("fleetComparison")[0]["deltaPct"], -10.0);
+    assert_eq!(year.data("fleetComparison")["nodes"][0]["deltaPct"], -10.0);
 
     let trend = app
         .gql(
             Auth::Bearer(&token),
             &format!(
-                "{{ targetTrend(targetId: \"{}\", period: \"30d\") {{ scanId score }} }}",
+                "{{ targetTrend(targetId: \"{}\", period: \"30d\") {{ nodes {{ scanId score }} }} }}",
                 dropping.id
             ),
             json!({}),
         )
         .await;
-    let points = trend.data("targetTrend").as_array().unwrap().clone();
+    let points = trend.data("targetTrend")["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(points.len(), 3);
     assert_eq!(
         points[0],
@@ -331,18 +337,18 @@ async fn trends_and_fleet_match_hand_computed_answers() {
         .gql(
             Auth::Bearer(&token),
             &format!(
-                "{{ targetTrend(targetId: \"{}\", period: \"7d\") {{ score }} }}",
+                "{{ targetTrend(targetId: \"{}\", period: \"7d\") {{ nodes {{ score }} }} }}",
                 dropping.id
             ),
             json!({}),
         )
         .await;
-    assert_eq!(week.data("targetTrend"), &json!([{"score": 70.0}]));
+    assert_eq!(week.data("targetTrend")["nodes"], json!([{"score": 70.0}]));
     let bad = app
         .gql(
             Auth::Bearer(&token),
             &format!(
-                "{{ targetTrend(targetId: \"{}\", period: \"2w\") {{ score }} }}",
+                "{{ targetTrend(targetId: \"{}\", period: \"2w\") {{ nodes {{ score }} }} }}",
                 dropping.id
             ),
             json!({}),
@@ -752,15 +758,24 @@ async fn demo_data_fills_an_empty_installation_once() {
     let orgs = app
         .gql(
             Auth::Bearer(&token),
-            "{ organizations { organization { slug } } }",
+            "{ organizations { nodes { organization { slug } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(orgs.data("organizations").as_array().unwrap().len(), 3);
+    assert_eq!(
+        orgs.data("organizations")["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     let fleet = app
-        .gql(Auth::Bearer(&token), "{ fleetComparison(period: \"90d\") { name currentScore deltaPct sparkline } findings(status: OPEN) { totalCount } scans { totalCount } }", json!({}))
+        .gql(Auth::Bearer(&token), "{ fleetComparison(period: \"90d\") { nodes { name currentScore deltaPct sparkline } } findings(status: OPEN) { totalCount } scans { totalCount } }", json!({}))
         .await;
-    let entries = fleet.data("fleetComparison").as_array().unwrap().clone();
+    let entries = fleet.data("fleetComparison")["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(entries.len(), 4);
     assert!(
         entries

@@ -205,7 +205,7 @@ async fn aliases_of_one_field_are_capped() {
     let app = TestApp::spawn().await;
     let token = app.login_admin().await;
     let many: String = (0..495)
-        .map(|i| format!("f{i}: fleetComparison {{ targetId }} "))
+        .map(|i| format!("f{i}: fleetComparison {{ nodes {{ targetId }} }} "))
         .collect();
     let res = app
         .gql(Auth::Bearer(&token), &format!("{{ {many} }}"), json!({}))
@@ -230,7 +230,7 @@ async fn expensive_fields_cost_what_they_do() {
     let token = app.login_admin().await;
     // Five fleet comparisons: within the alias cap, over the complexity limit.
     let five: String = (0..5)
-        .map(|i| format!("f{i}: fleetComparison {{ targetId }} "))
+        .map(|i| format!("f{i}: fleetComparison {{ nodes {{ targetId }} }} "))
         .collect();
     let res = app
         .gql(Auth::Bearer(&token), &format!("{{ {five} }}"), json!({}))
@@ -240,7 +240,7 @@ async fn expensive_fields_cost_what_they_do() {
     // One is fine, and so is the REST row that runs it.
     app.gql(
         Auth::Bearer(&token),
-        "{ fleetComparison { targetId } }",
+        "{ fleetComparison { nodes { targetId } } }",
         json!({}),
     )
     .await

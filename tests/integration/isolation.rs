@@ -46,7 +46,7 @@ async fn permission_matrix() {
     let matrix: &[(&str, [&str; 6])] = &[
         ("{ me { kind } }", [OK, OK, OK, OK, OK, OK]),
         ("{ organization { id } }", [OK, OK, OK, OK, OK, OK]),
-        ("{ organizations { role } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ organizations { nodes { role } } }", [OK, OK, OK, OK, OK, OK]),
         ("{ users { totalCount } }", [OK, OK, F, F, S, S]),
         ("{ apiKeys { totalCount } }", [OK, OK, F, F, F, F]),
         ("{ auditEvents { totalCount } }", [OK, OK, F, F, F, F]),
@@ -55,7 +55,7 @@ async fn permission_matrix() {
         ("mutation($email: String!) { inviteMember(input: {email: $email, role: VIEWER}) { token } }", [OK, OK, F, F, S, S]),
         ("mutation($email: String!) { inviteMember(input: {email: $email, role: OWNER}) { token } }", [OK, F, F, F, S, S]),
         ("{ invitations { totalCount } }", [OK, OK, F, F, S, S]),
-        ("{ myInvitations { id } }", [OK, OK, OK, OK, S, S]),
+        ("{ myInvitations { totalCount } }", [OK, OK, OK, OK, S, S]),
         ("mutation($victim: UUID!) { updateUser(id: $victim, input: {role: MEMBER}) { id } }", [OK, OK, F, F, S, S]),
         ("mutation($victim: UUID!) { updateUser(id: $victim, input: {role: OWNER}) { id } }", [OK, F, F, F, S, S]),
         ("mutation($victim: UUID!) { removeUser(id: $victim) }", [OK, OK, F, F, S, S]),
@@ -222,12 +222,21 @@ async fn isolation_matrix() {
     let b_orgs = app
         .gql(
             Auth::Bearer(&admin_b),
-            "{ organizations { organization { id } } }",
+            "{ organizations { nodes { organization { id } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(b_orgs.data("organizations").as_array().unwrap().len(), 1);
-    assert_eq!(b_orgs.data("organizations")[0]["organization"]["id"], org_b);
+    assert_eq!(
+        b_orgs.data("organizations")["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        b_orgs.data("organizations")["nodes"][0]["organization"]["id"],
+        org_b
+    );
 
     // Domain resources of A: a target with a scan, a finding and a comment.
     let db = &app.state.db;
@@ -263,7 +272,7 @@ async fn isolation_matrix() {
         ),
         (
             "target trend",
-            "query($id: UUID!) { targetTrend(targetId: $id) { score } }",
+            "query($id: UUID!) { targetTrend(targetId: $id) { totalCount } }",
             json!(t.id),
         ),
         (
@@ -298,7 +307,7 @@ async fn isolation_matrix() {
         ),
         (
             "finding comments",
-            "query($id: UUID!) { findingComments(findingId: $id) { id } }",
+            "query($id: UUID!) { findingComments(findingId: $id) { totalCount } }",
             json!(f.id),
         ),
         (
@@ -353,11 +362,11 @@ async fn isolation_matrix() {
     let fleet = app
         .gql(
             Auth::Bearer(&admin_b),
-            "{ fleetComparison { targetId } }",
+            "{ fleetComparison { nodes { targetId } } }",
             json!({}),
         )
         .await;
-    assert_eq!(fleet.data("fleetComparison"), &json!([]));
+    assert_eq!(fleet.data("fleetComparison")["nodes"], json!([]));
     let raw = app
         .http
         .get(app.url(&format!("/api/v1/scans/{}/raw", s.id)))

@@ -3,8 +3,10 @@
 
 mod support;
 
+mod audit;
 mod auth;
 mod cli;
+mod compat;
 mod crash;
 mod events;
 mod graphql_api;

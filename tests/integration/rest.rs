@@ -510,7 +510,7 @@ async fn organizations_and_switching() {
 
     let list = api.get(Auth::Bearer(&token), "/api/v1/organizations").await;
     assert_eq!(list.status, 200);
-    assert!(list.body.get("meta").is_none());
+    assert_eq!(list.body["meta"]["total"], 2, "{}", list.body);
     let orgs = list.body["data"].as_array().unwrap();
     assert_eq!(orgs.len(), 2);
     assert!(orgs.iter().all(|o| o["role"] == "owner"));
@@ -987,7 +987,7 @@ async fn read_routes_answer_what_graphql_answers() {
         (
             Auth::Bearer(&token),
             "/api/v1/organizations",
-            format!("{{ organizations {{ organization {{ {ORG} }} role }} }}"),
+            format!("{{ organizations {{ totalCount page pageSize totalPages nodes {{ organization {{ {ORG} }} role }} }} }}"),
             "organizations",
         ),
         (

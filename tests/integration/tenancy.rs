@@ -106,11 +106,14 @@ async fn adding_a_person_is_an_invitation_that_reveals_no_account() {
     let mine = app
         .gql(
             Auth::Bearer(&carol),
-            "{ myInvitations { id role organization { slug } } }",
+            "{ myInvitations { nodes { id role organization { slug } } } }",
             json!({}),
         )
         .await;
-    let mine = mine.data("myInvitations").as_array().unwrap().clone();
+    let mine = mine.data("myInvitations")["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(mine[0]["organization"]["slug"], "default");
     assert_eq!(mine[0]["role"], "VIEWER");
@@ -312,6 +315,8 @@ async fn adding_a_person_is_an_invitation_that_reveals_no_account() {
     )
     .await;
     assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["meta"]["total"], 1, "a paged list: {mine}");
+    assert!(mine["links"]["self"].is_string(), "{mine}");
     let id = mine["data"][0]["id"].as_str().unwrap().to_string();
     let (status, accepted) = rest(
         &app,

@@ -61,6 +61,7 @@ impl FormatParser for NativeParser {
 struct NativeState {
     target_name: Option<String>,
     target_kind: Option<String>,
+    target_metadata: Option<serde_json::Map<String, serde_json::Value>>,
     scanner_name: Option<String>,
     scanner_version: Option<String>,
     policy_tier: Option<String>,
@@ -81,6 +82,7 @@ impl NativeState {
         meta.scanner_version = self.scanner_version.clone();
         meta.target_name = self.target_name.clone();
         meta.target_kind = self.target_kind.clone();
+        meta.target_metadata = self.target_metadata.clone();
         meta.policy_tier = self.policy_tier.clone();
         meta.score = self.score;
         if self.counted {
@@ -108,10 +110,17 @@ enum TopKey {
     Other,
 }
 
+/// At most this many keys in a report's `target.metadata`.
+pub const TARGET_METADATA_MAX_KEYS: usize = 64;
+/// At most this many bytes of JSON in a report's `target.metadata`.
+pub const TARGET_METADATA_MAX_BYTES: usize = 16 * 1024;
+
 #[derive(Deserialize)]
 struct RawTarget {
     name: String,
     kind: Option<String>,
+    /// An object of facts about the target; `null` is the same as absent.
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +213,17 @@ impl<'de> Visitor<'de> for ReportVisitor<'_, '_> {
                     }
                     st.target_name = Some(t.name);
                     st.target_kind = t.kind.filter(|k| !k.trim().is_empty());
+                    if let Some(metadata) = &t.metadata {
+                        let bytes = serde_json::to_string(metadata).map_or(0, |j| j.len());
+                        if metadata.len() > TARGET_METADATA_MAX_KEYS
+                            || bytes > TARGET_METADATA_MAX_BYTES
+                        {
+                            return Err(de::Error::custom(format!(
+                                "`target.metadata` is too large: at most {TARGET_METADATA_MAX_KEYS} keys and {TARGET_METADATA_MAX_BYTES} bytes"
+                            )));
+                        }
+                    }
+                    st.target_metadata = t.metadata.filter(|m| !m.is_empty());
                     target = true;
                 }
                 TopKey::Scanner => {

@@ -424,7 +424,7 @@ impl TestApp {
         let res = self
             .gql(
                 Auth::Bearer(token),
-                "mutation($s: Scope!) { createApiKey(input: {label: \"test\", scopes: $s}) { key } }",
+                "mutation($s: [Scope!]!) { createApiKey(input: {label: \"test\", scopes: $s}) { key } }",
                 serde_json::json!({"s": scopes}),
             )
             .await;

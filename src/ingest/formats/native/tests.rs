@@ -140,3 +140,40 @@ fn documented_example_parses() {
         NATIVE_VERSION
     );
 }
+
+/// `target.metadata` is read (by the full parse and by the head-only pass), so it can be stored
+/// on the target; a non-object or an oversized one is refused.
+#[test]
+fn target_metadata_is_read_and_bounded() {
+    let parsed = parse_json(&report(Some(50.0)));
+    let expected = json!({"bootstrap_servers": "kafka1:9092"});
+    assert_eq!(
+        parsed.meta.target_metadata.clone().map(Value::Object),
+        Some(expected.clone())
+    );
+    let head = br#"{"rampart_report": "1", "target": {"name": "p", "metadata": {"bootstrap_servers": "kafka1:9092"}},
+        "scanner": {"name": "kafkaguard"}, "policy_tier": null, "score": 64, "checks": [ cut here"#;
+    let meta = read_meta(None, &head[..]).unwrap();
+    assert_eq!(meta.target_metadata.map(Value::Object), Some(expected));
+    let none = json!({"rampart_report": "1", "target": {"name": "x", "metadata": null}, "scanner": {"name": "s"}, "checks": []});
+    assert_eq!(parse_json(&none).meta.target_metadata, None);
+
+    let big: serde_json::Map<String, Value> = (0..=TARGET_METADATA_MAX_KEYS)
+        .map(|i| (format!("k{i}"), json!(i)))
+        .collect();
+    let cases: [(Value, &str); 2] = [
+        (
+            json!({"rampart_report": "1", "target": {"name": "x", "metadata": "kafka1:9092"}, "scanner": {"name": "s"}, "checks": []}),
+            "expected a map",
+        ),
+        (
+            json!({"rampart_report": "1", "target": {"name": "x", "metadata": big}, "scanner": {"name": "s"}, "checks": []}),
+            "`target.metadata` is too large",
+        ),
+    ];
+    for (report, expected) in cases {
+        let bytes = serde_json::to_vec(&report).unwrap();
+        let err = parse_bytes(None, &bytes).err().unwrap().to_string();
+        assert!(err.contains(expected), "{err} should contain {expected}");
+    }
+}
