@@ -23,11 +23,16 @@ pub struct CreateOrganizationInput {
     pub slug: Option<String>,
 }
 
-/// Changes to a member.
+/// Changes to a member; absent fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
     /// The new role.
-    pub role: Role,
+    pub role: Option<Role>,
+    /// The account's display name (1–100 characters).
+    pub display_name: Option<String>,
+    /// `false` deactivates the account (its sessions and API keys stop at once; it cannot
+    /// sign in), `true` reactivates it. The last active owner of an org cannot be deactivated.
+    pub active: Option<bool>,
 }
 
 #[derive(Default)]
@@ -85,14 +90,20 @@ impl OrgsMutation {
         Ok(super::create(caller(ctx)?, state(ctx), &input.name, input.slug.as_deref()).await?)
     }
 
-    /// Changes a member's role. The last owner cannot be demoted.
+    /// Changes a member's role, display name or active state. The last owner cannot be
+    /// demoted, nor the last active owner deactivated.
     async fn update_user(
         &self,
         ctx: &Context<'_>,
         id: Uuid,
         input: UpdateUserInput,
     ) -> Result<Member> {
-        Ok(super::change_role(caller(ctx)?, state(ctx), id, input.role).await?)
+        let changes = super::MemberChanges {
+            role: input.role,
+            display_name: input.display_name,
+            active: input.active,
+        };
+        Ok(super::update_member(caller(ctx)?, state(ctx), id, changes).await?)
     }
 
     /// Removes a member from the caller's org. The last owner cannot be removed.

@@ -45,7 +45,7 @@ pub async fn bootstrap_admin(
     )?;
     let (password, generated) = match password {
         Some(p) => {
-            password::validate("RAMPART_ADMIN_PASSWORD", p)?;
+            crate::auth::password_policy::check("RAMPART_ADMIN_PASSWORD", p, email.as_str())?;
             (p.to_string(), false)
         }
         None => (crate::auth::tokens::random_base62(20), true),
@@ -67,6 +67,7 @@ pub async fn bootstrap_admin(
         password_hash: Set(hash),
         display_name: Set(Some("Administrator".into())),
         is_active: Set(true),
+        must_change_password: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -211,6 +212,7 @@ pub(crate) fn member_of(m: membership::Model, u: user::Model) -> Member {
         display_name: u.display_name,
         role: Role::parse(&m.role).unwrap_or(Role::Viewer),
         joined_at: m.created_at,
+        active: u.is_active,
     }
 }
 
@@ -259,6 +261,83 @@ async fn owners(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
         .filter(membership::Column::Role.eq(Role::Owner.as_str()))
         .count(db)
         .await?)
+}
+
+/// What `PATCH /users/{id}` (`updateUser`) may change; absent fields stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct MemberChanges {
+    pub role: Option<Role>,
+    pub display_name: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// Changes a member's role, display name or active state (see
+/// [`crate::accounts::status::set_active`]), each an audited step of its own.
+///
+/// # Errors
+/// As for [`change_role`] and `set_active`; `VALIDATION_FAILED` for a bad display name.
+pub async fn update_member(
+    ctx: &Ctx,
+    state: &AppState,
+    user_id: Uuid,
+    changes: MemberChanges,
+) -> AppResult<Member> {
+    ctx.require_session_with(Permission::Admin)?;
+    let display_name = changes
+        .display_name
+        .as_deref()
+        .map(|d| validate::name("display_name", d, 100))
+        .transpose()?;
+    membership_in_org(&state.db, ctx.org_id, user_id).await?;
+    if let Some(role) = changes.role {
+        change_role(ctx, state, user_id, role).await?;
+    }
+    if let Some(name) = display_name {
+        rename_member(ctx, state, user_id, name).await?;
+    }
+    if let Some(active) = changes.active {
+        crate::accounts::status::set_active(ctx, state, user_id, active).await?;
+    }
+    member(ctx, state, user_id).await
+}
+
+/// A member of the caller's org.
+///
+/// # Errors
+/// `NOT_FOUND` outside the org.
+pub async fn member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<Member> {
+    let m = membership_in_org(&state.db, ctx.org_id, user_id).await?;
+    let person = user::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    Ok(member_of(m, person))
+}
+
+/// Changes the display name of a member's account (shown in every org it belongs to).
+async fn rename_member(ctx: &Ctx, state: &AppState, user_id: Uuid, name: String) -> AppResult<()> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    crate::accounts::status::governed_account(ctx, &txn, user_id).await?;
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::DisplayName,
+            sea_orm::sea_query::Expr::value(Some(name.clone())),
+        )
+        .col_expr(
+            user::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "member.rename", "user", user_id)
+            .with_details(serde_json::json!({ "display_name": name })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Changes a member's role.
