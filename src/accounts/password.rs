@@ -124,13 +124,13 @@ pub async fn change(ctx: &Ctx, state: &AppState, current: &str, new: &str) -> Ap
 /// # Errors
 /// As for `status::governed_account`; `CONFLICT` for one's own account.
 pub async fn force_reset(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<Member> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    super::status::governed_account(ctx, &txn, user_id).await?;
     if ctx.user_id() == Some(user_id) {
         return Err(AppError::conflict(
             "change your own password instead of requiring a reset",
         ));
     }
-    let txn = crate::db::begin_write(&state.db).await?;
-    super::status::governed_account(ctx, &txn, user_id).await?;
     user::Entity::update_many()
         .col_expr(user::Column::MustChangePassword, Expr::value(true))
         .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))

@@ -79,8 +79,7 @@ async fn other_active_owners(
 /// and stops the API keys it created, over HTTP and on open WebSockets, until reactivated.
 ///
 /// # Errors
-/// As for [`governed_account`]; `CONFLICT` for deactivating oneself or the last active owner of
-/// an org.
+/// As for [`governed_account`]; `CONFLICT` for the last active owner of an org.
 pub async fn set_active(ctx: &Ctx, state: &AppState, user_id: Uuid, active: bool) -> AppResult<()> {
     let txn = crate::db::begin_write(&state.db).await?;
     let (person, _) = governed_account(ctx, &txn, user_id).await?;
@@ -88,9 +87,6 @@ pub async fn set_active(ctx: &Ctx, state: &AppState, user_id: Uuid, active: bool
         return Ok(());
     }
     if !active {
-        if ctx.user_id() == Some(user_id) {
-            return Err(AppError::conflict("you cannot deactivate your own account"));
-        }
         let owned = membership::Entity::find()
             .filter(membership::Column::UserId.eq(user_id))
             .filter(membership::Column::Role.eq(Role::Owner.as_str()))
