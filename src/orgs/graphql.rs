@@ -1,4 +1,4 @@
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use uuid::Uuid;
 
 use super::{Member, Organization};
@@ -26,13 +26,37 @@ pub struct CreateOrganizationInput {
 /// Changes to a member; absent fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
-    /// The new role.
-    pub role: Option<Role>,
-    /// The account's display name (1–100 characters).
-    pub display_name: Option<String>,
+    /// The new role (not null).
+    pub role: MaybeUndefined<Role>,
+    /// The account's display name (1–100 characters); null clears it.
+    pub display_name: MaybeUndefined<String>,
     /// `false` deactivates the account (its sessions and API keys stop at once; it cannot
-    /// sign in), `true` reactivates it. The last active owner of an org cannot be deactivated.
-    pub active: Option<bool>,
+    /// sign in), `true` reactivates it (not null). The last active owner of an org cannot be
+    /// deactivated.
+    pub active: MaybeUndefined<bool>,
+}
+
+impl UpdateUserInput {
+    fn changes(self) -> crate::error::AppResult<super::MemberChanges> {
+        fn not_null<T>(field: &str, v: MaybeUndefined<T>) -> crate::error::AppResult<Option<T>> {
+            match v {
+                MaybeUndefined::Null => {
+                    Err(crate::error::AppError::invalid(field, "must not be null"))
+                }
+                MaybeUndefined::Undefined => Ok(None),
+                MaybeUndefined::Value(v) => Ok(Some(v)),
+            }
+        }
+        Ok(super::MemberChanges {
+            role: not_null("role", self.role)?,
+            display_name: match self.display_name {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(v) => Some(Some(v)),
+            },
+            active: not_null("active", self.active)?,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -98,11 +122,7 @@ impl OrgsMutation {
         id: Uuid,
         input: UpdateUserInput,
     ) -> Result<Member> {
-        let changes = super::MemberChanges {
-            role: input.role,
-            display_name: input.display_name,
-            active: input.active,
-        };
+        let changes = input.changes()?;
         Ok(super::update_member(caller(ctx)?, state(ctx), id, changes).await?)
     }
 

@@ -267,7 +267,8 @@ async fn owners(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
 #[derive(Clone, Debug, Default)]
 pub struct MemberChanges {
     pub role: Option<Role>,
-    pub display_name: Option<String>,
+    /// `Some(None)` clears the display name.
+    pub display_name: Option<Option<String>>,
     pub active: Option<bool>,
 }
 
@@ -283,11 +284,10 @@ pub async fn update_member(
     changes: MemberChanges,
 ) -> AppResult<Member> {
     ctx.require_session_with(Permission::Admin)?;
-    let display_name = changes
-        .display_name
-        .as_deref()
-        .map(|d| validate::name("display_name", d, 100))
-        .transpose()?;
+    let display_name = match changes.display_name {
+        Some(Some(d)) => Some(Some(validate::name("display_name", &d, 100)?)),
+        other => other,
+    };
     membership_in_org(&state.db, ctx.org_id, user_id).await?;
     if let Some(role) = changes.role {
         change_role(ctx, state, user_id, role).await?;
@@ -315,13 +315,18 @@ pub async fn member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<Mem
 }
 
 /// Changes the display name of a member's account (shown in every org it belongs to).
-async fn rename_member(ctx: &Ctx, state: &AppState, user_id: Uuid, name: String) -> AppResult<()> {
+async fn rename_member(
+    ctx: &Ctx,
+    state: &AppState,
+    user_id: Uuid,
+    name: Option<String>,
+) -> AppResult<()> {
     let txn = crate::db::begin_write(&state.db).await?;
     crate::accounts::status::governed_account(ctx, &txn, user_id).await?;
     user::Entity::update_many()
         .col_expr(
             user::Column::DisplayName,
-            sea_orm::sea_query::Expr::value(Some(name.clone())),
+            sea_orm::sea_query::Expr::value(name.clone()),
         )
         .col_expr(
             user::Column::UpdatedAt,
