@@ -187,7 +187,8 @@ pub(crate) async fn renew(
 }
 
 /// Sends a reset token to `email` when it names an active account and a mail relay is
-/// configured. The answer is the same in every case, and does not wait for the mail.
+/// configured. The answer is the same in every case, and costs the same: one look-up, with the
+/// token written and mailed in the background.
 ///
 /// # Errors
 /// `RATE_LIMITED` past 10 requests per 15 minutes from one client address.
@@ -217,15 +218,33 @@ pub async fn request_reset(
     let person = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&state.db)
-        .await?;
-    let Some(person) = person.filter(|p| p.is_active) else {
-        tracing::info!("password reset requested for no active account");
-        return Ok(answer);
-    };
-    if !state.mailer.is_configured() {
-        tracing::info!(user = %person.id, "password reset requested; no mail relay configured");
-        return Ok(answer);
+        .await?
+        .filter(|p| p.is_active);
+    match person {
+        Some(person) if state.mailer.is_configured() => {
+            let (state, meta) = (state.clone(), meta.clone());
+            tokio::spawn(async move {
+                let user = person.id;
+                if let Err(err) = mail_reset_token(&state, &meta, person).await {
+                    tracing::warn!(%user, error = ?err, "password reset token not sent");
+                }
+            });
+        }
+        Some(person) => {
+            tracing::info!(user = %person.id, "password reset requested; no mail relay configured");
+        }
+        None => tracing::info!("password reset requested for no active account"),
     }
+    Ok(answer)
+}
+
+/// Writes a fresh reset token for `person` (voiding older ones), audits it and mails it, within
+/// the per-account mail budget.
+async fn mail_reset_token(
+    state: &AppState,
+    meta: &RequestMeta,
+    person: user::Model,
+) -> AppResult<()> {
     let mails = state
         .limiter
         .hit(
@@ -236,7 +255,7 @@ pub async fn request_reset(
         .await;
     if !mails.allowed {
         tracing::info!(user = %person.id, "password reset mail withheld: too many requests");
-        return Ok(answer);
+        return Ok(());
     }
     let token = format!("{RESET_TOKEN_PREFIX}{}", random_base62(40));
     let now = Utc::now();
@@ -282,7 +301,7 @@ pub async fn request_reset(
             email = person.email,
         ),
     );
-    Ok(answer)
+    Ok(())
 }
 
 /// Sets a new password with a reset token from a mail; the token is spent and every session

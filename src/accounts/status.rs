@@ -59,8 +59,9 @@ pub(crate) async fn governed_account(
     Ok((person, role))
 }
 
-/// Active owners of `org_id` other than `user_id`.
-async fn other_active_owners(
+/// Active owners of `org_id` other than `user_id`: the owners left if `user_id` stops being
+/// one (a deactivated owner cannot act as one, so it does not count).
+pub(crate) async fn other_active_owners(
     db: &impl ConnectionTrait,
     org_id: Uuid,
     user_id: Uuid,
@@ -75,25 +76,31 @@ async fn other_active_owners(
         .await?)
 }
 
-/// Deactivates (`active = false`) or reactivates an account. Deactivating ends its sessions
-/// and stops the API keys it created, over HTTP and on open WebSockets, until reactivated.
+/// Deactivates (`active = false`) or reactivates an account in the caller's transaction;
+/// whether it changed. Deactivating ends its sessions and stops the API keys it created until
+/// reactivated; once committed, [`announce_deactivated`] closes its open connections.
 ///
 /// # Errors
-/// As for [`governed_account`]; `CONFLICT` for the last active owner of an org.
-pub async fn set_active(ctx: &Ctx, state: &AppState, user_id: Uuid, active: bool) -> AppResult<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
-    let (person, _) = governed_account(ctx, &txn, user_id).await?;
+/// As for [`governed_account`]; `CONFLICT` for the last active owner of an org (oneself
+/// included).
+pub async fn set_active(
+    ctx: &Ctx,
+    txn: &impl ConnectionTrait,
+    user_id: Uuid,
+    active: bool,
+) -> AppResult<bool> {
+    let (person, _) = governed_account(ctx, txn, user_id).await?;
     if person.is_active == active {
-        return Ok(());
+        return Ok(false);
     }
     if !active {
         let owned = membership::Entity::find()
             .filter(membership::Column::UserId.eq(user_id))
             .filter(membership::Column::Role.eq(Role::Owner.as_str()))
-            .all(&txn)
+            .all(txn)
             .await?;
         for m in owned {
-            if other_active_owners(&txn, m.org_id, user_id).await? == 0 {
+            if other_active_owners(txn, m.org_id, user_id).await? == 0 {
                 return Err(AppError::conflict(
                     "the last active owner of an organization cannot be deactivated",
                 ));
@@ -104,27 +111,26 @@ pub async fn set_active(ctx: &Ctx, state: &AppState, user_id: Uuid, active: bool
         .col_expr(user::Column::IsActive, Expr::value(active))
         .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(user::Column::Id.eq(user_id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if !active {
-        super::sessions::revoke_all(&txn, user_id, None).await?;
+        super::sessions::revoke_all(txn, user_id, None).await?;
     }
     let action = if active {
         "user.reactivate"
     } else {
         "user.deactivate"
     };
-    audit::record(&txn, AuditEntry::by(ctx, action, "user", user_id)).await?;
-    txn.commit().await?;
-    if !active {
-        announce_deactivated(state, user_id).await?;
-    }
-    Ok(())
+    audit::record(txn, AuditEntry::by(ctx, action, "user", user_id)).await?;
+    Ok(true)
 }
 
 /// Prompts every open connection of the account, and of the API keys it created, to check its
 /// credential again (which now fails).
-async fn announce_deactivated(state: &AppState, user_id: Uuid) -> AppResult<()> {
+///
+/// # Errors
+/// Only on database failure.
+pub async fn announce_deactivated(state: &AppState, user_id: Uuid) -> AppResult<()> {
     revocation::publish(state.bus.as_ref(), Revoked::User { user_id }).await;
     let keys = api_key::Entity::find()
         .filter(api_key::Column::CreatedBy.eq(user_id))

@@ -114,8 +114,8 @@ impl OrgsMutation {
         Ok(super::create(caller(ctx)?, state(ctx), &input.name, input.slug.as_deref()).await?)
     }
 
-    /// Changes a member's role, display name or active state. The last owner cannot be
-    /// demoted, nor the last active owner deactivated.
+    /// Changes a member's role, display name or active state, all or none. The last active
+    /// owner can be neither demoted nor deactivated.
     async fn update_user(
         &self,
         ctx: &Context<'_>,
@@ -126,7 +126,7 @@ impl OrgsMutation {
         Ok(super::update_member(caller(ctx)?, state(ctx), id, changes).await?)
     }
 
-    /// Removes a member from the caller's org. The last owner cannot be removed.
+    /// Removes a member from the caller's org. The last active owner cannot be removed.
     async fn remove_user(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
         super::remove_member(caller(ctx)?, state(ctx), id).await?;
         Ok(true)

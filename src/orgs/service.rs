@@ -9,6 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::model::{slugify, validate_slug, Email, Member, Organization};
+use crate::accounts::status::other_active_owners;
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::password;
@@ -242,7 +243,7 @@ pub async fn list_members(ctx: &Ctx, state: &AppState, window: Window) -> AppRes
     })
 }
 
-async fn membership_in_org(
+pub(super) async fn membership_in_org(
     db: &impl ConnectionTrait,
     org_id: Uuid,
     user_id: Uuid,
@@ -255,154 +256,20 @@ async fn membership_in_org(
         .ok_or_else(|| AppError::not_found("user"))
 }
 
-async fn owners(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
-    Ok(membership::Entity::find()
-        .filter(membership::Column::OrgId.eq(org_id))
-        .filter(membership::Column::Role.eq(Role::Owner.as_str()))
-        .count(db)
-        .await?)
-}
-
-/// What `PATCH /users/{id}` (`updateUser`) may change; absent fields stay as they are.
-#[derive(Clone, Debug, Default)]
-pub struct MemberChanges {
-    pub role: Option<Role>,
-    /// `Some(None)` clears the display name.
-    pub display_name: Option<Option<String>>,
-    pub active: Option<bool>,
-}
-
-/// Changes a member's role, display name or active state (see
-/// [`crate::accounts::status::set_active`]), each an audited step of its own.
-///
-/// # Errors
-/// As for [`change_role`] and `set_active`; `VALIDATION_FAILED` for a bad display name.
-pub async fn update_member(
-    ctx: &Ctx,
-    state: &AppState,
-    user_id: Uuid,
-    changes: MemberChanges,
-) -> AppResult<Member> {
-    ctx.require_session_with(Permission::Admin)?;
-    let display_name = match changes.display_name {
-        Some(Some(d)) => Some(Some(validate::name("display_name", &d, 100)?)),
-        other => other,
-    };
-    membership_in_org(&state.db, ctx.org_id, user_id).await?;
-    if let Some(role) = changes.role {
-        change_role(ctx, state, user_id, role).await?;
-    }
-    if let Some(name) = display_name {
-        rename_member(ctx, state, user_id, name).await?;
-    }
-    if let Some(active) = changes.active {
-        crate::accounts::status::set_active(ctx, state, user_id, active).await?;
-    }
-    member(ctx, state, user_id).await
-}
-
-/// A member of the caller's org.
-///
-/// # Errors
-/// `NOT_FOUND` outside the org.
-pub async fn member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<Member> {
-    let m = membership_in_org(&state.db, ctx.org_id, user_id).await?;
-    let person = user::Entity::find_by_id(user_id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| AppError::not_found("user"))?;
-    Ok(member_of(m, person))
-}
-
-/// Changes the display name of a member's account (shown in every org it belongs to).
-async fn rename_member(
-    ctx: &Ctx,
-    state: &AppState,
-    user_id: Uuid,
-    name: Option<String>,
-) -> AppResult<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
-    crate::accounts::status::governed_account(ctx, &txn, user_id).await?;
-    user::Entity::update_many()
-        .col_expr(
-            user::Column::DisplayName,
-            sea_orm::sea_query::Expr::value(name.clone()),
-        )
-        .col_expr(
-            user::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(Utc::now()),
-        )
-        .filter(user::Column::Id.eq(user_id))
-        .exec(&txn)
-        .await?;
-    audit::record(
-        &txn,
-        AuditEntry::by(ctx, "member.rename", "user", user_id)
-            .with_details(serde_json::json!({ "display_name": name })),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
-}
-
-/// Changes a member's role.
-///
-/// # Errors
-/// `NOT_FOUND` outside the org, `FORBIDDEN` when touching ownership without being owner,
-/// `CONFLICT` when it would leave the org without an owner.
-pub async fn change_role(
-    ctx: &Ctx,
-    state: &AppState,
-    user_id: Uuid,
-    role: Role,
-) -> AppResult<Member> {
-    ctx.require_session_with(Permission::Admin)?;
-    let txn = crate::db::begin_write(&state.db).await?;
-    let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
-    let current = Role::parse(&m.role)?;
-    if current == Role::Owner || role == Role::Owner {
-        ctx.require(Permission::Owner)?;
-    }
-    if current == Role::Owner && role != Role::Owner && owners(&txn, ctx.org_id).await? <= 1 {
-        return Err(AppError::conflict("the last owner cannot be demoted"));
-    }
-    let mut active: membership::ActiveModel = m.into();
-    active.role = Set(role.as_str().into());
-    let m = active.update(&txn).await?;
-    audit::record(
-        &txn,
-        AuditEntry::by(ctx, "member.role_change", "user", user_id)
-            .with_details(serde_json::json!({"from": current.as_str(), "to": role.as_str()})),
-    )
-    .await?;
-    txn.commit().await?;
-    crate::auth::revocation::publish(
-        state.bus.as_ref(),
-        crate::auth::revocation::Revoked::Member {
-            user_id,
-            org_id: ctx.org_id,
-        },
-    )
-    .await;
-    let person = user::Entity::find_by_id(user_id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| AppError::not_found("user"))?;
-    Ok(member_of(m, person))
-}
-
 /// Removes a member from the org and ends their sessions in it.
 ///
 /// # Errors
-/// As for [`change_role`].
+/// As for [`update_member`].
 pub async fn remove_member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<()> {
     ctx.require_session_with(Permission::Admin)?;
     let txn = crate::db::begin_write(&state.db).await?;
     let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
     if Role::parse(&m.role)? == Role::Owner {
         ctx.require(Permission::Owner)?;
-        if owners(&txn, ctx.org_id).await? <= 1 {
-            return Err(AppError::conflict("the last owner cannot be removed"));
+        if other_active_owners(&txn, ctx.org_id, user_id).await? == 0 {
+            return Err(AppError::conflict(
+                "the last active owner cannot be removed",
+            ));
         }
     }
     membership::Entity::delete_by_id(m.id).exec(&txn).await?;

@@ -243,7 +243,8 @@ async fn the_last_active_owner_cannot_be_deactivated() {
         .as_str()
         .unwrap()
         .to_string();
-    let deactivate = json!({"active": false});
+    // Refused as a whole: the display name given with it is not changed either.
+    let deactivate = json!({"active": false, "display_name": "Gone"});
     let res = rest
         .call(
             Auth::Bearer(&owner),
@@ -254,6 +255,17 @@ async fn the_last_active_owner_cannot_be_deactivated() {
         .await;
     assert_envelope(&res.body, 409, "CONFLICT");
     assert!(works(&app, Auth::Bearer(&owner)).await);
+    let me = app
+        .gql(
+            Auth::Bearer(&owner),
+            "{ me { user { displayName active } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        me.data("me")["user"],
+        json!({"displayName": "Administrator", "active": true})
+    );
 
     // With a second owner, one may go; then the other is the last one.
     let second_id = app.add_member(&owner, "second@acme.test", "OWNER").await;
@@ -274,6 +286,21 @@ async fn the_last_active_owner_cannot_be_deactivated() {
             &format!("/api/v1/users/{second_id}"),
             Some(deactivate),
         )
+        .await;
+    assert_envelope(&res.body, 409, "CONFLICT");
+    // A deactivated owner does not count: the active one can neither step down nor leave.
+    let path = format!("/api/v1/users/{second_id}");
+    let res = rest
+        .call(
+            Auth::Bearer(&second),
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_envelope(&res.body, 409, "CONFLICT");
+    let res = rest
+        .call(Auth::Bearer(&second), Method::DELETE, &path, None)
         .await;
     assert_envelope(&res.body, 409, "CONFLICT");
 
