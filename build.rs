@@ -89,7 +89,7 @@ fn main() {
 /// A prerequisite's appearance re-runs this script through the nearest existing path watched
 /// below; one that appears where nothing is watched (`../shared` itself) needs `touch build.rs`.
 fn test_prerequisites() {
-    const FILES: [(&str, &str); 4] = [
+    const FILES: [(&str, &str); 5] = [
         // The conformance samples beside the checkout.
         ("rampart_has_samples", "../shared/samples"),
         // graphql-js and Playwright (`npm ci` in tests/standard-clients).
@@ -103,6 +103,11 @@ fn test_prerequisites() {
             "tests/standard-clients/.venv/bin/python",
         ),
         ("rampart_has_chromium", "/usr/bin/chromium"),
+        // aiosmtpd (tests/standard-clients/.venv), the SMTP server of the password-reset tests.
+        (
+            "rampart_has_aiosmtpd",
+            "tests/standard-clients/.venv/bin/aiosmtpd",
+        ),
     ];
     const SERVERS: [(&str, &str); 3] = [
         ("rampart_test_postgres", "RAMPART_TEST_DATABASE_URL"),

@@ -37,6 +37,8 @@ pub struct AppState {
     pub key_usage: crate::auth::key_usage::KeyUsage,
     /// The last readiness answer, reused for a moment so probes stay cheap.
     pub readiness: crate::http::health::ReadinessCache,
+    /// Outgoing mail (password resets), when an SMTP relay is configured.
+    pub mailer: crate::accounts::mail::Mailer,
 }
 
 /// The three swappable backends.
@@ -176,6 +178,7 @@ impl App {
         let set_up = first_run(&config, &backends.db).await;
         lock.release().await;
         set_up?;
+        let mailer = crate::accounts::mail::Mailer::from_config(&config)?;
         let key_usage = crate::auth::key_usage::KeyUsage::start(&backends.db);
         let state = AppState {
             config: Arc::new(config),
@@ -189,6 +192,7 @@ impl App {
             shared_subscriptions: crate::live::shared::SharedSubscriptions::default(),
             key_usage,
             readiness: crate::http::health::ReadinessCache::default(),
+            mailer,
         };
         let schema = build_schema(Some(state.clone()));
         let router = crate::http::router(state.clone(), schema)?;

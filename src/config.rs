@@ -233,6 +233,20 @@ pub struct Config {
     /// them; with none, the socket's peer. Rate limits and audit rows use that address.
     #[arg(long, env = "RAMPART_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<IpNet>,
+
+    /// SMTP relay that sends password-reset mail, as a URL: `smtp://host:port` (plain, for a
+    /// relay on loopback), `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:465`. Without it no mail is sent (reset requests answer the same).
+    #[arg(long, env = "RAMPART_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The `From` address of mail Rampart sends.
+    #[arg(
+        long,
+        env = "RAMPART_SMTP_FROM",
+        default_value = "Rampart <rampart@localhost>"
+    )]
+    pub smtp_from: String,
 }
 
 /// A CIDR (`10.0.0.0/8`) or a single address (`127.0.0.1`, a /32 or /128).
@@ -291,6 +305,8 @@ impl Config {
             store_sweep_interval_secs: 3600,
             store_sweep_grace_secs: 3600,
             trusted_proxies: Vec::new(),
+            smtp_url: None,
+            smtp_from: "Rampart <rampart@localhost>".into(),
         }
     }
 

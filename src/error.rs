@@ -36,6 +36,8 @@ pub enum ErrorCode {
     RateLimited,
     ServiceUnavailable,
     Internal,
+    /// The password is right but an admin required a new one: set it (`renewPassword`).
+    PasswordResetRequired,
 }
 
 impl ErrorCode {
@@ -45,7 +47,9 @@ impl ErrorCode {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::SessionRequired => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::SessionRequired | Self::PasswordResetRequired => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -92,6 +96,7 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
+            Self::PasswordResetRequired => "PASSWORD_RESET_REQUIRED",
         }
     }
 }
@@ -230,6 +235,14 @@ impl AppError {
 
     pub fn rate_limited(retry_after: u64) -> Self {
         Self::RateLimited { retry_after }
+    }
+
+    /// The sign-in was right, but the account must choose a new password first.
+    pub fn password_reset_required() -> Self {
+        Self::client(
+            ErrorCode::PasswordResetRequired,
+            "an administrator requires a new password: set one with renewPassword (POST /api/v1/auth/password/renew)",
+        )
     }
 
     pub fn session_required() -> Self {

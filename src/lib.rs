@@ -1,6 +1,7 @@
 //! Rampart: scanners send reports; Rampart keeps them, turns them into de-duplicated findings
 //! per target, and serves them over GraphQL and REST.
 
+pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod auth;

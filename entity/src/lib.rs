@@ -14,6 +14,7 @@ pub mod job;
 pub mod membership;
 pub mod notification;
 pub mod organization;
+pub mod password_reset;
 pub mod scan;
 pub mod scan_finding;
 pub mod session;
@@ -34,6 +35,7 @@ pub mod prelude {
     pub use super::membership::Entity as Membership;
     pub use super::notification::Entity as Notification;
     pub use super::organization::Entity as Organization;
+    pub use super::password_reset::Entity as PasswordReset;
     pub use super::scan::Entity as Scan;
     pub use super::scan_finding::Entity as ScanFinding;
     pub use super::session::Entity as Session;

@@ -13,6 +13,8 @@ pub struct Model {
     pub password_hash: String,
     pub display_name: Option<String>,
     pub is_active: bool,
+    /// Set by an admin: the next sign-in must choose a new password first.
+    pub must_change_password: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

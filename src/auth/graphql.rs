@@ -70,7 +70,7 @@ pub fn no_store(ctx: &Context<'_>) {
     ctx.insert_http_header(CACHE_CONTROL, "no-store");
 }
 
-fn set_session_cookies(ctx: &Context<'_>, payload: &AuthPayload) {
+pub(crate) fn set_session_cookies(ctx: &Context<'_>, payload: &AuthPayload) {
     no_store(ctx);
     for value in cookies::for_session(payload, &state(ctx).config) {
         ctx.append_http_header(SET_COOKIE, value);

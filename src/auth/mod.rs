@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod key_usage;
 pub mod middleware;
 pub mod password;
+pub mod password_policy;
 pub mod rate_limit;
 pub mod resolve;
 pub mod revocation;

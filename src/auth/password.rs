@@ -8,28 +8,7 @@ use argon2::Argon2;
 
 use crate::error::{AppError, AppResult};
 
-/// Shortest and longest passwords accepted (the upper bound caps hashing cost per request).
-pub const MIN_LEN: usize = 8;
-pub const MAX_LEN: usize = 1024;
-
-/// # Errors
-/// `VALIDATION_FAILED` naming `field` when the password is too short or too long.
-pub fn validate(field: &str, password: &str) -> AppResult<()> {
-    let chars = password.chars().count();
-    if chars < MIN_LEN {
-        return Err(AppError::invalid(
-            field,
-            format!("must be at least {MIN_LEN} characters"),
-        ));
-    }
-    if password.len() > MAX_LEN {
-        return Err(AppError::invalid(
-            field,
-            format!("must be at most {MAX_LEN} bytes"),
-        ));
-    }
-    Ok(())
-}
+pub use super::password_policy::MAX_LEN;
 
 /// Hashes with argon2id and a fresh salt (PHC string).
 ///
@@ -96,12 +75,5 @@ mod tests {
         assert!(verify("correct horse", Some(&a)).await.unwrap());
         assert!(!verify("wrong horse", Some(&a)).await.unwrap());
         assert!(!verify("correct horse", None).await.unwrap());
-    }
-
-    #[test]
-    fn length_rules() {
-        assert!(validate("password", "short").is_err());
-        assert!(validate("password", "long enough").is_ok());
-        assert!(validate("password", &"x".repeat(MAX_LEN + 1)).is_err());
     }
 }

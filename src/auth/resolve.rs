@@ -120,13 +120,20 @@ async fn access_token(
 }
 
 async fn api_key(state: &AppState, key: &str, meta: RequestMeta) -> AppResult<Authenticated> {
-    let row = api_key::Entity::find()
+    let (row, creator) = api_key::Entity::find()
         .filter(api_key::Column::SecretHash.eq(sha256_hex(key)))
+        .find_also_related(user::Entity)
         .one(&state.db)
         .await?
         .ok_or_else(|| AppError::unauthenticated("invalid API key"))?;
     if row.revoked_at.is_some() {
         return Err(AppError::unauthenticated("API key revoked"));
+    }
+    // The keys a deactivated account created stop with it (until it is reactivated).
+    if creator.is_some_and(|u| !u.is_active) {
+        return Err(AppError::unauthenticated(
+            "API key's creator is deactivated",
+        ));
     }
     let now = Utc::now();
     if row.expires_at.is_some_and(|e| e <= now) {

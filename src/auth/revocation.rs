@@ -20,6 +20,9 @@ pub enum Revoked {
     Member { user_id: Uuid, org_id: Uuid },
     /// An API key was revoked.
     Key { key_id: Uuid },
+    /// Sessions of a user ended, or the account was deactivated (password change or reset,
+    /// an admin's action).
+    User { user_id: Uuid },
 }
 
 fn user_topic(user_id: Uuid) -> String {
@@ -52,6 +55,7 @@ pub async fn publish(bus: &dyn EventBus, what: Revoked) {
             (user_topic(user_id), serde_json::json!({"org": org_id}))
         }
         Revoked::Key { key_id } => (key_topic(key_id), serde_json::json!({"key": key_id})),
+        Revoked::User { user_id } => (user_topic(user_id), serde_json::json!({"user": user_id})),
     };
     if let Err(err) = bus.publish(&topic, &payload.to_string()).await {
         tracing::warn!(%err, %topic, "could not announce a revoked credential");

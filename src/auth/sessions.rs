@@ -80,13 +80,26 @@ pub async fn login(
     email: &str,
     password: &str,
 ) -> LoginAttempt {
+    login_renewing(state, meta, email, password, None).await
+}
+
+/// [`login`], setting `new_password` first when an admin required a new one (the only case
+/// it is accepted: otherwise `BAD_REQUEST`). Without it such an account answers
+/// `PASSWORD_RESET_REQUIRED`, and only once its current password was given right.
+pub async fn login_renewing(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: &str,
+    new_password: Option<&str>,
+) -> LoginAttempt {
     let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
     let budget = state
         .limiter
         .hit(&format!("login:{ip}"), LOGIN_ATTEMPTS, LOGIN_WINDOW_SECS)
         .await;
     let outcome = if budget.allowed {
-        login_account(state, meta, email, password).await
+        login_account(state, meta, email, password, new_password).await
     } else {
         Err(AppError::rate_limited(budget.reset_secs.max(1)))
     };
@@ -98,6 +111,7 @@ async fn login_account(
     meta: &RequestMeta,
     email: &str,
     password: &str,
+    new_password: Option<&str>,
 ) -> AppResult<AuthPayload> {
     let account = account_bucket(email);
     let failures = state
@@ -108,7 +122,17 @@ async fn login_account(
         return Err(AppError::rate_limited(failures.reset_secs.max(1)));
     }
     match verify_login(state, email, password).await? {
-        Some((person, m)) => sign_in(state, meta, person, m).await,
+        Some((person, m)) => match (person.must_change_password, new_password) {
+            (true, None) => Err(AppError::password_reset_required()),
+            (true, Some(new)) => {
+                crate::accounts::password::renew(state, meta, &person, password, new).await?;
+                sign_in(state, meta, person, m).await
+            }
+            (false, Some(_)) => Err(AppError::bad_request(
+                "this account needs no new password; change it with changePassword",
+            )),
+            (false, None) => sign_in(state, meta, person, m).await,
+        },
         None => {
             state
                 .limiter

@@ -20,7 +20,7 @@ pub struct InviteMemberInput {
 pub struct SignUpWithInvitationInput {
     /// The invitation token the inviting admin handed over.
     pub token: String,
-    /// The new account's password (at least 8 characters).
+    /// The new account's password: at least 12 characters, not a common password, not the email.
     pub password: String,
     pub display_name: Option<String>,
 }

@@ -329,7 +329,7 @@ pub async fn sign_up(
     if exists {
         return Err(has_account());
     }
-    password::validate("password", password_text)?;
+    crate::auth::password_policy::check("password", password_text, &inv.email)?;
     let display_name = display_name
         .map(|d| validate::name("display_name", d, 100))
         .transpose()?;
@@ -342,6 +342,7 @@ pub async fn sign_up(
         password_hash: Set(hash),
         display_name: Set(display_name),
         is_active: Set(true),
+        must_change_password: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     }

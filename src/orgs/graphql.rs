@@ -1,4 +1,4 @@
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use uuid::Uuid;
 
 use super::{Member, Organization};
@@ -23,11 +23,40 @@ pub struct CreateOrganizationInput {
     pub slug: Option<String>,
 }
 
-/// Changes to a member.
+/// Changes to a member; absent fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
-    /// The new role.
-    pub role: Role,
+    /// The new role (not null).
+    pub role: MaybeUndefined<Role>,
+    /// The account's display name (1–100 characters); null clears it.
+    pub display_name: MaybeUndefined<String>,
+    /// `false` deactivates the account (its sessions and API keys stop at once; it cannot
+    /// sign in), `true` reactivates it (not null). The last active owner of an org cannot be
+    /// deactivated.
+    pub active: MaybeUndefined<bool>,
+}
+
+impl UpdateUserInput {
+    fn changes(self) -> crate::error::AppResult<super::MemberChanges> {
+        fn not_null<T>(field: &str, v: MaybeUndefined<T>) -> crate::error::AppResult<Option<T>> {
+            match v {
+                MaybeUndefined::Null => {
+                    Err(crate::error::AppError::invalid(field, "must not be null"))
+                }
+                MaybeUndefined::Undefined => Ok(None),
+                MaybeUndefined::Value(v) => Ok(Some(v)),
+            }
+        }
+        Ok(super::MemberChanges {
+            role: not_null("role", self.role)?,
+            display_name: match self.display_name {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(v) => Some(Some(v)),
+            },
+            active: not_null("active", self.active)?,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -105,17 +134,19 @@ impl OrgsMutation {
         Ok(super::create(caller(ctx)?, state(ctx), &input.name, input.slug.as_deref()).await?)
     }
 
-    /// Changes a member's role. The last owner cannot be demoted.
+    /// Changes a member's role, display name or active state, all or none. The last active
+    /// owner can be neither demoted nor deactivated.
     async fn update_user(
         &self,
         ctx: &Context<'_>,
         id: Uuid,
         input: UpdateUserInput,
     ) -> Result<Member> {
-        Ok(super::change_role(caller(ctx)?, state(ctx), id, input.role).await?)
+        let changes = input.changes()?;
+        Ok(super::update_member(caller(ctx)?, state(ctx), id, changes).await?)
     }
 
-    /// Removes a member from the caller's org. The last owner cannot be removed.
+    /// Removes a member from the caller's org. The last active owner cannot be removed.
     async fn remove_user(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
         super::remove_member(caller(ctx)?, state(ctx), id).await?;
         Ok(true)

@@ -36,6 +36,9 @@ pub struct Member {
     pub role: Role,
     /// When the user joined this org.
     pub joined_at: DateTime<Utc>,
+    /// False once an admin deactivated the account: it cannot sign in, and its sessions and
+    /// API keys stop working.
+    pub active: bool,
 }
 
 /// An email address, lowercased and checked for a plausible shape.

@@ -9,6 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::model::{slugify, validate_slug, Email, Member, Organization};
+use crate::accounts::status::other_active_owners;
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::password;
@@ -45,7 +46,7 @@ pub async fn bootstrap_admin(
     )?;
     let (password, generated) = match password {
         Some(p) => {
-            password::validate("RAMPART_ADMIN_PASSWORD", p)?;
+            crate::auth::password_policy::check("RAMPART_ADMIN_PASSWORD", p, email.as_str())?;
             (p.to_string(), false)
         }
         None => (crate::auth::tokens::random_base62(20), true),
@@ -67,6 +68,7 @@ pub async fn bootstrap_admin(
         password_hash: Set(hash),
         display_name: Set(Some("Administrator".into())),
         is_active: Set(true),
+        must_change_password: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -234,6 +236,7 @@ pub(crate) fn member_of(m: membership::Model, u: user::Model) -> Member {
         display_name: u.display_name,
         role: Role::parse(&m.role).unwrap_or(Role::Viewer),
         joined_at: m.created_at,
+        active: u.is_active,
     }
 }
 
@@ -263,7 +266,7 @@ pub async fn list_members(ctx: &Ctx, state: &AppState, window: Window) -> AppRes
     })
 }
 
-async fn membership_in_org(
+pub(super) async fn membership_in_org(
     db: &impl ConnectionTrait,
     org_id: Uuid,
     user_id: Uuid,
@@ -276,72 +279,20 @@ async fn membership_in_org(
         .ok_or_else(|| AppError::not_found("user"))
 }
 
-async fn owners(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
-    Ok(membership::Entity::find()
-        .filter(membership::Column::OrgId.eq(org_id))
-        .filter(membership::Column::Role.eq(Role::Owner.as_str()))
-        .count(db)
-        .await?)
-}
-
-/// Changes a member's role.
-///
-/// # Errors
-/// `NOT_FOUND` outside the org, `FORBIDDEN` when touching ownership without being owner,
-/// `CONFLICT` when it would leave the org without an owner.
-pub async fn change_role(
-    ctx: &Ctx,
-    state: &AppState,
-    user_id: Uuid,
-    role: Role,
-) -> AppResult<Member> {
-    ctx.require_session_with(Permission::Admin)?;
-    let txn = crate::db::begin_write(&state.db).await?;
-    let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
-    let current = Role::parse(&m.role)?;
-    if current == Role::Owner || role == Role::Owner {
-        ctx.require(Permission::Owner)?;
-    }
-    if current == Role::Owner && role != Role::Owner && owners(&txn, ctx.org_id).await? <= 1 {
-        return Err(AppError::conflict("the last owner cannot be demoted"));
-    }
-    let mut active: membership::ActiveModel = m.into();
-    active.role = Set(role.as_str().into());
-    let m = active.update(&txn).await?;
-    audit::record(
-        &txn,
-        AuditEntry::by(ctx, "member.role_change", "user", user_id)
-            .with_details(serde_json::json!({"from": current.as_str(), "to": role.as_str()})),
-    )
-    .await?;
-    txn.commit().await?;
-    crate::auth::revocation::publish(
-        state.bus.as_ref(),
-        crate::auth::revocation::Revoked::Member {
-            user_id,
-            org_id: ctx.org_id,
-        },
-    )
-    .await;
-    let person = user::Entity::find_by_id(user_id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| AppError::not_found("user"))?;
-    Ok(member_of(m, person))
-}
-
 /// Removes a member from the org and ends their sessions in it.
 ///
 /// # Errors
-/// As for [`change_role`].
+/// As for [`update_member`].
 pub async fn remove_member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<()> {
     ctx.require_session_with(Permission::Admin)?;
     let txn = crate::db::begin_write(&state.db).await?;
     let m = membership_in_org(&txn, ctx.org_id, user_id).await?;
     if Role::parse(&m.role)? == Role::Owner {
         ctx.require(Permission::Owner)?;
-        if owners(&txn, ctx.org_id).await? <= 1 {
-            return Err(AppError::conflict("the last owner cannot be removed"));
+        if other_active_owners(&txn, ctx.org_id, user_id).await? == 0 {
+            return Err(AppError::conflict(
+                "the last active owner cannot be removed",
+            ));
         }
     }
     membership::Entity::delete_by_id(m.id).exec(&txn).await?;

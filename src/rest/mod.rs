@@ -92,6 +92,10 @@ const TAGS: &[(&str, &str)] = &[
         "auth",
         "Sessions: sign in, refresh, sign out, who am I, switch org",
     ),
+    (
+        "account",
+        "The signed-in person's own account: password, password reset, sessions",
+    ),
     ("api-keys", "Machine credentials of the org"),
     ("users", "Members of the org (admins, signed in)"),
     (

@@ -27,7 +27,7 @@ macro_rules! api_key_fields {
 }
 macro_rules! member_fields {
     () => {
-        "id email display_name: displayName role joined_at: joinedAt"
+        "id email display_name: displayName role joined_at: joinedAt active"
     };
 }
 macro_rules! invitation_fields {
@@ -132,6 +132,42 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::field("orgId")])
         .sets_cookies()
         .session(),
+    // --- my account -------------------------------------------------------------------------
+    Route::get("/api/v1/auth/sessions", "account", "The signed-in person's open sessions",
+        "query MySessions { mySessions { id user_agent: userAgent ip organization_id: organizationId created_at: createdAt last_used_at: lastUsedAt expires_at: expiresAt current } }")
+        .session()
+        .notes("A plain list, not paged: `{\"data\": [...]}` without `meta` and `links`. `current` marks the session making the request."),
+    Route::post("/api/v1/auth/sessions/revoke-others", "account", "End every other session of the signed-in person",
+        "mutation RevokeOtherSessions { revokeOtherSessions }")
+        .empty()
+        .session(),
+    Route::delete("/api/v1/auth/sessions/{id}", "account", "End one of the signed-in person's sessions",
+        "mutation RevokeSession($id: UUID!) { revokeSession(id: $id) }")
+        .vars(&[Var::path("id")])
+        .session(),
+    Route::post("/api/v1/auth/password", "account", "Change the signed-in person's password",
+        "mutation ChangePassword($currentPassword: String!, $newPassword: String!) { changePassword(currentPassword: $currentPassword, newPassword: $newPassword) }")
+        .vars(&[Var::field("currentPassword"), Var::field("newPassword")])
+        .empty()
+        .session()
+        .notes("Every other session of the account ends; this one goes on. A wrong `current_password` answers 422 naming it."),
+    Route::post("/api/v1/auth/password/renew", "account", "Sign in setting the new password an administrator required",
+        op!("mutation RenewPassword($email: String!, $currentPassword: String!, $newPassword: String!) { renewPassword(email: $email, currentPassword: $currentPassword, newPassword: $newPassword) { ", session_fields!(), " } }"))
+        .vars(&[Var::field("email"), Var::field("currentPassword"), Var::field("newPassword")])
+        .sets_cookies()
+        .public()
+        .notes("The answer to a sign-in refused with 403 `PASSWORD_RESET_REQUIRED`: the same body as `POST /api/v1/auth/login` plus `new_password`, the same answer and the same limits."),
+    Route::post("/api/v1/auth/password-reset", "account", "Mail a password-reset token",
+        "mutation RequestPasswordReset($email: String!) { requestPasswordReset(email: $email) { message } }")
+        .vars(&[Var::field("email")])
+        .public()
+        .notes("The answer is the same whether or not the address has an account, and whether or not mail is configured; the mail (when sent) carries a single-use token valid 30 minutes. At most 10 requests per 15 minutes per client IP."),
+    Route::post("/api/v1/auth/password-reset/confirm", "account", "Set a new password with a mailed reset token",
+        "mutation ResetPassword($token: String!, $newPassword: String!) { resetPassword(token: $token, newPassword: $newPassword) }")
+        .vars(&[Var::field("token"), Var::field("newPassword")])
+        .empty()
+        .public()
+        .notes("The token is spent, and every session of the account ends: sign in again with the new password."),
     // --- API keys -----------------------------------------------------------------------------
     Route::get("/api/v1/api-keys/me", "api-keys", "The API key this request was made with",
         op!("query CurrentApiKey { currentApiKey { ", api_key_fields!(), " } }")),
@@ -161,10 +197,15 @@ pub const ROUTES: &[Route] = &[
         .created()
         .session()
         .notes("The same as `POST /api/v1/invitations`: people join by accepting, and the answer is the same whether or not the address has an account."),
-    Route::patch("/api/v1/users/{id}", "users", "Change a member",
+    Route::patch("/api/v1/users/{id}", "users", "Change a member's role, display name or active state",
         op!("mutation UpdateUser($id: UUID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { ", member_fields!(), " } }"))
         .vars(&[Var::path("id"), Var::body("input")])
         .session(),
+    Route::post("/api/v1/users/{id}/force-password-reset", "users", "Require a member to choose a new password",
+        op!("mutation ForcePasswordReset($id: UUID!) { forcePasswordReset(id: $id) { ", member_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .session()
+        .notes("Their sessions end now; their next sign-in answers 403 `PASSWORD_RESET_REQUIRED` until they set a new password (`POST /api/v1/auth/password/renew`)."),
     Route::delete("/api/v1/users/{id}", "users", "Remove a member from the caller's org",
         "mutation RemoveUser($id: UUID!) { removeUser(id: $id) }")
         .vars(&[Var::path("id")])

@@ -248,6 +248,7 @@ fn error_code(code: &str) -> Option<ErrorCode> {
         RateLimited,
         ServiceUnavailable,
         Internal,
+        PasswordResetRequired,
     ]
     .into_iter()
     .find(|c| c.as_str() == code)

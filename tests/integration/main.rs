@@ -3,6 +3,8 @@
 
 mod support;
 
+mod accounts_password;
+mod accounts_sessions;
 mod audit;
 mod auth;
 mod cli;

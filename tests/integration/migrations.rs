@@ -35,6 +35,10 @@ async fn assert_all_tables_usable(db: &DatabaseConnection) {
     AuditEvent::find().count(db).await.expect("audit_event");
     Job::find().count(db).await.expect("job");
     Invitation::find().count(db).await.expect("invitation");
+    PasswordReset::find()
+        .count(db)
+        .await
+        .expect("password_reset");
 }
 
 #[tokio::test]
@@ -186,6 +190,7 @@ async fn constraints_hold_and_deletes_cascade() {
         password_hash: Set("x".into()),
         display_name: Set(None),
         is_active: Set(true),
+        must_change_password: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     }
