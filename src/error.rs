@@ -36,6 +36,8 @@ pub enum ErrorCode {
     RateLimited,
     ServiceUnavailable,
     Internal,
+    /// An admin of an org that requires MFA has not enabled it yet: only enrolment is open.
+    MfaRequired,
 }
 
 impl ErrorCode {
@@ -45,7 +47,7 @@ impl ErrorCode {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::SessionRequired => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::SessionRequired | Self::MfaRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -92,6 +94,7 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
+            Self::MfaRequired => "MFA_REQUIRED",
         }
     }
 }
@@ -236,6 +239,15 @@ impl AppError {
         Self::client(
             ErrorCode::SessionRequired,
             "this action needs a signed-in session; API keys cannot perform it",
+        )
+    }
+
+    /// The org requires MFA of admins and this one has not enabled it: every operation but
+    /// MFA enrolment is refused until they do.
+    pub fn mfa_required() -> Self {
+        Self::client(
+            ErrorCode::MfaRequired,
+            "this organization requires MFA for admins: enable it (enrolMfa, then confirmMfa) before anything else",
         )
     }
 

@@ -8,6 +8,7 @@ pub mod graphql;
 pub mod jwt;
 pub mod key_usage;
 pub mod middleware;
+pub mod mfa;
 pub mod password;
 pub mod rate_limit;
 pub mod resolve;

@@ -54,6 +54,7 @@ pub struct QueryRoot(
     crate::scans::graphql::ScansQuery,
     crate::findings::graphql::FindingsQuery,
     crate::trends::graphql::TrendsQuery,
+    crate::auth::mfa::graphql::MfaQuery,
 );
 
 /// Write operations.
@@ -67,6 +68,7 @@ pub struct MutationRoot(
     crate::scans::graphql::ScansMutation,
     crate::findings::graphql::FindingsMutation,
     crate::ingest::graphql::IngestMutation,
+    crate::auth::mfa::graphql::MfaMutation,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].

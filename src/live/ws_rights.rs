@@ -112,6 +112,7 @@ mod tests {
             },
             org_id: Uuid::nil(),
             meta: RequestMeta::internal("test"),
+            mfa_enrolment_required: false,
         }
     }
 
@@ -133,6 +134,7 @@ mod tests {
             },
             org_id: Uuid::nil(),
             meta: RequestMeta::internal("test"),
+            mfa_enrolment_required: false,
         };
         assert!(same_rights(&key(Scope::Read), &key(Scope::Read)));
         assert!(!same_rights(&key(Scope::Write), &key(Scope::Read)));

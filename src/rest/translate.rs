@@ -247,6 +247,7 @@ fn error_code(code: &str) -> Option<ErrorCode> {
         RateLimited,
         ServiceUnavailable,
         Internal,
+        MfaRequired,
     ]
     .into_iter()
     .find(|c| c.as_str() == code)

@@ -67,6 +67,7 @@ async fn new_org(db: &DatabaseConnection, slug: &str) -> organization::Model {
         slug: Set(slug.into()),
         name: Set(slug.into()),
         created_at: Set(Utc::now()),
+        ..Default::default()
     }
     .insert(db)
     .await
