@@ -58,7 +58,7 @@ pub async fn bootstrap_admin(
         slug: Set("default".into()),
         name: Set("Default organization".into()),
         created_at: Set(now),
-        ..Default::default()
+        require_admin_mfa: Set(false),
     }
     .insert(&txn)
     .await?;
@@ -169,7 +169,7 @@ pub async fn create(
         slug: Set(slug.clone()),
         name: Set(name),
         created_at: Set(Utc::now()),
-        ..Default::default()
+        require_admin_mfa: Set(false),
     }
     .insert(&txn)
     .await

@@ -67,7 +67,7 @@ async fn new_org(db: &DatabaseConnection, slug: &str) -> organization::Model {
         slug: Set(slug.into()),
         name: Set(slug.into()),
         created_at: Set(Utc::now()),
-        ..Default::default()
+        require_admin_mfa: Set(false),
     }
     .insert(db)
     .await
