@@ -165,8 +165,7 @@ impl AuthMutation {
         challenge: String,
         code: String,
     ) -> Result<AuthPayload> {
-        let attempt =
-            super::mfa::complete_login(state(ctx), &meta(ctx), &challenge, &code).await;
+        let attempt = super::mfa::complete_login(state(ctx), &meta(ctx), &challenge, &code).await;
         let payload = spent(ctx, attempt)?;
         set_session_cookies(ctx, &payload);
         Ok(payload)

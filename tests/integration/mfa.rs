@@ -11,7 +11,9 @@ use hmac::{Hmac, Mac};
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 
-use crate::support::{assert_envelope, Auth, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD};
+use crate::support::{
+    assert_envelope, Auth, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD,
+};
 
 const STEP: u64 = 30;
 
@@ -86,7 +88,10 @@ impl Authenticator {
     fn next_code(&mut self) -> String {
         let now = current_step();
         let step = self.last_step.map_or(now, |last| (last + 1).max(now));
-        assert!(step <= now + 1, "this test uses more codes than its window holds");
+        assert!(
+            step <= now + 1,
+            "this test uses more codes than its window holds"
+        );
         let code = hotp(&self.secret, step, 6);
         self.last_step = Some(step);
         self.last_code = Some(code.clone());
@@ -126,7 +131,13 @@ fn the_tests_totp_is_rfc_6238() {
     );
 }
 
-async fn rest(app: &TestApp, method: &str, path: &str, token: Option<&str>, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn rest(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = app.http.request(method, app.url(path)).json(&body);
     if let Some(token) = token {
@@ -188,7 +199,11 @@ async fn confirm(app: &TestApp, token: &str, authenticator: &mut Authenticator) 
 }
 
 /// The password step over REST; returns the whole answer.
-async fn password_step(app: &TestApp, email: &str, password: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn password_step(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     rest(
         app,
         "POST",
@@ -205,12 +220,25 @@ async fn challenge(app: &TestApp, email: &str, password: &str) -> String {
     assert_eq!(status, 200, "{body}");
     let data = &body["data"];
     assert_eq!(data["mfa_required"], true, "{body}");
-    assert!(data["token"].is_null() && data["refresh_token"].is_null(), "{body}");
-    assert!(headers.get("set-cookie").is_none(), "no session cookie before the second step");
-    data["mfa_challenge"].as_str().expect("challenge").to_string()
+    assert!(
+        data["token"].is_null() && data["refresh_token"].is_null(),
+        "{body}"
+    );
+    assert!(
+        headers.get("set-cookie").is_none(),
+        "no session cookie before the second step"
+    );
+    data["mfa_challenge"]
+        .as_str()
+        .expect("challenge")
+        .to_string()
 }
 
-async fn second_step(app: &TestApp, challenge: &str, code: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn second_step(
+    app: &TestApp,
+    challenge: &str,
+    code: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     rest(
         app,
         "POST",
@@ -256,7 +284,11 @@ async fn enrol_confirm_then_sign_in_in_two_steps_and_a_replayed_code_is_refused(
     );
     // The secret is never shown again, and is not stored as it was shown.
     let again = app
-        .gql(Auth::Bearer(&token), "mutation { enrolMfa { secret } }", json!({}))
+        .gql(
+            Auth::Bearer(&token),
+            "mutation { enrolMfa { secret } }",
+            json!({}),
+        )
         .await;
     assert_eq!(again.code(), Some("CONFLICT"), "{:?}", again.body);
     let stored = entity::mfa_factor::Entity::find()
@@ -266,7 +298,9 @@ async fn enrol_confirm_then_sign_in_in_two_steps_and_a_replayed_code_is_refused(
     assert_eq!(stored.len(), 1);
     let shown = authenticator_secret_base32(&authenticator);
     assert!(!stored[0].secret_sealed.contains(&shown));
-    assert!(!stored[0].secret_sealed.contains(&hex::encode(&authenticator.secret)));
+    assert!(!stored[0]
+        .secret_sealed
+        .contains(&hex::encode(&authenticator.secret)));
 
     // Two steps: a challenge, then the session with its cookies.
     let challenge_token = challenge(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -280,8 +314,14 @@ async fn enrol_confirm_then_sign_in_in_two_steps_and_a_replayed_code_is_refused(
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    assert!(cookies.iter().any(|c| c.starts_with("token=")), "{cookies:?}");
-    assert!(cookies.iter().any(|c| c.starts_with("refresh_token=")), "{cookies:?}");
+    assert!(
+        cookies.iter().any(|c| c.starts_with("token=")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("refresh_token=")),
+        "{cookies:?}"
+    );
     let session = body["data"]["token"].as_str().expect("token").to_string();
     assert_eq!(body["data"]["user"]["email"], ADMIN_EMAIL);
     let (status, _, me) = rest(&app, "GET", "/api/v1/auth/me", Some(&session), Value::Null).await;
@@ -294,7 +334,14 @@ async fn enrol_confirm_then_sign_in_in_two_steps_and_a_replayed_code_is_refused(
     assert_envelope(&body, 401, "UNAUTHENTICATED");
 
     // A challenge is no access token, and an access token completes no login.
-    let (status, _, _) = rest(&app, "GET", "/api/v1/auth/me", Some(&challenge_token), Value::Null).await;
+    let (status, _, _) = rest(
+        &app,
+        "GET",
+        "/api/v1/auth/me",
+        Some(&challenge_token),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 401);
     let (status, _, _) = second_step(&app, &session, &authenticator.wrong_code()).await;
     assert_eq!(status, 401);
@@ -329,7 +376,8 @@ async fn recovery_codes_work_once_and_disabling_needs_a_current_code() {
     let challenge_token = challenge(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (status, _, body) = second_step(&app, &challenge_token, &codes[0]).await;
     assert_eq!(status, 401, "a recovery code works once: {body}");
-    let (status, _, body) = rest(&app, "GET", "/api/v1/auth/mfa", Some(&session), Value::Null).await;
+    let (status, _, body) =
+        rest(&app, "GET", "/api/v1/auth/mfa", Some(&session), Value::Null).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["recovery_codes_left"], 9);
 
@@ -390,7 +438,11 @@ async fn an_org_requiring_mfa_holds_its_admins_at_enrolment_until_they_enrol() {
     let app = TestApp::spawn().await;
     let owner = app.login_admin().await;
     let org_id = app
-        .gql(Auth::Bearer(&owner), "{ organization { id requireAdminMfa } }", json!({}))
+        .gql(
+            Auth::Bearer(&owner),
+            "{ organization { id requireAdminMfa } }",
+            json!({}),
+        )
         .await
         .data("organization")["id"]
         .as_str()
@@ -417,7 +469,11 @@ async fn an_org_requiring_mfa_holds_its_admins_at_enrolment_until_they_enrol() {
     assert_eq!(status, 403, "{body}");
     assert_envelope(&body, 403, "MFA_REQUIRED");
     let targets = app
-        .gql(Auth::Bearer(&admin), "{ targets { totalCount } }", json!({}))
+        .gql(
+            Auth::Bearer(&admin),
+            "{ targets { totalCount } }",
+            json!({}),
+        )
         .await;
     assert_eq!(targets.code(), Some("MFA_REQUIRED"), "{:?}", targets.body);
     let (_, _, body) = rest(&app, "GET", "/api/v1/auth/mfa", Some(&admin), Value::Null).await;
@@ -430,7 +486,14 @@ async fn an_org_requiring_mfa_holds_its_admins_at_enrolment_until_they_enrol() {
     assert_eq!(status, 200, "{body}");
 
     // Enrolment is open to the held admin; once confirmed, the same session works.
-    let (status, _, body) = rest(&app, "POST", "/api/v1/auth/mfa/enrol", Some(&admin), Value::Null).await;
+    let (status, _, body) = rest(
+        &app,
+        "POST",
+        "/api/v1/auth/mfa/enrol",
+        Some(&admin),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let mut admins = Authenticator::new(body["data"]["secret"].as_str().expect("secret"));
     let (status, _, body) = rest(

@@ -35,6 +35,11 @@ async fn assert_all_tables_usable(db: &DatabaseConnection) {
     AuditEvent::find().count(db).await.expect("audit_event");
     Job::find().count(db).await.expect("job");
     Invitation::find().count(db).await.expect("invitation");
+    MfaFactor::find().count(db).await.expect("mfa_factor");
+    MfaRecoveryCode::find()
+        .count(db)
+        .await
+        .expect("mfa_recovery_code");
 }
 
 #[tokio::test]

@@ -18,7 +18,9 @@ use async_graphql::SimpleObject;
 use chrono::Utc;
 use entity::{membership, mfa_factor, mfa_recovery_code, organization, user};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
 use uuid::Uuid;
 
 pub use totp::SecretBox;
@@ -96,7 +98,9 @@ pub async fn enrolment_required(
 }
 
 async fn factor(state: &AppState, user_id: Uuid) -> AppResult<Option<mfa_factor::Model>> {
-    Ok(mfa_factor::Entity::find_by_id(user_id).one(&state.db).await?)
+    Ok(mfa_factor::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?)
 }
 
 /// Whether `user_id` has a confirmed authenticator.
@@ -165,7 +169,10 @@ async fn accept_code(
         return Ok(false);
     }
     let spent = mfa_recovery_code::Entity::update_many()
-        .col_expr(mfa_recovery_code::Column::UsedAt, Expr::value(Some(Utc::now())))
+        .col_expr(
+            mfa_recovery_code::Column::UsedAt,
+            Expr::value(Some(Utc::now())),
+        )
         .filter(mfa_recovery_code::Column::UserId.eq(f.user_id))
         .filter(mfa_recovery_code::Column::CodeHash.eq(totp::recovery_code_hash(code)))
         .filter(mfa_recovery_code::Column::UsedAt.is_null())
@@ -302,7 +309,10 @@ pub async fn confirm(ctx: &Ctx, state: &AppState, code: &str) -> AppResult<MfaRe
     }
     let txn = crate::db::begin_write(&state.db).await?;
     let confirmed = mfa_factor::Entity::update_many()
-        .col_expr(mfa_factor::Column::ConfirmedAt, Expr::value(Some(Utc::now())))
+        .col_expr(
+            mfa_factor::Column::ConfirmedAt,
+            Expr::value(Some(Utc::now())),
+        )
         .filter(mfa_factor::Column::UserId.eq(user_id))
         .filter(mfa_factor::Column::ConfirmedAt.is_null())
         .exec(&txn)

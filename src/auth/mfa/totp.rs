@@ -272,7 +272,9 @@ mod tests {
     #[test]
     fn provisioning_gives_an_otpauth_url_and_an_svg_qr_code() {
         let p = provisioning(&new_secret(), "admin@example.com").unwrap();
-        assert!(p.otpauth_url.starts_with("otpauth://totp/Rampart:admin%40example.com?"));
+        assert!(p
+            .otpauth_url
+            .starts_with("otpauth://totp/Rampart:admin%40example.com?"));
         assert!(p.qr_code.starts_with("data:image/svg+xml;base64,"));
         assert_eq!(p.secret_base32.len(), 32);
     }
