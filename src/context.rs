@@ -152,12 +152,19 @@ pub struct Ctx {
     pub actor: Actor,
     pub org_id: Uuid,
     pub meta: RequestMeta,
+    /// An admin or owner of an org that requires MFA, who has not enabled it: every permission
+    /// check refuses with `MFA_REQUIRED` until they enrol (src/auth/mfa).
+    pub mfa_enrolment_required: bool,
 }
 
 impl Ctx {
     /// # Errors
-    /// `FORBIDDEN` when the caller's role or scope does not grant `permission`.
+    /// `FORBIDDEN` when the caller's role or scope does not grant `permission`;
+    /// `MFA_REQUIRED` for an admin who must enrol in MFA first.
     pub fn require(&self, permission: Permission) -> AppResult<()> {
+        if self.mfa_enrolment_required {
+            return Err(AppError::mfa_required());
+        }
         let granted = match &self.actor {
             Actor::User { role, .. } => role.grants(permission),
             Actor::ApiKey { scope, .. } => scope.grants(permission),
@@ -238,6 +245,7 @@ mod tests {
             actor,
             org_id: Uuid::nil(),
             meta: RequestMeta::internal("test"),
+            mfa_enrolment_required: false,
         }
     }
 

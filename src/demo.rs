@@ -167,6 +167,7 @@ pub async fn seed(db: &DatabaseConnection) -> AppResult<bool> {
             slug: Set(slug.into()),
             name: Set(name.into()),
             created_at: Set(now - Duration::days(120)),
+            require_admin_mfa: Set(false),
         }
         .insert(db)
         .await?;

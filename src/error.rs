@@ -38,6 +38,8 @@ pub enum ErrorCode {
     Internal,
     /// The password is right but an admin required a new one: set it (`renewPassword`).
     PasswordResetRequired,
+    /// An admin of an org that requires MFA has not enabled it yet: only enrolment is open.
+    MfaRequired,
 }
 
 impl ErrorCode {
@@ -47,9 +49,10 @@ impl ErrorCode {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::SessionRequired | Self::PasswordResetRequired => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Forbidden
+            | Self::SessionRequired
+            | Self::PasswordResetRequired
+            | Self::MfaRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -97,6 +100,7 @@ impl ErrorCode {
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
             Self::PasswordResetRequired => "PASSWORD_RESET_REQUIRED",
+            Self::MfaRequired => "MFA_REQUIRED",
         }
     }
 }
@@ -249,6 +253,15 @@ impl AppError {
         Self::client(
             ErrorCode::SessionRequired,
             "this action needs a signed-in session; API keys cannot perform it",
+        )
+    }
+
+    /// The org requires MFA of admins and this one has not enabled it: every operation but
+    /// MFA enrolment is refused until they do.
+    pub fn mfa_required() -> Self {
+        Self::client(
+            ErrorCode::MfaRequired,
+            "this organization requires MFA for admins: enable it (enrolMfa, then confirmMfa) before anything else",
         )
     }
 

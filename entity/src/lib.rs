@@ -12,6 +12,8 @@ pub mod finding;
 pub mod invitation;
 pub mod job;
 pub mod membership;
+pub mod mfa_factor;
+pub mod mfa_recovery_code;
 pub mod notification;
 pub mod organization;
 pub mod password_reset;
@@ -33,6 +35,8 @@ pub mod prelude {
     pub use super::invitation::Entity as Invitation;
     pub use super::job::Entity as Job;
     pub use super::membership::Entity as Membership;
+    pub use super::mfa_factor::Entity as MfaFactor;
+    pub use super::mfa_recovery_code::Entity as MfaRecoveryCode;
     pub use super::notification::Entity as Notification;
     pub use super::organization::Entity as Organization;
     pub use super::password_reset::Entity as PasswordReset;

@@ -18,6 +18,7 @@ mod m20261129_000005_lighter_finding_writes;
 mod m20261201_000006_progress_sequence;
 mod m20261201_000007_invitations;
 mod m20261201_000008_worker_heartbeat;
+mod m20261201_000009_mfa;
 mod m20261201_000011_password_resets;
 
 /// Runs Rampart's migrations, in order.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_progress_sequence::Migration),
             Box::new(m20261201_000007_invitations::Migration),
             Box::new(m20261201_000008_worker_heartbeat::Migration),
+            Box::new(m20261201_000009_mfa::Migration),
             Box::new(m20261201_000011_password_resets::Migration),
         ]
     }

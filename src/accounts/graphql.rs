@@ -57,7 +57,13 @@ impl AccountsMutation {
         for (name, value) in &budget {
             ctx.insert_http_header(name.clone(), value.clone());
         }
-        let payload = attempt.outcome?;
+        // An account with MFA still owes its second step: the new password is set, and the
+        // person signs in with it (then the code), as after any change.
+        let payload = attempt.outcome?.into_session().ok_or_else(|| {
+            crate::error::AppError::conflict(
+                "the new password is set; sign in with it to give your MFA code",
+            )
+        })?;
         set_session_cookies(ctx, &payload);
         Ok(payload)
     }

@@ -3,7 +3,7 @@ use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use uuid::Uuid;
 
 use super::cookies;
-use super::sessions::{self, AuthPayload};
+use super::sessions::{self, AuthPayload, LoginAttempt, LoginOutcome, SessionUser};
 use crate::context::{Actor, Role, Scope};
 use crate::graphql::{caller, meta, state};
 use crate::keys::ApiKey;
@@ -77,27 +77,96 @@ pub(crate) fn set_session_cookies(ctx: &Context<'_>, payload: &AuthPayload) {
     }
 }
 
+/// The answer of the password step: the session, or, for an account with MFA, a challenge
+/// that `completeLogin` exchanges with a code for the session.
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// JWT access token for `Authorization: Bearer` (absent when `mfaRequired`).
+    pub token: Option<String>,
+    /// Opaque refresh token (absent when `mfaRequired`).
+    pub refresh_token: Option<String>,
+    /// Seconds until the access token expires (absent when `mfaRequired`).
+    pub expires_in: Option<i64>,
+    /// Absent when `mfaRequired`.
+    pub user: Option<SessionUser>,
+    /// The account has MFA: no session yet; send `mfaChallenge` and a code to `completeLogin`.
+    pub mfa_required: bool,
+    /// The second step's challenge, valid for `mfaChallengeExpiresIn` seconds.
+    pub mfa_challenge: Option<String>,
+    pub mfa_challenge_expires_in: Option<i64>,
+}
+
+impl From<LoginOutcome> for LoginPayload {
+    fn from(outcome: LoginOutcome) -> Self {
+        match outcome {
+            LoginOutcome::Session(p) => Self {
+                token: Some(p.token),
+                refresh_token: Some(p.refresh_token),
+                expires_in: Some(p.expires_in),
+                user: Some(p.user),
+                mfa_required: false,
+                mfa_challenge: None,
+                mfa_challenge_expires_in: None,
+            },
+            LoginOutcome::MfaChallenge(c) => Self {
+                token: None,
+                refresh_token: None,
+                expires_in: None,
+                user: None,
+                mfa_required: true,
+                mfa_challenge: Some(c.token),
+                mfa_challenge_expires_in: Some(c.expires_in),
+            },
+        }
+    }
+}
+
+/// Reports the login budget an attempt spent (instead of the general budget) and gives its
+/// outcome.
+fn spent<T>(ctx: &Context<'_>, attempt: LoginAttempt<T>) -> crate::error::AppResult<T> {
+    let mut budget = axum::http::HeaderMap::new();
+    attempt.budget.write_headers(&mut budget);
+    for (name, value) in &budget {
+        ctx.insert_http_header(name.clone(), value.clone());
+    }
+    attempt.outcome
+}
+
 #[derive(Default)]
 pub struct AuthMutation;
 
 #[Object]
 impl AuthMutation {
     /// Signs in with email and password; also sets the session cookies. Wrong email and wrong
-    /// password give the same error.
+    /// password give the same error. For an account with MFA the answer is a challenge instead
+    /// of a session (`mfaRequired`), completed by `completeLogin`.
     async fn login(
         &self,
         ctx: &Context<'_>,
         email: String,
         password: String,
-    ) -> Result<AuthPayload> {
+    ) -> Result<LoginPayload> {
         let attempt = sessions::login(state(ctx), &meta(ctx), &email, &password).await;
         // The login budget is what this route spends: it is what the headers report.
-        let mut budget = axum::http::HeaderMap::new();
-        attempt.budget.write_headers(&mut budget);
-        for (name, value) in &budget {
-            ctx.insert_http_header(name.clone(), value.clone());
+        let outcome = spent(ctx, attempt)?;
+        match &outcome {
+            LoginOutcome::Session(payload) => set_session_cookies(ctx, payload),
+            LoginOutcome::MfaChallenge(_) => no_store(ctx),
         }
-        let payload = attempt.outcome?;
+        Ok(outcome.into())
+    }
+
+    /// The second step of a login with MFA: the challenge `login` answered and a current code
+    /// of the authenticator, or an unused recovery code (each works once). Answers the session
+    /// as `login` does without MFA, cookies included. A wrong code counts as a failed login.
+    async fn complete_login(
+        &self,
+        ctx: &Context<'_>,
+        challenge: String,
+        code: String,
+    ) -> Result<AuthPayload> {
+        let attempt = super::mfa::complete_login(state(ctx), &meta(ctx), &challenge, &code).await;
+        let payload = spent(ctx, attempt)?;
         set_session_cookies(ctx, &payload);
         Ok(payload)
     }

@@ -11,6 +11,19 @@ pub const ISSUER: &str = "rampart";
 pub const ACCESS_AUDIENCE: &str = "rampart-api";
 /// Event tokens are a different audience, so one can never pass as an access token.
 pub const EVENTS_AUDIENCE: &str = "rampart-scan-events";
+/// MFA challenges (the answer of a password step on an account with MFA) are a third
+/// audience: a challenge is no access token, and no access token completes a login.
+pub const MFA_CHALLENGE_AUDIENCE: &str = "rampart-mfa-challenge";
+
+/// What an MFA challenge says: this user passed the password step for this org, a moment ago.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MfaChallengeClaims {
+    pub sub: Uuid,
+    pub org: Uuid,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+}
 
 /// What an event token says: one scan's events, for a short while.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -45,6 +58,9 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     events_validation: Validation,
+    mfa_validation: Validation,
+    /// Seals the stored TOTP secrets, with a key derived from the same server secret.
+    pub mfa_secrets: super::mfa::SecretBox,
 }
 
 impl JwtKeys {
@@ -59,11 +75,16 @@ impl JwtKeys {
         events_validation.set_audience(&[EVENTS_AUDIENCE]);
         events_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         events_validation.leeway = 0;
+        let mut mfa_validation = events_validation.clone();
+        mfa_validation.set_audience(&[MFA_CHALLENGE_AUDIENCE]);
+        mfa_validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             events_validation,
+            mfa_validation,
+            mfa_secrets: super::mfa::SecretBox::derive(secret),
         }
     }
 
@@ -122,6 +143,36 @@ impl JwtKeys {
             })
     }
 
+    /// The answer of a password step on an account with MFA: only the second step takes it.
+    ///
+    /// # Errors
+    /// Only if signing fails.
+    pub fn issue_mfa_challenge(&self, user: Uuid, org: Uuid, ttl_secs: i64) -> AppResult<String> {
+        let claims = MfaChallengeClaims {
+            sub: user,
+            org,
+            iss: ISSUER.into(),
+            aud: MFA_CHALLENGE_AUDIENCE.into(),
+            exp: Utc::now().timestamp() + ttl_secs,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("jwt encode: {e}")))
+    }
+
+    /// # Errors
+    /// `UNAUTHENTICATED` for anything but a valid, unexpired MFA challenge.
+    pub fn verify_mfa_challenge(&self, token: &str) -> AppResult<MfaChallengeClaims> {
+        decode::<MfaChallengeClaims>(token, &self.decoding, &self.mfa_validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                AppError::unauthenticated(match e.kind() {
+                    ErrorKind::ExpiredSignature => "MFA challenge expired; sign in again",
+                    _ => "invalid MFA challenge",
+                })
+            })
+    }
+
     /// # Errors
     /// `UNAUTHENTICATED` for a bad signature, algorithm, issuer, audience or an expired token.
     pub fn verify_access(&self, token: &str) -> AppResult<AccessClaims> {
@@ -175,5 +226,20 @@ mod tests {
         assert!(keys()
             .verify_access(&format!("{header}.{payload}."))
             .is_err());
+    }
+
+    #[test]
+    fn mfa_challenges_and_access_tokens_do_not_pass_for_each_other() {
+        let (user, org) = (Uuid::new_v4(), Uuid::new_v4());
+        let challenge = keys().issue_mfa_challenge(user, org, 60).unwrap();
+        let claims = keys().verify_mfa_challenge(&challenge).unwrap();
+        assert_eq!((claims.sub, claims.org), (user, org));
+        assert!(keys().verify_access(&challenge).is_err());
+        let access = keys()
+            .issue_access(user, org, "admin", Uuid::new_v4(), 60)
+            .unwrap();
+        assert!(keys().verify_mfa_challenge(&access).is_err());
+        let expired = keys().issue_mfa_challenge(user, org, -60).unwrap();
+        assert!(keys().verify_mfa_challenge(&expired).is_err());
     }
 }

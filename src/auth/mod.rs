@@ -7,6 +7,7 @@ pub mod csrf;
 pub mod graphql;
 pub mod jwt;
 pub mod key_usage;
+pub mod mfa;
 pub mod middleware;
 pub mod password;
 pub mod password_policy;

@@ -103,15 +103,19 @@ async fn access_token(
     if !person.is_active {
         return Err(AppError::unauthenticated("account disabled"));
     }
+    let role = Role::parse(&m.role)?;
+    let mfa_enrolment_required =
+        super::mfa::enrolment_required(state, claims.org, person.id, role).await?;
     let ctx = Ctx {
         actor: Actor::User {
             user_id: person.id,
             session_id: live.id,
             email: person.email,
-            role: Role::parse(&m.role)?,
+            role,
         },
         org_id: claims.org,
         meta,
+        mfa_enrolment_required,
     };
     Ok(Authenticated {
         ctx,
@@ -149,6 +153,7 @@ async fn api_key(state: &AppState, key: &str, meta: RequestMeta) -> AppResult<Au
         },
         org_id: row.org_id,
         meta,
+        mfa_enrolment_required: false,
     };
     Ok(Authenticated {
         ctx,

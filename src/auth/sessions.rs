@@ -53,14 +53,31 @@ fn invalid_credentials() -> AppError {
 
 /// A login attempt's outcome, and the login budget it spent (reported in `RateLimit-*`
 /// headers instead of the general budget's).
-pub struct LoginAttempt {
+pub struct LoginAttempt<T> {
     pub budget: Decision,
-    pub outcome: AppResult<AuthPayload>,
+    pub outcome: AppResult<T>,
+}
+
+/// What a correct password step gives: a session, or, for an account with MFA, a challenge
+/// for the second step (`super::mfa::complete_login`).
+pub enum LoginOutcome {
+    Session(AuthPayload),
+    MfaChallenge(super::mfa::MfaChallenge),
+}
+
+impl LoginOutcome {
+    /// The session, unless the account has MFA and a second step is due.
+    pub fn into_session(self) -> Option<AuthPayload> {
+        match self {
+            Self::Session(payload) => Some(payload),
+            Self::MfaChallenge(_) => None,
+        }
+    }
 }
 
 /// The failed-login budget of the account named by `email` (normalised as stored), keyed by a
 /// digest so no address is kept in the limiter's store.
-fn account_bucket(email: &str) -> String {
+pub(crate) fn account_bucket(email: &str) -> String {
     let normalised = Email::parse("email", email)
         .map(|e| e.as_str().to_string())
         .unwrap_or_else(|_| email.trim().to_lowercase());
@@ -79,7 +96,7 @@ pub async fn login(
     meta: &RequestMeta,
     email: &str,
     password: &str,
-) -> LoginAttempt {
+) -> LoginAttempt<LoginOutcome> {
     login_renewing(state, meta, email, password, None).await
 }
 
@@ -92,12 +109,8 @@ pub async fn login_renewing(
     email: &str,
     password: &str,
     new_password: Option<&str>,
-) -> LoginAttempt {
-    let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let budget = state
-        .limiter
-        .hit(&format!("login:{ip}"), LOGIN_ATTEMPTS, LOGIN_WINDOW_SECS)
-        .await;
+) -> LoginAttempt<LoginOutcome> {
+    let budget = login_budget(state, meta).await;
     let outcome = if budget.allowed {
         login_account(state, meta, email, password, new_password).await
     } else {
@@ -106,13 +119,22 @@ pub async fn login_renewing(
     LoginAttempt { budget, outcome }
 }
 
+/// Counts one login attempt (either step) of the client address.
+pub(crate) async fn login_budget(state: &AppState, meta: &RequestMeta) -> Decision {
+    let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    state
+        .limiter
+        .hit(&format!("login:{ip}"), LOGIN_ATTEMPTS, LOGIN_WINDOW_SECS)
+        .await
+}
+
 async fn login_account(
     state: &AppState,
     meta: &RequestMeta,
     email: &str,
     password: &str,
     new_password: Option<&str>,
-) -> AppResult<AuthPayload> {
+) -> AppResult<LoginOutcome> {
     let account = account_bucket(email);
     let failures = state
         .limiter
@@ -122,17 +144,26 @@ async fn login_account(
         return Err(AppError::rate_limited(failures.reset_secs.max(1)));
     }
     match verify_login(state, email, password).await? {
-        Some((person, m)) => match (person.must_change_password, new_password) {
-            (true, None) => Err(AppError::password_reset_required()),
-            (true, Some(new)) => {
-                crate::accounts::password::renew(state, meta, &person, password, new).await?;
-                sign_in(state, meta, person, m).await
+        Some((person, m)) => {
+            match (person.must_change_password, new_password) {
+                (true, None) => return Err(AppError::password_reset_required()),
+                (true, Some(new)) => {
+                    crate::accounts::password::renew(state, meta, &person, password, new).await?;
+                }
+                (false, Some(_)) => {
+                    return Err(AppError::bad_request(
+                        "this account needs no new password; change it with changePassword",
+                    ))
+                }
+                (false, None) => {}
             }
-            (false, Some(_)) => Err(AppError::bad_request(
-                "this account needs no new password; change it with changePassword",
-            )),
-            (false, None) => sign_in(state, meta, person, m).await,
-        },
+            match super::mfa::challenge_for(state, &person, &m).await? {
+                Some(challenge) => Ok(LoginOutcome::MfaChallenge(challenge)),
+                None => sign_in(state, meta, person, m)
+                    .await
+                    .map(LoginOutcome::Session),
+            }
+        }
         None => {
             state
                 .limiter
@@ -185,8 +216,8 @@ async fn verify_login(
     }
 }
 
-/// Opens a session for a verified login.
-async fn sign_in(
+/// Opens a session for a verified login (both steps of it, for an account with MFA).
+pub(crate) async fn sign_in(
     state: &AppState,
     meta: &RequestMeta,
     person: user::Model,

@@ -55,6 +55,7 @@ pub struct QueryRoot(
     crate::findings::graphql::FindingsQuery,
     crate::trends::graphql::TrendsQuery,
     crate::accounts::graphql::AccountsQuery,
+    crate::auth::mfa::graphql::MfaQuery,
 );
 
 /// Write operations.
@@ -69,6 +70,7 @@ pub struct MutationRoot(
     crate::findings::graphql::FindingsMutation,
     crate::ingest::graphql::IngestMutation,
     crate::accounts::graphql::AccountsMutation,
+    crate::auth::mfa::graphql::MfaMutation,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].

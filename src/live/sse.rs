@@ -61,6 +61,7 @@ fn events_caller(
         },
         org_id: claims.org,
         meta,
+        mfa_enrolment_required: false,
     })
 }
 

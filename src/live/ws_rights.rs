@@ -26,9 +26,10 @@ pub struct Authorised {
 }
 
 /// Whether two resolutions of a credential grant the same rights (same actor, session, org,
-/// role or scope). A connection whose rights changed is closed; the client reconnects.
+/// role or scope, and the same MFA hold). A connection whose rights changed is closed; the client reconnects.
 fn same_rights(a: &Ctx, b: &Ctx) -> bool {
     a.org_id == b.org_id
+        && a.mfa_enrolment_required == b.mfa_enrolment_required
         && match (&a.actor, &b.actor) {
             (
                 Actor::User {
@@ -112,6 +113,7 @@ mod tests {
             },
             org_id: Uuid::nil(),
             meta: RequestMeta::internal("test"),
+            mfa_enrolment_required: false,
         }
     }
 
@@ -125,6 +127,9 @@ mod tests {
         let mut elsewhere = user(session, Role::Member);
         elsewhere.org_id = Uuid::now_v7();
         assert!(!same_rights(&member, &elsewhere));
+        let mut held = user(session, Role::Member);
+        held.mfa_enrolment_required = true;
+        assert!(!same_rights(&member, &held));
         let key = |scope| Ctx {
             actor: Actor::ApiKey {
                 key_id: Uuid::nil(),
@@ -133,6 +138,7 @@ mod tests {
             },
             org_id: Uuid::nil(),
             meta: RequestMeta::internal("test"),
+            mfa_enrolment_required: false,
         };
         assert!(same_rights(&key(Scope::Read), &key(Scope::Read)));
         assert!(!same_rights(&key(Scope::Write), &key(Scope::Read)));

@@ -23,6 +23,15 @@ pub struct CreateOrganizationInput {
     pub slug: Option<String>,
 }
 
+/// Changes to the caller's org; absent fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateOrganizationInput {
+    /// Display name (1–100 characters).
+    pub name: Option<String>,
+    /// Require MFA of admins and owners. Turning it on needs MFA on the caller's own account.
+    pub require_admin_mfa: Option<bool>,
+}
+
 /// Changes to a member; absent fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
@@ -132,6 +141,20 @@ impl OrgsMutation {
         input: CreateOrganizationInput,
     ) -> Result<Organization> {
         Ok(super::create(caller(ctx)?, state(ctx), &input.name, input.slug.as_deref()).await?)
+    }
+
+    /// Changes the caller's org (admins, signed in); `id` must be that org.
+    async fn update_organization(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        input: UpdateOrganizationInput,
+    ) -> Result<Organization> {
+        let changes = super::OrgChanges {
+            name: input.name,
+            require_admin_mfa: input.require_admin_mfa,
+        };
+        Ok(super::update(caller(ctx)?, state(ctx), id, changes).await?)
     }
 
     /// Changes a member's role, display name or active state, all or none. The last active

@@ -13,6 +13,9 @@ pub struct Organization {
     pub slug: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// Admins and owners must enable MFA; until they do, everything but MFA enrolment answers
+    /// `MFA_REQUIRED`.
+    pub require_admin_mfa: bool,
 }
 
 impl From<entity::organization::Model> for Organization {
@@ -22,6 +25,7 @@ impl From<entity::organization::Model> for Organization {
             slug: m.slug,
             name: m.name,
             created_at: m.created_at,
+            require_admin_mfa: m.require_admin_mfa,
         }
     }
 }

@@ -59,6 +59,7 @@ pub async fn bootstrap_admin(
         slug: Set("default".into()),
         name: Set("Default organization".into()),
         created_at: Set(now),
+        require_admin_mfa: Set(false),
     }
     .insert(&txn)
     .await?;
@@ -193,6 +194,7 @@ pub async fn create(
         slug: Set(slug.clone()),
         name: Set(name),
         created_at: Set(Utc::now()),
+        require_admin_mfa: Set(false),
     }
     .insert(&txn)
     .await
@@ -209,6 +211,60 @@ pub async fn create(
     let mut entry = AuditEntry::by(ctx, "organization.create", "organization", org.id);
     entry.org_id = org.id;
     audit::record(&txn, entry).await?;
+    txn.commit().await?;
+    Ok(org.into())
+}
+
+/// Changes to an org; `None` leaves a field as it is.
+pub struct OrgChanges {
+    pub name: Option<String>,
+    pub require_admin_mfa: Option<bool>,
+}
+
+/// Changes the caller's org (`id` must be it: another org answers `NOT_FOUND`).
+///
+/// # Errors
+/// `SESSION_REQUIRED`, `FORBIDDEN` (admins only), `NOT_FOUND`; `CONFLICT` when requiring MFA
+/// of admins while the caller has not enabled it themselves (it would lock them out).
+pub async fn update(
+    ctx: &Ctx,
+    state: &AppState,
+    id: Uuid,
+    changes: OrgChanges,
+) -> AppResult<Organization> {
+    let user_id = ctx.require_session_with(Permission::Admin)?;
+    if id != ctx.org_id {
+        return Err(AppError::not_found("organization"));
+    }
+    let name = changes
+        .name
+        .as_deref()
+        .map(|n| validate::name("name", n, 100))
+        .transpose()?;
+    if changes.require_admin_mfa == Some(true) && !crate::auth::mfa::enabled(state, user_id).await?
+    {
+        return Err(AppError::conflict(
+            "enable MFA on your own account before requiring it of admins",
+        ));
+    }
+    let txn = crate::db::begin_write(&state.db).await?;
+    let org = organization::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("organization"))?;
+    let mut row: organization::ActiveModel = org.into();
+    if let Some(name) = name {
+        row.name = Set(name);
+    }
+    if let Some(required) = changes.require_admin_mfa {
+        row.require_admin_mfa = Set(required);
+    }
+    let org = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(ctx, "organization.update", "organization", id),
+    )
+    .await?;
     txn.commit().await?;
     Ok(org.into())
 }

@@ -428,7 +428,7 @@ pub fn describe(doc: &mut OpenApi, index: &SchemaIndex, routes: &[CompiledRoute]
         let mut errors = vec![
             ("400", "Malformed request: unknown query parameter, malformed id or value, body that is not JSON (`BAD_REQUEST`, with `details`)"),
             ("401", "No valid credential, or wrong email or password (`UNAUTHENTICATED`)"),
-            ("403", "Not allowed (`FORBIDDEN`), or an API key where a session is needed (`SESSION_REQUIRED`)"),
+            ("403", "Not allowed (`FORBIDDEN`), an API key where a session is needed (`SESSION_REQUIRED`), or an admin of an org that requires MFA who has not enabled it (`MFA_REQUIRED`)"),
             ("404", "Not found, or another org's (`NOT_FOUND`)"),
         ];
         if row.method != Method::Get {

@@ -20,6 +20,19 @@ macro_rules! session_fields {
         "token refresh_token: refreshToken expires_in: expiresIn user { id email role org_id: orgId org_slug: orgSlug }"
     };
 }
+macro_rules! login_fields {
+    () => {
+        concat!(
+            session_fields!(),
+            " mfa_required: mfaRequired mfa_challenge: mfaChallenge mfa_challenge_expires_in: mfaChallengeExpiresIn"
+        )
+    };
+}
+macro_rules! recovery_code_fields {
+    () => {
+        "codes"
+    };
+}
 macro_rules! api_key_fields {
     () => {
         "id label prefix scopes expires_at: expiresAt last_used_at: lastUsedAt revoked_at: revokedAt created_at: createdAt active"
@@ -48,7 +61,7 @@ macro_rules! accepted_invitation_fields {
 }
 macro_rules! org_fields {
     () => {
-        "id slug name created_at: createdAt"
+        "id slug name created_at: createdAt require_admin_mfa: requireAdminMfa"
     };
 }
 
@@ -101,13 +114,19 @@ macro_rules! page_fields {
 pub const ROUTES: &[Route] = &[
     // --- sessions -------------------------------------------------------------------------
     Route::post("/api/v1/auth/login", "auth", "Sign in with email and password",
-        op!("mutation Login($email: String!, $password: String!) { login(email: $email, password: $password) { ", session_fields!(), " } }"))
+        op!("mutation Login($email: String!, $password: String!) { login(email: $email, password: $password) { ", login_fields!(), " } }"))
         .vars(&[Var::field("email"), Var::field("password")])
         .sets_cookies()
         .public()
-        .notes("Also sets the HttpOnly cookies `token` (path `/`) and `refresh_token` (path `/api/v1/auth`). Wrong email and wrong password give the same 401. At most 10 attempts per 15 minutes per client IP (429 with `Retry-After`)."),
+        .notes("Also sets the HttpOnly cookies `token` (path `/`) and `refresh_token` (path `/api/v1/auth`). Wrong email and wrong password give the same 401. At most 10 attempts per 15 minutes per client IP (429 with `Retry-After`). For an account with MFA the answer holds no session: `mfa_required` is true and `mfa_challenge` goes to `POST /api/v1/auth/login/mfa` with a code."),
+    Route::post("/api/v1/auth/login/mfa", "auth", "Complete a login with an MFA code",
+        op!("mutation CompleteLogin($challenge: String!, $code: String!) { completeLogin(challenge: $challenge, code: $code) { ", session_fields!(), " } }"))
+        .vars(&[Var::field("challenge"), Var::field("code")])
+        .sets_cookies()
+        .public()
+        .notes("The second step for an account with MFA: the `mfa_challenge` of the password step (valid 5 minutes) and a current 6-digit code, or an unused recovery code. Answers and sets cookies as `POST /api/v1/auth/login` does. A wrong or replayed code counts as a failed login (401; 429 once the account's budget is spent)."),
     Route::post("/auth/login", "auth", "Sign in (KafkaGuard-compatible alias)",
-        op!("mutation LoginCompat($email: String!, $password: String!) { login(email: $email, password: $password) { ", session_fields!(), " } }"))
+        op!("mutation LoginCompat($email: String!, $password: String!) { login(email: $email, password: $password) { ", login_fields!(), " } }"))
         .vars(&[Var::field("email"), Var::field("password")])
         .sets_cookies()
         .public()
@@ -168,6 +187,30 @@ pub const ROUTES: &[Route] = &[
         .empty()
         .public()
         .notes("The token is spent, and every session of the account ends: sign in again with the new password."),
+    // --- MFA ------------------------------------------------------------------------------------
+    Route::get("/api/v1/auth/mfa", "auth", "The caller's MFA state",
+        "query MfaStatus { mfaStatus { enabled pending recovery_codes_left: recoveryCodesLeft enrolment_required: enrolmentRequired } }")
+        .session(),
+    Route::post("/api/v1/auth/mfa/enrol", "auth", "Start enrolling an authenticator",
+        "mutation EnrolMfa { enrolMfa { secret otpauth_url: otpauthUrl qr_code: qrCode } }")
+        .session()
+        .notes("The secret, its `otpauth://` URL and a QR code (SVG data URL), shown this once; MFA is on after `POST /api/v1/auth/mfa/confirm`."),
+    Route::post("/api/v1/auth/mfa/confirm", "auth", "Enable MFA with a first code",
+        op!("mutation ConfirmMfa($code: String!) { confirmMfa(code: $code) { ", recovery_code_fields!(), " } }"))
+        .vars(&[Var::field("code")])
+        .session()
+        .notes("Answers the ten single-use recovery codes, shown this once."),
+    Route::post("/api/v1/auth/mfa/disable", "auth", "Disable MFA",
+        "mutation DisableMfa($code: String!) { disableMfa(code: $code) }")
+        .vars(&[Var::field("code")])
+        .empty()
+        .session()
+        .notes("Needs a current code (or an unused recovery code)."),
+    Route::post("/api/v1/auth/mfa/recovery-codes", "auth", "Replace the MFA recovery codes",
+        op!("mutation RegenerateRecoveryCodes($code: String!) { regenerateRecoveryCodes(code: $code) { ", recovery_code_fields!(), " } }"))
+        .vars(&[Var::field("code")])
+        .session()
+        .notes("Needs a current code; the old recovery codes stop working."),
     // --- API keys -----------------------------------------------------------------------------
     Route::get("/api/v1/api-keys/me", "api-keys", "The API key this request was made with",
         op!("query CurrentApiKey { currentApiKey { ", api_key_fields!(), " } }")),
@@ -255,6 +298,11 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::body("input")])
         .created()
         .session(),
+    Route::patch("/api/v1/organizations/{id}", "organizations", "Change the caller's organization",
+        op!("mutation UpdateOrganization($id: UUID!, $input: UpdateOrganizationInput!) { updateOrganization(id: $id, input: $input) { ", org_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::body("input")])
+        .session()
+        .notes("Admins. `require_admin_mfa: true` makes admins and owners without MFA answer 403 `MFA_REQUIRED` to everything but MFA enrolment; turning it on needs MFA on the caller's own account (409 otherwise)."),
     // --- targets --------------------------------------------------------------------------
     Route::get("/api/v1/targets", "targets", "List the org's targets",
         op!("query ListTargets($kind: TargetKind, $search: String, $label: String, $page: Int, $pageSize: Int) { targets(kind: $kind, search: $search, label: $label, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", target_fields!(), " } } } }"))

@@ -249,6 +249,7 @@ fn error_code(code: &str) -> Option<ErrorCode> {
         ServiceUnavailable,
         Internal,
         PasswordResetRequired,
+        MfaRequired,
     ]
     .into_iter()
     .find(|c| c.as_str() == code)

@@ -55,6 +55,7 @@ async fn owner_ctx(state: &AppState) -> Ctx {
         },
         org_id: org.id,
         meta: RequestMeta::internal("bench"),
+        mfa_enrolment_required: false,
     }
 }
 

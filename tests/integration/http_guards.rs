@@ -289,6 +289,8 @@ async fn a_request_past_the_time_limit_answers_503_but_uploads_may_take_longer()
     .await
     .outcome
     .unwrap()
+    .into_session()
+    .expect("no MFA on the admin")
     .token;
     let report = rampart::ingest::synthetic::sarif(
         "semgrep",

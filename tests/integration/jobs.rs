@@ -269,6 +269,7 @@ async fn follow(
         },
         org_id: scan.org_id,
         meta: RequestMeta::internal("test"),
+        mfa_enrolment_required: false,
     };
     rampart::live::follow_scan_stream(&app.state, &ctx, scan.id)
         .await

@@ -18,6 +18,7 @@ mod ingest;
 mod isolation;
 mod jobs;
 mod live;
+mod mfa;
 mod migrations;
 mod orphans;
 mod outage;

@@ -39,6 +39,11 @@ async fn assert_all_tables_usable(db: &DatabaseConnection) {
         .count(db)
         .await
         .expect("password_reset");
+    MfaFactor::find().count(db).await.expect("mfa_factor");
+    MfaRecoveryCode::find()
+        .count(db)
+        .await
+        .expect("mfa_recovery_code");
 }
 
 #[tokio::test]
@@ -71,6 +76,7 @@ async fn new_org(db: &DatabaseConnection, slug: &str) -> organization::Model {
         slug: Set(slug.into()),
         name: Set(slug.into()),
         created_at: Set(Utc::now()),
+        require_admin_mfa: Set(false),
     }
     .insert(db)
     .await

@@ -976,7 +976,7 @@ async fn read_routes_answer_what_graphql_answers() {
 
     const KEY: &str = "id label prefix scopes expiresAt lastUsedAt revokedAt createdAt active";
     const MEMBER: &str = "id email displayName role joinedAt active";
-    const ORG: &str = "id slug name createdAt";
+    const ORG: &str = "id slug name createdAt requireAdminMfa";
     let cases: Vec<(Auth, &str, String, &str)> = vec![
         (
             Auth::Bearer(&token),

@@ -112,6 +112,7 @@ async fn empty_data_dir_is_set_up_and_reused_on_restart() {
         slug: Set("kept".into()),
         name: Set("Kept".into()),
         created_at: Set(chrono::Utc::now()),
+        require_admin_mfa: Set(false),
     }
     .insert(&first.state.db)
     .await

@@ -103,6 +103,8 @@ def main():
         200,
         login.LoginResponse,
     ).data
+    # Without MFA the password step answers the session itself.
+    assert session.mfa_required is False, session.mfa_required
     assert session.user.email == EMAIL, session.user.email
     assert session.expires_in > 0
     signed_in = AuthenticatedClient(base_url=BASE, token=session.token)
