@@ -37,6 +37,11 @@ pub struct AppState {
     pub key_usage: crate::auth::key_usage::KeyUsage,
     /// The last readiness answer, reused for a moment so probes stay cheap.
     pub readiness: crate::http::health::ReadinessCache,
+    /// Prometheus metrics of this process (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
+    /// Cancelled when the process starts shutting down: live connections close with a code
+    /// clients reconnect on, and workers hand their jobs back.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The three swappable backends.
@@ -189,6 +194,8 @@ impl App {
             shared_subscriptions: crate::live::shared::SharedSubscriptions::default(),
             key_usage,
             readiness: crate::http::health::ReadinessCache::default(),
+            metrics: crate::metrics::Metrics::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         };
         let schema = build_schema(Some(state.clone()));
         let router = crate::http::router(state.clone(), schema)?;
@@ -223,17 +230,20 @@ impl App {
         F: Future<Output = ()> + Send + 'static,
     {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
-        // Workers run beside the API unless this process is API-only; they stop when serving
-        // ends (a job cut short is taken up again when its lease runs out).
+        // Workers run beside the API unless this process is API-only; on shutdown they hand
+        // their running jobs back to the queue (see `Workers::stop`).
         // A process with no workers (`--workers 0`) has nothing to report a heartbeat for.
         let runs_workers =
             self.state.config.role != crate::config::Role::Api && self.state.config.workers > 0;
         let workers = runs_workers
             .then(|| crate::ingest::worker::spawn(&self.state, self.state.jobs_wake.clone()));
         let db = self.state.db.clone();
+        let stopping = self.state.shutdown.clone();
         let result = self.serve(shutdown, grace).await;
+        // Already cancelled when serving stopped on request; also when it failed.
+        stopping.cancel();
         if let Some(workers) = workers {
-            workers.stop(&db).await;
+            workers.stop(&db, grace).await;
         }
         result
     }
@@ -243,6 +253,7 @@ impl App {
         F: Future<Output = ()> + Send + 'static,
     {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let stopping = self.state.shutdown.clone();
         let serve = axum::serve(
             self.listener,
             self.router
@@ -250,6 +261,8 @@ impl App {
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // Live connections close and workers hand their jobs back while requests finish.
+            stopping.cancel();
             let _ = stopping_tx.send(());
         });
         let serve = tokio::spawn(async move { serve.await });

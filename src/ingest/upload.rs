@@ -258,6 +258,7 @@ async fn record(
         ctx.org_id,
         scan_id,
         state.config.job_max_attempts,
+        &ctx.meta.request_id,
     )
     .await?;
     // A failed commit may have committed all the same: from here on the report is removed

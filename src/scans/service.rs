@@ -348,6 +348,7 @@ pub async fn retry(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
         row.org_id,
         row.id,
         state.config.job_max_attempts,
+        &ctx.meta.request_id,
     )
     .await?;
     audit::record(
