@@ -151,6 +151,8 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// `--metrics-bind`: the separate address serving `GET /metrics`.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -202,10 +204,19 @@ impl App {
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", state.config.bind))?;
+        let metrics_listener = match state.config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
             state,
+            metrics_listener,
         })
     }
 
@@ -214,6 +225,13 @@ impl App {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The metrics address actually bound, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -225,7 +243,7 @@ impl App {
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
+    pub async fn run_until<F>(mut self, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -239,11 +257,26 @@ impl App {
             .then(|| crate::ingest::worker::spawn(&self.state, self.state.jobs_wake.clone()));
         let db = self.state.db.clone();
         let stopping = self.state.shutdown.clone();
+        let metrics = self.metrics_listener.take().map(|listener| {
+            let router = crate::metrics::metrics_router(self.state.clone());
+            let stopped = stopping.clone().cancelled_owned();
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %err, "the metrics server failed");
+                }
+            })
+        });
         let result = self.serve(shutdown, grace).await;
         // Already cancelled when serving stopped on request; also when it failed.
         stopping.cancel();
         if let Some(workers) = workers {
             workers.stop(&db, grace).await;
+        }
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
         }
         result
     }

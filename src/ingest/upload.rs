@@ -52,6 +52,7 @@ pub struct Accepted {
 /// `FORBIDDEN` below write; `PAYLOAD_TOO_LARGE`; `BAD_REQUEST` for an empty body;
 /// `UNSUPPORTED_FORMAT` when no target is named and the report cannot be read to find one;
 /// `SERVICE_UNAVAILABLE` when the object store fails.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn accept(
     ctx: &Ctx,
     state: &AppState,

@@ -15,6 +15,7 @@ mod isolation;
 mod jobs;
 mod live;
 mod migrations;
+mod operations;
 mod orphans;
 mod outage;
 mod playground;
