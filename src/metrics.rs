@@ -296,7 +296,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or_else(|| "unmatched".to_string(), |p| route_label(p.as_str()));
     let method = req.method().as_str().to_string();
     let started = Instant::now();
     let res = next.run(req).await;
@@ -307,6 +307,13 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         started.elapsed().as_secs_f64(),
     );
     res
+}
+
+/// A route template as a label, in the usual `/scans/:id` spelling (`{*rest}` becomes
+/// `*rest`): no braces inside label values, which some text-format readers mistake for the end
+/// of the label set.
+fn route_label(template: &str) -> String {
+    template.replace("{*", "*").replace('{', ":").replace('}', "")
 }
 
 /// The name of the operation a GraphQL document runs: the one the request names, or the name
@@ -394,6 +401,15 @@ pub fn metrics_router(state: AppState) -> axum::Router {
 #[cfg(test)]
 mod tests {
     use super::operation_name;
+
+    #[test]
+    fn route_labels_have_no_braces() {
+        assert_eq!(
+            super::route_label("/api/v1/scans/{id}/raw"),
+            "/api/v1/scans/:id/raw"
+        );
+        assert_eq!(super::route_label("/docs/{*rest}"), "/docs/*rest");
+    }
 
     #[test]
     fn operation_names_come_from_the_request_or_the_document() {

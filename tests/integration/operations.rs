@@ -36,7 +36,15 @@ fn sample<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Option
 fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     match sample(scrape, name, labels).map(|s| &s.value) {
         Some(Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v)) => *v,
-        other => panic!("{name} {labels:?}: {other:?}"),
+        other => panic!(
+            "{name} {labels:?}: {other:?} in {:?}",
+            scrape
+                .samples
+                .iter()
+                .filter(|s| s.metric == name)
+                .map(|s| (&s.labels, &s.value))
+                .collect::<Vec<_>>()
+        ),
     }
 }
 
@@ -117,7 +125,7 @@ async fn metrics_count_traffic_by_route_template_and_read_the_queue() {
     assert_eq!(status, 200, "{text}");
     let a = parse(&text);
     let scan_route = [
-        ("route", "/api/v1/scans/{id}"),
+        ("route", "/api/v1/scans/:id"),
         ("method", "GET"),
         ("status", "404"),
     ];
