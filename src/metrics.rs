@@ -183,10 +183,7 @@ impl Metrics {
                 || (names.len() < MAX_OPERATION_NAMES && names.insert(name.to_string()))
         };
         let label = if known { name } else { "other" };
-        self.0
-            .graphql_operations
-            .with_label_values(&[label])
-            .inc();
+        self.0.graphql_operations.with_label_values(&[label]).inc();
     }
 
     /// Counts a report whose processing completed.
@@ -313,7 +310,10 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 /// `*rest`): no braces inside label values, which some text-format readers mistake for the end
 /// of the label set.
 fn route_label(template: &str) -> String {
-    template.replace("{*", "*").replace('{', ":").replace('}', "")
+    template
+        .replace("{*", "*")
+        .replace('{', ":")
+        .replace('}', "")
 }
 
 /// The name of the operation a GraphQL document runs: the one the request names, or the name
@@ -324,7 +324,10 @@ pub fn operation_name<'a>(named: Option<&'a str>, query: &'a str) -> Option<&'a 
     }
     let mut rest = query.trim_start();
     while let Some(comment) = rest.strip_prefix('#') {
-        rest = comment.split_once('\n').map_or("", |(_, after)| after).trim_start();
+        rest = comment
+            .split_once('\n')
+            .map_or("", |(_, after)| after)
+            .trim_start();
     }
     let keyword = ["query", "mutation", "subscription"]
         .into_iter()
@@ -369,7 +372,10 @@ pub async fn scrape_on_metrics_address(
 async fn scrape(State(state): State<AppState>) -> Response {
     match state.metrics.render(&state.db).await {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
@@ -388,7 +394,10 @@ fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
         return false;
     };
     let (a, b) = (Sha256::digest(given.trim()), Sha256::digest(expected));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// The router of the separate metrics address.
@@ -413,10 +422,22 @@ mod tests {
 
     #[test]
     fn operation_names_come_from_the_request_or_the_document() {
-        assert_eq!(operation_name(Some("Given"), "query Other { a }"), Some("Given"));
-        assert_eq!(operation_name(None, "  query Scans($id: UUID!) { a }"), Some("Scans"));
-        assert_eq!(operation_name(None, "# hi\nmutation Login{ a }"), Some("Login"));
-        assert_eq!(operation_name(None, "subscription  Feed { a }"), Some("Feed"));
+        assert_eq!(
+            operation_name(Some("Given"), "query Other { a }"),
+            Some("Given")
+        );
+        assert_eq!(
+            operation_name(None, "  query Scans($id: UUID!) { a }"),
+            Some("Scans")
+        );
+        assert_eq!(
+            operation_name(None, "# hi\nmutation Login{ a }"),
+            Some("Login")
+        );
+        assert_eq!(
+            operation_name(None, "subscription  Feed { a }"),
+            Some("Feed")
+        );
         assert_eq!(operation_name(None, "{ me { id } }"), None);
         assert_eq!(operation_name(None, "query { a }"), None);
         assert_eq!(operation_name(None, "query($x: Int) { a }"), None);

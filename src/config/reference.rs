@@ -11,9 +11,8 @@ pub const END: &str = "<!-- config-reference:end -->";
 /// One table row per `rampart serve` flag: flag, environment variable, default and meaning.
 pub fn markdown() -> String {
     let command = super::Config::augment_args(Command::new("serve"));
-    let mut out = String::from(
-        "| Flag | Environment variable | Default | Meaning |\n|---|---|---|---|\n",
-    );
+    let mut out =
+        String::from("| Flag | Environment variable | Default | Meaning |\n|---|---|---|---|\n");
     for arg in command.get_arguments() {
         let Some(long) = arg.get_long() else {
             continue;
@@ -47,7 +46,11 @@ pub fn markdown() -> String {
             .iter()
             .filter(|v| !v.is_hide_set() && !matches!(v.get_name(), "true" | "false"))
             .map(|v| match v.get_help() {
-                Some(help) => format!("`{}` ({})", v.get_name(), help.to_string().trim_end_matches('.')),
+                Some(help) => format!(
+                    "`{}` ({})",
+                    v.get_name(),
+                    help.to_string().trim_end_matches('.')
+                ),
                 None => format!("`{}`", v.get_name()),
             })
             .collect();
@@ -91,7 +94,10 @@ mod tests {
         assert!(table.contains("| `--bind` | `RAMPART_BIND` | `127.0.0.1:8080` |"));
         assert!(table.contains("| `--metrics-token` | `RAMPART_METRICS_TOKEN` | — |"));
         assert!(table.contains("Log format. One of `pretty` (Human-readable, coloured when a terminal is attached), `json`"));
-        let spliced = super::splice("a\n<!-- config-reference:start -->\nold\n<!-- config-reference:end -->\nb").unwrap();
+        let spliced = super::splice(
+            "a\n<!-- config-reference:start -->\nold\n<!-- config-reference:end -->\nb",
+        )
+        .unwrap();
         assert!(spliced.starts_with("a\n<!-- config-reference:start -->\n| Flag"));
         assert!(spliced.ends_with("<!-- config-reference:end -->\nb"));
         assert!(super::splice("no markers").is_err());

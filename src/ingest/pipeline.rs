@@ -208,9 +208,10 @@ async fn run_on(
     let (results, writing) = (streamed.processed, streamed.writing);
     let finalizing = Instant::now();
     finalize(state, db, row, lease, streamed).await?;
-    state
-        .metrics
-        .observe_ingest(results, u64::try_from(row.raw_size.unwrap_or(0)).unwrap_or(0));
+    state.metrics.observe_ingest(
+        results,
+        u64::try_from(row.raw_size.unwrap_or(0)).unwrap_or(0),
+    );
     // Where the time went, for operators and the ingest benchmark: parsing overlaps writing,
     // so streaming minus writing is time the writer waited for the parser.
     tracing::info!(

@@ -167,8 +167,12 @@ pub async fn run_one(
     drop(renewal);
     if lease.is_handed_back() && matches!(outcome, Err(pipeline::Failure::LeaseLost)) {
         match jobs::release(&state.db, &lease).await {
-            Ok(()) => tracing::info!(parent: &span, "shutting down: handed the job back to the queue"),
-            Err(err) => tracing::warn!(parent: &span, error = ?err, "could not hand the job back; it is taken up again after its lease"),
+            Ok(()) => {
+                tracing::info!(parent: &span, "shutting down: handed the job back to the queue")
+            }
+            Err(err) => {
+                tracing::warn!(parent: &span, error = ?err, "could not hand the job back; it is taken up again after its lease")
+            }
         }
         return;
     }

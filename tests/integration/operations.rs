@@ -25,12 +25,10 @@ fn parse(text: &str) -> Scrape {
 
 /// The sample named `name` whose labels include all of `labels`.
 fn sample<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
-    scrape.samples.iter().find(|s| {
-        s.metric == name
-            && labels
-                .iter()
-                .all(|(k, v)| s.labels.get(k) == Some(*v))
-    })
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
 }
 
 fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -68,7 +66,8 @@ async fn connect_ws(app: &TestApp, token: &str) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("websocket");
-    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
     ws.send(Message::Text(init.to_string().into()))
         .await
         .unwrap();
@@ -108,7 +107,11 @@ async fn metrics_count_traffic_by_route_template_and_read_the_queue() {
     }
     for _ in 0..2 {
         let res = api
-            .gql(Auth::Bearer(&token), "query Probe { me { kind } }", json!({}))
+            .gql(
+                Auth::Bearer(&token),
+                "query Probe { me { kind } }",
+                json!({}),
+            )
             .await;
         assert_eq!(res.status, 200);
     }
@@ -152,11 +155,19 @@ async fn metrics_count_traffic_by_route_template_and_read_the_queue() {
         "route labels are templates, never raw paths"
     );
     assert_eq!(
-        value(&a, "rampart_graphql_operations_total", &[("operation", "Probe")]),
+        value(
+            &a,
+            "rampart_graphql_operations_total",
+            &[("operation", "Probe")]
+        ),
         2.0
     );
     assert_eq!(
-        value(&a, "rampart_jobs", &[("kind", "ingest"), ("status", "queued")]),
+        value(
+            &a,
+            "rampart_jobs",
+            &[("kind", "ingest"), ("status", "queued")]
+        ),
         1.0
     );
     assert!(
@@ -167,7 +178,11 @@ async fn metrics_count_traffic_by_route_template_and_read_the_queue() {
         ) >= 0.0
     );
     assert_eq!(
-        value(&a, "rampart_live_subscribers", &[("transport", "websocket")]),
+        value(
+            &a,
+            "rampart_live_subscribers",
+            &[("transport", "websocket")]
+        ),
         1.0
     );
     let max = value(&a, "rampart_db_pool_connections", &[("state", "max")]);
@@ -200,13 +215,20 @@ async fn metrics_count_traffic_by_route_template_and_read_the_queue() {
         1.0
     );
     assert_eq!(
-        value(&b, "rampart_jobs", &[("kind", "ingest"), ("status", "queued")]),
+        value(
+            &b,
+            "rampart_jobs",
+            &[("kind", "ingest"), ("status", "queued")]
+        ),
         0.0,
         "every process reads the one queue"
     );
     // Process A counted no ingest of its own.
     let (_, text) = scrape(&api.http, &api.url("/metrics"), Some(METRICS_TOKEN)).await;
-    assert_eq!(value(&parse(&text), "rampart_ingest_findings_total", &[]), 0.0);
+    assert_eq!(
+        value(&parse(&text), "rampart_ingest_findings_total", &[]),
+        0.0
+    );
     drop(_ws);
     worker.stop().await;
     api.stop().await;
@@ -220,7 +242,10 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
         .request(reqwest::Method::OPTIONS, app.url("/graphql"))
         .header("origin", origin)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type,authorization")
+        .header(
+            "access-control-request-headers",
+            "content-type,authorization",
+        )
         .send()
         .await
         .unwrap()
@@ -283,7 +308,9 @@ async fn cors_answers_listed_origins_only_and_trusts_them_for_cookie_writes() {
 
     let res = preflight(&app, OTHER).await;
     assert!(!res.headers().contains_key("access-control-allow-origin"));
-    assert!(!res.headers().contains_key("access-control-allow-credentials"));
+    assert!(!res
+        .headers()
+        .contains_key("access-control-allow-credentials"));
 
     // The actual request: a cookie-authenticated write from the listed origin's page passes
     // the forgery check and may be read by that page; from another origin it is refused.
