@@ -39,6 +39,11 @@ pub struct AppState {
     pub readiness: crate::http::health::ReadinessCache,
     /// Outgoing mail (password resets), when an SMTP relay is configured.
     pub mailer: crate::accounts::mail::Mailer,
+    /// Prometheus metrics of this process (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
+    /// Cancelled when the process starts shutting down: live connections close with a code
+    /// clients reconnect on, and workers hand their jobs back.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The three swappable backends.
@@ -148,6 +153,8 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// `--metrics-bind`: the separate address serving `GET /metrics`.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -193,16 +200,27 @@ impl App {
             key_usage,
             readiness: crate::http::health::ReadinessCache::default(),
             mailer,
+            metrics: crate::metrics::Metrics::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         };
         let schema = build_schema(Some(state.clone()));
         let router = crate::http::router(state.clone(), schema)?;
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", state.config.bind))?;
+        let metrics_listener = match state.config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
             state,
+            metrics_listener,
         })
     }
 
@@ -211,6 +229,13 @@ impl App {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The metrics address actually bound, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -222,22 +247,40 @@ impl App {
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
+    pub async fn run_until<F>(mut self, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
-        // Workers run beside the API unless this process is API-only; they stop when serving
-        // ends (a job cut short is taken up again when its lease runs out).
+        // Workers run beside the API unless this process is API-only; on shutdown they hand
+        // their running jobs back to the queue (see `Workers::stop`).
         // A process with no workers (`--workers 0`) has nothing to report a heartbeat for.
         let runs_workers =
             self.state.config.role != crate::config::Role::Api && self.state.config.workers > 0;
         let workers = runs_workers
             .then(|| crate::ingest::worker::spawn(&self.state, self.state.jobs_wake.clone()));
         let db = self.state.db.clone();
+        let stopping = self.state.shutdown.clone();
+        let metrics = self.metrics_listener.take().map(|listener| {
+            let router = crate::metrics::metrics_router(self.state.clone());
+            let stopped = stopping.clone().cancelled_owned();
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %err, "the metrics server failed");
+                }
+            })
+        });
         let result = self.serve(shutdown, grace).await;
+        // Already cancelled when serving stopped on request; also when it failed.
+        stopping.cancel();
         if let Some(workers) = workers {
-            workers.stop(&db).await;
+            workers.stop(&db, grace).await;
+        }
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
         }
         result
     }
@@ -247,6 +290,7 @@ impl App {
         F: Future<Output = ()> + Send + 'static,
     {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let stopping = self.state.shutdown.clone();
         let serve = axum::serve(
             self.listener,
             self.router
@@ -254,6 +298,8 @@ impl App {
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // Live connections close and workers hand their jobs back while requests finish.
+            stopping.cancel();
             let _ = stopping_tx.send(());
         });
         let serve = tokio::spawn(async move { serve.await });

@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 
+pub mod reference;
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -247,6 +249,35 @@ pub struct Config {
         default_value = "Rampart <rampart@localhost>"
     )]
     pub smtp_from: String,
+
+    /// Browser origins (`https://app.example.com`, comma-separated) allowed to call the API
+    /// from their pages with credentials (CORS); none by default. A listed origin also counts
+    /// as this server's own for the cookie forgery check.
+    #[arg(long, env = "RAMPART_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Bearer token that `GET /metrics` on the main address requires; without it (and without
+    /// `--metrics-bind`) metrics are not served.
+    #[arg(long, env = "RAMPART_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// A separate address serving only `GET /metrics` (e.g. `127.0.0.1:9090`), for a scraper on
+    /// a private network; no token is asked there unless one is configured.
+    #[arg(long, env = "RAMPART_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, no path, lowercased.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let origin = value.trim().trim_end_matches('/').to_ascii_lowercase();
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("{value:?} is not an http(s) origin"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '*']) {
+        return Err(format!("{value:?} is not an origin (scheme://host[:port])"));
+    }
+    Ok(origin)
 }
 
 /// A CIDR (`10.0.0.0/8`) or a single address (`127.0.0.1`, a /32 or /128).
@@ -307,6 +338,9 @@ impl Config {
             trusted_proxies: Vec::new(),
             smtp_url: None,
             smtp_from: "Rampart <rampart@localhost>".into(),
+            cors_allowed_origins: Vec::new(),
+            metrics_token: None,
+            metrics_bind: None,
         }
     }
 
@@ -393,5 +427,20 @@ mod tests {
         );
         assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
         assert!(parse_cidr("proxy.local").is_err());
+    }
+
+    #[test]
+    fn cors_origins_are_bare_origins() {
+        assert_eq!(
+            parse_origin("HTTPS://App.example.com/").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            parse_origin("http://localhost:3000").unwrap(),
+            "http://localhost:3000"
+        );
+        assert!(parse_origin("app.example.com").is_err());
+        assert!(parse_origin("https://app.example.com/path").is_err());
+        assert!(parse_origin("https://*.example.com").is_err());
     }
 }

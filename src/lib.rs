@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod invitations;
 pub mod keys;
 pub mod live;
+pub mod metrics;
 pub mod orgs;
 pub mod private_fs;
 pub mod rest;

@@ -52,6 +52,12 @@ enum Command {
         #[arg(long, default_value = "schema")]
         out: PathBuf,
     },
+    /// Print the configuration reference (every `serve` flag and variable) as a Markdown table.
+    ConfigReference {
+        /// Instead, replace the generated part of this document (docs/operations.md).
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -89,6 +95,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(config)) => serve(config).await,
         Some(Command::Migrate { action, config }) => migrate(action, config).await,
         Some(Command::ExportSchema { out }) => export_schema(out),
+        Some(Command::ConfigReference { write }) => config_reference(write),
         Some(Command::Upload(args)) => rampart::cli::upload::run(args).await,
         Some(Command::Scans { command }) => rampart::cli::watch::run(command).await,
         Some(Command::SeedDemo(config)) => seed_demo(config).await,
@@ -196,6 +203,23 @@ async fn seed_demo_locked(config: &Config, db: &sea_orm::DatabaseConnection) -> 
         println!("demo data written: 3 orgs, 4 targets each, a scan a week for 90 days");
     } else {
         println!("targets exist already; nothing written");
+    }
+    Ok(())
+}
+
+fn config_reference(write: Option<PathBuf>) -> anyhow::Result<()> {
+    use rampart::config::reference;
+    match write {
+        None => print!("{}", reference::markdown()),
+        Some(path) => {
+            let document = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let updated = reference::splice(&document)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            std::fs::write(&path, updated)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("updated the configuration reference in {}", path.display());
+        }
     }
     Ok(())
 }

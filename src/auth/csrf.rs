@@ -16,18 +16,22 @@
 //!    no browser, and may only send JSON.
 //!
 //! Behind a reverse proxy the `Host` header must reach the server as the browser sent it.
+//!
+//! An origin listed for CORS (`--cors-allowed-origins`) counts as this server's own in rule 1:
+//! it was listed so that its pages may act for a signed-in user.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::middleware::cookie;
+use crate::app::AppState;
 use crate::error::{AppError, ErrorCode};
 
 /// Refuses forged writes (see the module's rule). Mounted inside authentication and rate
 /// limiting, so a refused request is counted like any other.
-pub async fn guard(req: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let headers = req.headers();
     // Only the session cookies speak for the caller: a browser may have been made to send them.
     let cookie_borne = !headers.contains_key(header::AUTHORIZATION)
@@ -35,7 +39,8 @@ pub async fn guard(req: Request, next: Next) -> Response {
         && (cookie(headers, "token").is_some() || cookie(headers, "refresh_token").is_some());
     if cookie_borne {
         let accepts = accepts(req.uri().path());
-        if let Err(err) = check_cookie_request(req.method(), headers, accepts) {
+        let trusted = &state.config.cors_allowed_origins;
+        if let Err(err) = check_cookie_request(req.method(), headers, accepts, trusted) {
             return err.into_response();
         }
     }
@@ -104,11 +109,14 @@ fn own_authority(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-fn provenance(headers: &HeaderMap) -> Provenance {
+/// Where the request was made; an `Origin` among `trusted` (exact `scheme://host[:port]`,
+/// lowercased) counts as this server's own.
+fn provenance(headers: &HeaderMap, trusted: &[String]) -> Provenance {
     let own = own_authority(headers);
     let same = |url: &str| authority_of(url).is_some_and(|a| Some(&a) == own.as_ref());
     if let Some(origin) = header_str(headers, header::ORIGIN) {
-        return if same(origin) {
+        let listed = trusted.iter().any(|t| t.eq_ignore_ascii_case(origin));
+        return if listed || same(origin) {
             Provenance::SameOrigin
         } else {
             Provenance::CrossOrigin(origin.to_string())
@@ -179,11 +187,12 @@ pub fn check_cookie_request(
     method: &Method,
     headers: &HeaderMap,
     accepts: Accepts,
+    trusted: &[String],
 ) -> Result<(), AppError> {
     if !is_write(method) {
         return Ok(());
     }
-    let provenance = provenance(headers);
+    let provenance = provenance(headers, trusted);
     if let Provenance::CrossOrigin(from) = &provenance {
         return Err(AppError::forbidden(format!(
             "cross-origin request refused ({from}): a write authenticated by the session cookie must come from this server's own pages; other clients authenticate with an Authorization header"
@@ -230,7 +239,7 @@ mod tests {
     }
 
     fn post(pairs: &[(&'static str, &'static str)], accepts: Accepts) -> Option<ErrorCode> {
-        check_cookie_request(&Method::POST, &headers(pairs), accepts)
+        check_cookie_request(&Method::POST, &headers(pairs), accepts, &[])
             .err()
             .map(|e| e.code())
     }
@@ -238,7 +247,7 @@ mod tests {
     #[test]
     fn reads_are_never_checked() {
         let h = headers(&[("origin", "https://evil.test")]);
-        assert!(check_cookie_request(&Method::GET, &h, Accepts::Json).is_ok());
+        assert!(check_cookie_request(&Method::GET, &h, Accepts::Json, &[]).is_ok());
     }
 
     #[test]
@@ -327,6 +336,26 @@ mod tests {
             header::ORIGIN,
             HeaderValue::from_static("https://rampart.test"),
         );
-        assert_eq!(provenance(&h), Provenance::SameOrigin);
+        assert_eq!(provenance(&h, &[]), Provenance::SameOrigin);
+    }
+
+    #[test]
+    fn a_cors_listed_origin_counts_as_this_servers_own() {
+        let listed = ["https://app.example.com".to_string()];
+        let h = headers(&[
+            ("host", "api.example.com"),
+            ("origin", "https://app.example.com"),
+            ("content-type", "application/json"),
+            ("content-length", "2"),
+        ]);
+        assert!(check_cookie_request(&Method::POST, &h, Accepts::Json, &listed).is_ok());
+        assert!(check_cookie_request(&Method::POST, &h, Accepts::Json, &[]).is_err());
+        let other = headers(&[
+            ("host", "api.example.com"),
+            ("origin", "https://evil.example.com"),
+            ("content-type", "application/json"),
+            ("content-length", "2"),
+        ]);
+        assert!(check_cookie_request(&Method::POST, &other, Accepts::Json, &listed).is_err());
     }
 }

@@ -129,6 +129,8 @@ pub async fn authenticate_and_limit(
     };
     let bucket = bucket(ctx.as_ref(), meta.ip);
     if let Some(ctx) = ctx {
+        // The request's span (see `http::request_id`) names the org from here on.
+        tracing::Span::current().record("org", tracing::field::display(ctx.org_id));
         req.extensions_mut().insert(ctx);
     }
     let limit = state.config.rate_limit_per_minute;

@@ -83,6 +83,7 @@ fn triage_condition(state: TriageState, now: DateTime<Utc>) -> Condition {
 ///
 /// # Errors
 /// Only on database failure.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn list(
     ctx: &Ctx,
     state: &AppState,
@@ -181,6 +182,7 @@ async fn find_in_org(db: &impl ConnectionTrait, ctx: &Ctx, id: Uuid) -> AppResul
 ///
 /// # Errors
 /// `NOT_FOUND`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn get(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Finding> {
     ctx.require(Permission::Read)?;
     Ok(Finding::from_model(
@@ -202,6 +204,7 @@ pub struct TriageChange {
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`, `VALIDATION_FAILED`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn set_state(
     ctx: &Ctx,
     state: &AppState,
@@ -261,6 +264,7 @@ pub async fn set_state(
 ///
 /// # Errors
 /// `NOT_FOUND`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn comments(
     ctx: &Ctx,
     state: &AppState,
@@ -292,6 +296,7 @@ pub async fn comments(
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`, `VALIDATION_FAILED`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn add_comment(
     ctx: &Ctx,
     state: &AppState,
@@ -327,6 +332,7 @@ pub async fn add_comment(
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn delete_comment(
     ctx: &Ctx,
     state: &AppState,

@@ -35,6 +35,10 @@ pub async fn execute(
         Ok(request) => request,
         Err(err) => return err.into_response(),
     };
+    let operation =
+        crate::metrics::operation_name(request.operation_name.as_deref(), &request.query);
+    state.metrics.observe_operation(operation);
+    tracing::Span::current().record("operation", operation.unwrap_or("anonymous"));
     let mut request = request.data(meta);
     if let Some(Extension(ctx)) = ctx {
         request = request.data(ctx);

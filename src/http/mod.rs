@@ -1,5 +1,6 @@
 //! Router assembly and the middleware every request passes through. Knows no domain.
 
+pub mod cors;
 mod errors;
 mod graphql;
 pub mod health;
@@ -105,7 +106,8 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
         .route("/health", get(health::live))
         .route("/ready", get(health::ready))
         .route("/health/services", get(health::services))
-        .route(playground::ASSETS_ROUTE, get(playground::asset));
+        .route(playground::ASSETS_ROUTE, get(playground::asset))
+        .route("/metrics", get(crate::metrics::scrape_with_token));
     let api = Router::new()
         .route("/", get(index))
         .route(
@@ -152,7 +154,10 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
         .fallback(errors::unknown_path)
         .method_not_allowed_fallback(errors::unknown_method)
         // Inside authentication and rate limiting: a refused forgery is counted.
-        .layer(middleware::from_fn(crate::auth::csrf::guard))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::csrf::guard,
+        ))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             crate::auth::middleware::authenticate_and_limit,
@@ -170,12 +175,20 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
         Router::new()
     };
     let max_body = state.app.config.max_body_bytes;
+    let cors = cors::layer(&state.app.config);
+    let metrics = state.app.clone();
     Ok(security::with_headers(
         probes
             .merge(api)
             .layer(DefaultBodyLimit::max(max_body))
             .layer(CatchPanicLayer::custom(errors::panic_response))
             .layer(middleware::from_fn(errors::enforce_envelope))
+            // Outside authentication: a preflight carries no credential.
+            .layer(tower::util::option_layer(cors))
+            .layer(middleware::from_fn_with_state(
+                metrics,
+                crate::metrics::track,
+            ))
             .layer(middleware::from_fn(request_id::assign)),
     )
     .with_state(state))

@@ -39,11 +39,20 @@ pub async fn assign(mut req: Request, next: Next) -> Response {
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // `route`, `org` and `operation` are filled in as they become known (routing,
+    // authentication, GraphQL).
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %req.method(),
         path = %req.uri().path(),
+        route = route.as_deref().unwrap_or("unmatched"),
+        org = tracing::field::Empty,
+        operation = tracing::field::Empty,
     );
     req.extensions_mut()
         .insert(RequestId(Arc::from(id.as_str())));

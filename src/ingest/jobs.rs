@@ -37,6 +37,9 @@ pub struct Lease {
     lost: Arc<AtomicBool>,
     /// Bumped by the work whenever it gets somewhere; renewal stops when it stands still.
     activity: Arc<AtomicU64>,
+    /// Set when this process shuts down: the work stops (as when the lease is lost), then the
+    /// job is handed back to the queue ([`release`]).
+    handing_back: Arc<AtomicBool>,
 }
 
 /// A write was refused because the job is no longer this lease's.
@@ -66,7 +69,20 @@ impl Lease {
             token: job.attempts,
             lost: Arc::default(),
             activity: Arc::default(),
+            handing_back: Arc::default(),
         }
+    }
+
+    /// Asks the work under the lease to stop at its next step, writing nothing more, so the
+    /// job can be handed back ([`release`]) once it has.
+    pub fn hand_back(&self) {
+        self.handing_back.store(true, Ordering::SeqCst);
+        self.mark_lost();
+    }
+
+    /// Whether [`Self::hand_back`] was asked.
+    pub fn is_handed_back(&self) -> bool {
+        self.handing_back.load(Ordering::SeqCst)
     }
 
     /// Records that the work under the lease got somewhere (bytes read, rows written).
@@ -146,6 +162,7 @@ impl Lease {
 }
 
 /// Queues a job (inside the caller's transaction, so a scan and its job appear together).
+/// `request_id` names the request that asked for it, for the job's traces.
 ///
 /// # Errors
 /// Only on database failure.
@@ -155,6 +172,7 @@ pub async fn enqueue(
     org_id: Uuid,
     scan_id: Uuid,
     max_attempts: i32,
+    request_id: &str,
 ) -> AppResult<job::Model> {
     let now = Utc::now();
     Ok(job::ActiveModel {
@@ -162,7 +180,7 @@ pub async fn enqueue(
         kind: Set(kind.into()),
         org_id: Set(Some(org_id)),
         scan_id: Set(Some(scan_id)),
-        payload: Set(serde_json::json!({})),
+        payload: Set(serde_json::json!({ "request_id": request_id })),
         status: Set("queued".into()),
         attempts: Set(0),
         max_attempts: Set(max_attempts),
@@ -274,6 +292,32 @@ pub async fn complete(db: &impl ConnectionTrait, lease: &Lease) -> Result<(), Le
         Ok(())
     } else {
         lease.mark_lost();
+        Err(LeaseError::Lost)
+    }
+}
+
+/// Hands a job back to the queue, due now, if `lease` still holds it: a process shutting down
+/// does this once the work under the lease has stopped, so another worker resumes the job at
+/// once instead of after the lease. The attempt still counts (`attempts` is the fencing token).
+///
+/// # Errors
+/// [`LeaseError::Lost`] when the lease no longer holds the job (nothing is written).
+pub async fn release(db: &impl ConnectionTrait, lease: &Lease) -> Result<(), LeaseError> {
+    let now = Utc::now();
+    let res = held(job::Entity::update_many(), lease)
+        .col_expr(job::Column::Status, Expr::value("queued"))
+        .col_expr(job::Column::RunAt, Expr::value(now))
+        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(
+            job::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 1 {
+        Ok(())
+    } else {
         Err(LeaseError::Lost)
     }
 }

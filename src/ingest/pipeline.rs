@@ -122,6 +122,7 @@ pub async fn process(state: &AppState, scan_id: Uuid, lease: &Lease) -> Result<(
         Err(Failure::Report(message)) => {
             discard_partial(&state.db, &row, lease).await?;
             finish(state, &row, lease, ScanStatus::Failed, Some(message)).await?;
+            state.metrics.observe_ingest_failure();
             Ok(())
         }
         Err(other) => Err(other),
@@ -148,6 +149,7 @@ pub async fn give_up(
             Some(format!("processing failed repeatedly: {reason}")),
         )
         .await?;
+        state.metrics.observe_ingest_failure();
     }
     Ok(())
 }
@@ -206,6 +208,10 @@ async fn run_on(
     let (results, writing) = (streamed.processed, streamed.writing);
     let finalizing = Instant::now();
     finalize(state, db, row, lease, streamed).await?;
+    state.metrics.observe_ingest(
+        results,
+        u64::try_from(row.raw_size.unwrap_or(0)).unwrap_or(0),
+    );
     // Where the time went, for operators and the ingest benchmark: parsing overlaps writing,
     // so streaming minus writing is time the writer waited for the parser.
     tracing::info!(

@@ -53,6 +53,7 @@ pub struct Accepted {
 /// `FORBIDDEN` below write; `PAYLOAD_TOO_LARGE`; `BAD_REQUEST` for an empty body;
 /// `UNSUPPORTED_FORMAT` when no target is named and the report cannot be read to find one;
 /// `SERVICE_UNAVAILABLE` when the object store fails.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn accept(
     ctx: &Ctx,
     state: &AppState,
@@ -271,6 +272,7 @@ async fn record(
         ctx.org_id,
         scan_id,
         state.config.job_max_attempts,
+        &ctx.meta.request_id,
     )
     .await?;
     // A failed commit may have committed all the same: from here on the report is removed

@@ -20,9 +20,21 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Stops the workers and removes their heartbeat, so they stop counting at once. (Only
-    /// dropping them stops them too; their heartbeat then goes stale.)
-    pub async fn stop(mut self, db: &sea_orm::DatabaseConnection) {
+    /// Stops the workers once `state.shutdown` is cancelled: they claim nothing more, and a
+    /// running job stops at its next step and is handed back to the queue, for another worker
+    /// to resume at once. Past `grace` the rest are cut off (their jobs then wait for their
+    /// leases to run out). Then the heartbeat is removed, so they stop counting at once.
+    /// (Only dropping them stops them too; their heartbeat then goes stale.)
+    pub async fn stop(mut self, db: &sea_orm::DatabaseConnection, grace: Duration) {
+        if tokio::time::timeout(grace, self.set.join_next())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "running jobs did not stop in time; they are taken up again after their leases"
+            );
+        }
         self.set.shutdown().await;
         if let Err(err) = self.heartbeat.end(db).await {
             tracing::warn!(error = ?err, "could not remove the workers' heartbeat");
@@ -42,7 +54,7 @@ pub fn spawn(state: &AppState, wake: Arc<Notify>) -> Workers {
         if let Err(err) = beating.beat(&state.db).await {
             tracing::warn!(error = ?err, "recording the workers' heartbeat failed");
         }
-        // Aborting this task drops the set, which stops the workers.
+        // Aborting this task drops the sets, which stops the workers.
         let mut workers = JoinSet::new();
         for n in 0..state.config.workers {
             let state = state.clone();
@@ -50,33 +62,64 @@ pub fn spawn(state: &AppState, wake: Arc<Notify>) -> Workers {
             let name = format!("{}-{n}", &process[..12]);
             workers.spawn(async move { work(state, wake, name).await });
         }
+        let mut scheduler = JoinSet::new();
         if state.config.workers > 0 && state.config.store_sweep_interval_secs > 0 {
-            workers.spawn(sweep::schedule(state.clone()));
+            scheduler.spawn(sweep::schedule(state.clone()));
         }
         loop {
-            tokio::time::sleep(fleet::HEARTBEAT_EVERY).await;
+            tokio::select! {
+                () = tokio::time::sleep(fleet::HEARTBEAT_EVERY) => {}
+                () = state.shutdown.cancelled() => break,
+            }
             if let Err(err) = beating.beat(&state.db).await {
                 tracing::warn!(error = ?err, "recording the workers' heartbeat failed");
             }
         }
+        scheduler.abort_all();
+        // Each worker returns once its job, if any, is handed back.
+        while workers.join_next().await.is_some() {}
     });
     Workers { set, heartbeat }
 }
 
 async fn work(state: AppState, wake: Arc<Notify>, name: String) {
     let lease = chrono::Duration::seconds(state.config.job_lease_secs as i64);
-    loop {
-        match jobs::claim(&state.db, &name, lease).await {
-            Ok(Some(job)) => run_one(&state, job, &name, lease).await,
-            Ok(None) => {
-                let _ = tokio::time::timeout(POLL, wake.notified()).await;
+    while !state.shutdown.is_cancelled() {
+        let pause = match jobs::claim(&state.db, &name, lease).await {
+            Ok(Some(job)) => {
+                run_one(&state, job, &name, lease).await;
+                continue;
             }
+            Ok(None) => POLL,
             Err(err) => {
                 tracing::warn!(error = ?err, "claiming a job failed");
-                tokio::time::sleep(POLL * 4).await;
+                POLL * 4
             }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(pause, wake.notified()) => {}
+            () = state.shutdown.cancelled() => {}
         }
     }
+}
+
+/// Aborts a spawned task when dropped, so a lease's renewal never outlives its work.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn renewing(
+    state: &AppState,
+    lease: &jobs::Lease,
+    length: chrono::Duration,
+    stall: Duration,
+) -> AbortOnDrop {
+    let task = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length, stall));
+    AbortOnDrop(task.abort_handle())
 }
 
 /// Processes one claimed job under its lease and records the outcome, unless the lease was
@@ -91,9 +134,8 @@ pub async fn run_one(
     debug_assert_eq!(lease.owner, worker);
     let stall = Duration::from_secs(state.config.job_stall_secs);
     if job.kind == jobs::SWEEP {
-        let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length, stall));
+        let _renewal = renewing(state, &lease, length, stall);
         sweep::run_job(state, &job, &lease).await;
-        renewal.abort();
         return;
     }
     let Some(scan_id) = job.scan_id else {
@@ -102,12 +144,38 @@ pub async fn run_one(
         }
         return;
     };
-    let span = tracing::info_span!("job", job = %job.id, scan = %scan_id, attempt = job.attempts);
-    let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length, stall));
-    let outcome = pipeline::process(state, scan_id, &lease)
-        .instrument(span.clone())
-        .await;
-    renewal.abort();
+    let span = tracing::info_span!(
+        "job",
+        job = %job.id,
+        kind = %job.kind,
+        org = ?job.org_id,
+        scan = %scan_id,
+        attempt = job.attempts,
+        request_id = job.payload.get("request_id").and_then(|v| v.as_str()).unwrap_or(""),
+    );
+    let renewal = renewing(state, &lease, length, stall);
+    let work = pipeline::process(state, scan_id, &lease).instrument(span.clone());
+    tokio::pin!(work);
+    let outcome = tokio::select! {
+        outcome = &mut work => outcome,
+        () = state.shutdown.cancelled() => {
+            // Stop writing first; then the job can be handed back.
+            lease.hand_back();
+            work.await
+        }
+    };
+    drop(renewal);
+    if lease.is_handed_back() && matches!(outcome, Err(pipeline::Failure::LeaseLost)) {
+        match jobs::release(&state.db, &lease).await {
+            Ok(()) => {
+                tracing::info!(parent: &span, "shutting down: handed the job back to the queue")
+            }
+            Err(err) => {
+                tracing::warn!(parent: &span, error = ?err, "could not hand the job back; it is taken up again after its lease")
+            }
+        }
+        return;
+    }
     let recorded = match outcome {
         Ok(()) => jobs::complete(&state.db, &lease).await.map_err(Into::into),
         Err(pipeline::Failure::LeaseLost) => Err(pipeline::Failure::LeaseLost),

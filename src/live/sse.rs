@@ -97,11 +97,15 @@ pub async fn events(
         .and_then(|v| v.parse::<u64>().ok());
     let progress = follow_scan_stream(&state, &ctx, id).await?;
     let mut previous_status = None;
+    let subscribed = state.metrics.subscribed("sse");
+    // At shutdown the stream ends; `EventSource` reconnects with `Last-Event-ID` by itself.
     let events = progress
+        .take_until(state.shutdown.clone().cancelled_owned())
         .filter(move |p| {
             futures::future::ready(resume_after.is_none_or(|after| event_id(p) > after))
         })
         .map(move |p| {
+            let _counted = &subscribed;
             let name = if p.is_terminal() {
                 "done"
             } else if previous_status != Some(p.status) {

@@ -33,6 +33,9 @@ const FORBIDDEN: &str = "Forbidden: ";
 /// ...or with this when a backend is down, so they close with 1013 (try again later), not with
 /// a code that tells clients to give up.
 const UNAVAILABLE: &str = "Unavailable: ";
+/// Close code when the server shuts down (RFC 6455 1012, Service Restart): clients reconnect,
+/// reaching another process behind the load balancer or this one when it is back.
+const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// How often the server pings an idle connection.
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// Read buffer per connection. Clients only send small protocol messages; the 128 KiB default
@@ -270,6 +273,9 @@ async fn serve(
     let mut revoked: Option<BoxStream<'static, String>> = None;
     let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let rate_limit = state.config.rate_limit_per_minute;
+    let _subscribed = state.metrics.subscribed("websocket");
+    let stopping = state.shutdown.clone().cancelled_owned();
+    tokio::pin!(stopping);
     let close = |code: u16, reason: String| {
         Message::Close(Some(CloseFrame {
             code,
@@ -283,6 +289,11 @@ async fn serve(
             // fan-out's CPU). A flooding client cannot starve the others, which are polled
             // before it each round.
             biased;
+            () = &mut stopping => {
+                // The server is going away; clients reconnect (to another process) on 1012.
+                let _ = sink.send(close(CLOSE_SERVICE_RESTART, "the server is restarting".into())).await;
+                break;
+            }
             () = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
                 let _ = sink.send(close(CLOSE_FORBIDDEN, format!("{FORBIDDEN}credential expired"))).await;
                 break;

@@ -38,6 +38,7 @@ pub enum ScanOrderField {
 ///
 /// # Errors
 /// Only on database failure.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn list(
     ctx: &Ctx,
     state: &AppState,
@@ -98,6 +99,7 @@ pub(crate) async fn find_in_org(
 ///
 /// # Errors
 /// `NOT_FOUND`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn get(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     ctx.require(Permission::Read)?;
     Ok(find_in_org(&state.db, ctx, id).await?.into())
@@ -107,6 +109,7 @@ pub async fn get(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
 ///
 /// # Errors
 /// `NOT_FOUND`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn summary(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ScanSummary> {
     Ok(ScanSummary::from(&get(ctx, state, id).await?))
 }
@@ -115,6 +118,7 @@ pub async fn summary(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ScanSum
 ///
 /// # Errors
 /// `NOT_FOUND` for a scan outside the org.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn findings(
     ctx: &Ctx,
     state: &AppState,
@@ -174,6 +178,7 @@ pub enum Change {
 ///
 /// # Errors
 /// `NOT_FOUND`; `BAD_REQUEST` when the scans belong to different targets.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn compare(ctx: &Ctx, state: &AppState, a: Uuid, b: Uuid) -> AppResult<ScanComparison> {
     ctx.require(Permission::Read)?;
     let scan_a = find_in_org(&state.db, ctx, a).await?;
@@ -252,6 +257,7 @@ pub async fn compare_list(
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`, `CONFLICT` when it has already finished.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     ctx.require(Permission::Write)?;
     let row = find_in_org(&state.db, ctx, id).await?;
@@ -294,6 +300,7 @@ pub async fn cancel(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
 /// `NOT_FOUND`, `FORBIDDEN`; `CONFLICT` unless the scan is failed or cancelled, when its raw
 /// report is no longer stored, or while its old job is still queued or running;
 /// `SERVICE_UNAVAILABLE` when the object store cannot say whether the report is there.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn retry(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
     ctx.require(Permission::Admin)?;
     let row = find_in_org(&state.db, ctx, id).await?;
@@ -379,6 +386,7 @@ pub async fn retry(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
         row.org_id,
         row.id,
         state.config.job_max_attempts,
+        &ctx.meta.request_id,
     )
     .await?;
     audit::record(
@@ -400,6 +408,7 @@ pub async fn retry(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Scan> {
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`, `CONFLICT` while it is queued or running.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn delete(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
     ctx.require(Permission::Admin)?;
     let row = find_in_org(&state.db, ctx, id).await?;

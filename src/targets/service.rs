@@ -79,6 +79,7 @@ fn label_condition(backend: DbBackend, label: &str) -> SimpleExpr {
 ///
 /// # Errors
 /// Only on database failure.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn list(
     ctx: &Ctx,
     state: &AppState,
@@ -138,6 +139,7 @@ pub(crate) async fn find_in_org(
 ///
 /// # Errors
 /// `NOT_FOUND`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn get(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Target> {
     ctx.require(Permission::Read)?;
     Ok(find_in_org(&state.db, ctx, id).await?.into())
@@ -155,6 +157,7 @@ pub struct TargetUpdate {
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`, `VALIDATION_FAILED`, `CONFLICT` for a taken name.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn update(
     ctx: &Ctx,
     state: &AppState,
@@ -218,6 +221,7 @@ pub async fn update(
 ///
 /// # Errors
 /// `NOT_FOUND`, `FORBIDDEN`.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn delete(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
     ctx.require(Permission::Admin)?;
     let row = find_in_org(&state.db, ctx, id).await?;

@@ -75,6 +75,7 @@ pub struct FleetEntry {
 ///
 /// # Errors
 /// `NOT_FOUND` for a target outside the org.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn target_trend(
     ctx: &Ctx,
     state: &AppState,
@@ -129,6 +130,7 @@ pub async fn target_trend(
 ///
 /// # Errors
 /// Only on database failure.
+#[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn fleet(
     ctx: &Ctx,
     state: &AppState,

@@ -20,6 +20,7 @@ mod jobs;
 mod live;
 mod mfa;
 mod migrations;
+mod operations;
 mod orphans;
 mod outage;
 mod playground;

@@ -235,6 +235,8 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
     /// Kept so the data directory and database outlive the server.
     pub test_config: Option<TestConfig>,
+    /// The `--metrics-bind` address, when the configuration asks for one.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl TestApp {
@@ -260,6 +262,7 @@ impl TestApp {
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         let app = App::build_with(config, backends).await.expect("app starts");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
@@ -276,6 +279,7 @@ impl TestApp {
             stop: Some(stop),
             task: Some(task),
             test_config: None,
+            metrics_addr,
         }
     }
 
