@@ -18,6 +18,7 @@ mod m20261129_000005_lighter_finding_writes;
 mod m20261201_000006_progress_sequence;
 mod m20261201_000007_invitations;
 mod m20261201_000008_worker_heartbeat;
+mod m20261201_000010_webhooks;
 
 /// Runs Rampart's migrations, in order.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_progress_sequence::Migration),
             Box::new(m20261201_000007_invitations::Migration),
             Box::new(m20261201_000008_worker_heartbeat::Migration),
+            Box::new(m20261201_000010_webhooks::Migration),
         ]
     }
 }

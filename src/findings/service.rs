@@ -253,6 +253,7 @@ pub async fn set_state(
         })),
     )
     .await?;
+    crate::webhooks::finding_triaged(&txn, &state.config, &row, before.as_str()).await?;
     txn.commit().await?;
     Ok(Finding::from_model(row, now))
 }

@@ -54,6 +54,7 @@ pub struct QueryRoot(
     crate::scans::graphql::ScansQuery,
     crate::findings::graphql::FindingsQuery,
     crate::trends::graphql::TrendsQuery,
+    crate::webhooks::graphql::WebhooksQuery,
 );
 
 /// Write operations.
@@ -67,6 +68,7 @@ pub struct MutationRoot(
     crate::scans::graphql::ScansMutation,
     crate::findings::graphql::FindingsMutation,
     crate::ingest::graphql::IngestMutation,
+    crate::webhooks::graphql::WebhooksMutation,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].

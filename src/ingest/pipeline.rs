@@ -563,6 +563,8 @@ async fn finalize(
         return Err(Failure::Cancelled);
     }
     crate::targets::refresh_latest(&txn, row.target_id).await?;
+    // Its webhooks' deliveries commit with the completion, so none is lost.
+    crate::webhooks::scan_completed(&txn, &state.config, row.id).await?;
     txn.commit().await?;
     live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     Ok(())
@@ -612,6 +614,10 @@ async fn finish(
         update = update.filter(scan::Column::Status.ne(ScanStatus::Cancelled.as_str()));
     }
     let finished = live::store_progress(&txn, update, &mut progress).await?;
+    if finished && status == ScanStatus::Failed {
+        // Its webhooks' deliveries commit with the failure, so none is lost.
+        crate::webhooks::scan_failed(&txn, &state.config, row.id).await?;
+    }
     txn.commit().await?;
     if finished {
         live::publish(state.bus.as_ref(), row.org_id, &progress).await;
