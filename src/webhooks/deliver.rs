@@ -91,9 +91,15 @@ async fn attempt(
     lease: &Lease,
     id: Uuid,
 ) -> Result<(), Failure> {
-    let delivery = webhook_delivery::Entity::find_by_id(id).one(&state.db).await?;
+    let delivery = webhook_delivery::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?;
     let hook = match &delivery {
-        Some(d) => webhook::Entity::find_by_id(d.webhook_id).one(&state.db).await?,
+        Some(d) => {
+            webhook::Entity::find_by_id(d.webhook_id)
+                .one(&state.db)
+                .await?
+        }
         None => None,
     };
     let (Some(delivery), Some(hook)) = (delivery, hook) else {
@@ -227,7 +233,12 @@ async fn send(
 /// When a delivery whose `attempts`-th attempt failed is tried again: the configured delay
 /// (the Standard Webhooks schedule by default), drawn within ±20 % so endpoints that failed
 /// together are not retried together.
-pub fn retry_at(schedule: &[u64], attempts: i32, now: DateTime<Utc>, rng: &mut impl Rng) -> DateTime<Utc> {
+pub fn retry_at(
+    schedule: &[u64],
+    attempts: i32,
+    now: DateTime<Utc>,
+    rng: &mut impl Rng,
+) -> DateTime<Utc> {
     let index = usize::try_from(attempts.max(1) - 1).unwrap_or(0);
     let secs = schedule
         .get(index)
@@ -251,7 +262,10 @@ async fn disable(
 ) -> Result<(), Failure> {
     webhook::Entity::update_many()
         .col_expr(webhook::Column::Active, Expr::value(false))
-        .col_expr(webhook::Column::DisabledReason, Expr::value(Some(reason.to_string())))
+        .col_expr(
+            webhook::Column::DisabledReason,
+            Expr::value(Some(reason.to_string())),
+        )
         .col_expr(webhook::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(webhook::Column::Id.eq(hook.id))
         .exec(txn)
@@ -374,7 +388,10 @@ mod tests {
             for _ in 0..100 {
                 let delay = (retry_at(&schedule, attempts, now, &mut rng) - now).num_milliseconds();
                 let ms = i64::try_from(*secs).unwrap() * 1000;
-                assert!(delay >= ms * 4 / 5 && delay <= ms * 6 / 5, "{delay} vs {ms}");
+                assert!(
+                    delay >= ms * 4 / 5 && delay <= ms * 6 / 5,
+                    "{delay} vs {ms}"
+                );
                 seen.insert(delay);
             }
             assert!(seen.len() > 50, "jittered");

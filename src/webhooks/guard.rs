@@ -128,7 +128,10 @@ impl Guard {
         Ok(Destination {
             url,
             host,
-            addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+            addrs: ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect(),
         })
     }
 }
@@ -262,7 +265,8 @@ mod tests {
     fn guard(allow: &[&str]) -> Guard {
         let mut names: HashMap<&'static str, Vec<IpAddr>> = HashMap::new();
         for ip in REFUSED.iter().chain(PUBLIC) {
-            let name: &'static str = Box::leak(format!("h{}.example", ip.replace([':', '.'], "-")).into_boxed_str());
+            let name: &'static str =
+                Box::leak(format!("h{}.example", ip.replace([':', '.'], "-")).into_boxed_str());
             names.insert(name, vec![ip.parse().unwrap()]);
         }
         names.insert(
@@ -307,7 +311,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_with_one_private_address_among_public_ones_is_refused() {
-        let err = guard(&[]).check("https://mixed.example/").await.unwrap_err();
+        let err = guard(&[])
+            .check("https://mixed.example/")
+            .await
+            .unwrap_err();
         assert!(err.contains("10.0.0.1"), "{err}");
     }
 
@@ -315,10 +322,16 @@ mod tests {
     async fn the_resolved_addresses_are_pinned_to_the_name() {
         let dest = guard(&[]).check(&named("8.8.8.8")).await.unwrap();
         assert_eq!(dest.host.as_deref(), Some("h8-8-8-8.example"));
-        assert_eq!(dest.addrs, vec!["8.8.8.8:443".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            dest.addrs,
+            vec!["8.8.8.8:443".parse::<SocketAddr>().unwrap()]
+        );
         let dest = guard(&[]).check("http://8.8.8.8/").await.unwrap();
         assert_eq!(dest.host, None);
-        assert_eq!(dest.addrs, vec!["8.8.8.8:80".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            dest.addrs,
+            vec!["8.8.8.8:80".parse::<SocketAddr>().unwrap()]
+        );
     }
 
     #[tokio::test]

@@ -124,7 +124,10 @@ impl From<webhook::Model> for Webhook {
             url: m.url,
             description: m.description,
             target_id: m.target_id,
-            min_severity: m.min_severity.as_deref().and_then(|s| Severity::parse(s).ok()),
+            min_severity: m
+                .min_severity
+                .as_deref()
+                .and_then(|s| Severity::parse(s).ok()),
             enabled: m.active,
             disabled_reason: m.disabled_reason,
             failing_since: m.failing_since,

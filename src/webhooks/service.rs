@@ -102,11 +102,7 @@ fn description(value: Option<&str>) -> AppResult<Option<String>> {
 }
 
 /// A webhook of the caller's org; another org's is `NOT_FOUND`, like a missing one.
-async fn find_in_org(
-    db: &impl ConnectionTrait,
-    ctx: &Ctx,
-    id: Uuid,
-) -> AppResult<webhook::Model> {
+async fn find_in_org(db: &impl ConnectionTrait, ctx: &Ctx, id: Uuid) -> AppResult<webhook::Model> {
     webhook::Entity::find_by_id(id)
         .filter(webhook::Column::OrgId.eq(ctx.org_id))
         .one(db)
@@ -405,7 +401,9 @@ pub async fn redeliver(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Webho
     let row = delivery_in_org(&txn, ctx, id).await?;
     let hook = find_in_org(&txn, ctx, row.webhook_id).await?;
     if !hook.active {
-        return Err(AppError::conflict("the webhook is disabled; enable it first"));
+        return Err(AppError::conflict(
+            "the webhook is disabled; enable it first",
+        ));
     }
     if row.status == "pending" {
         return Err(AppError::conflict("this delivery is still being attempted"));

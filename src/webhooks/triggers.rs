@@ -3,9 +3,7 @@
 //! scan's or finding's own id and org, so a body never carries another org's data.
 
 use entity::{finding, scan, scan_finding, target};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{json, Value};
 
 use super::events::{emit, min_severity, Event};
@@ -125,7 +123,12 @@ pub async fn scan_completed(
         .into_tuple()
         .all(db)
         .await?;
-    let count = |s: Severity| counts.iter().find(|(k, _)| k == s.as_str()).map_or(0, |(_, n)| *n);
+    let count = |s: Severity| {
+        counts
+            .iter()
+            .find(|(k, _)| k == s.as_str())
+            .map_or(0, |(_, n)| *n)
+    };
     // The worst first, up to the cap: for any minimum severity, the listed ones at or above
     // it are the worst of those.
     let mut worst: Vec<finding::Model> = Vec::new();
