@@ -33,7 +33,8 @@ impl Received {
     }
 }
 
-/// An HTTP endpoint on loopback answering with the scripted statuses, then 200.
+/// An HTTP endpoint on loopback answering with the scripted statuses, then 200; a scripted 0
+/// never answers (the request stays open until the sender goes away).
 struct Receiver {
     port: u16,
     got: mpsc::UnboundedReceiver<Received>,
@@ -63,6 +64,9 @@ impl Receiver {
                     body,
                 });
                 let status = script.lock().unwrap().pop_front().unwrap_or(200);
+                if status == 0 {
+                    std::future::pending::<()>().await;
+                }
                 (StatusCode::from_u16(status).unwrap(), "receiver says hello")
             }
         };
@@ -712,4 +716,156 @@ async fn another_orgs_webhooks_and_deliveries_are_not_found_and_bodies_stay_in_t
             .unwrap();
         assert_eq!(res.status(), 404, "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_delivery_leaves_it_to_the_next_process() {
+    let mut receiver = Receiver::start(&[0]).await;
+    let tc = TestConfig::new().await;
+    let port = receiver.port.to_string();
+    let env = [
+        ("RAMPART_WEBHOOK_ALLOW_CIDRS", "127.0.0.0/8"),
+        ("RAMPART_WEBHOOK_PORTS", port.as_str()),
+    ];
+    let (mut first, base) = crate::crash::serve_with(&tc, &env);
+    let http = reqwest::Client::new();
+    let gql = |base: String, token: Option<String>, query: &'static str, vars: Value| {
+        let http = http.clone();
+        async move {
+            let mut req = http
+                .post(format!("{base}/graphql"))
+                .json(&json!({"query": query, "variables": vars}));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            req.send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let login = gql(
+        base.clone(),
+        None,
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        json!({"e": crate::support::ADMIN_EMAIL, "p": crate::support::ADMIN_PASSWORD}),
+    )
+    .await;
+    let token = login["data"]["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = gql(
+        base.clone(),
+        Some(token.clone()),
+        "mutation($u: String!) { createWebhook(input: {url: $u, events: [SCAN_COMPLETED]}) { secret webhook { id } } }",
+        json!({"u": receiver.url()}),
+    )
+    .await;
+    let secret = created["data"]["createWebhook"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hook = created["data"]["createWebhook"]["webhook"]["id"].clone();
+    let pinged = gql(
+        base.clone(),
+        Some(token.clone()),
+        "mutation($id: UUID!) { pingWebhook(id: $id) { id } }",
+        json!({"id": hook}),
+    )
+    .await;
+    let delivery = pinged["data"]["pingWebhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The first process is sending (the receiver holds the request open): kill it.
+    let held = receiver.next().await;
+    assert_eq!(held.id, delivery);
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (mut second, base) = crate::crash::serve_with(&tc, &env);
+    let again = receiver.next().await;
+    assert_eq!(
+        again.id, delivery,
+        "the same webhook-id, so the receiver can drop the duplicate"
+    );
+    assert_eq!(again.body, held.body);
+    assert!(verifies(&secret, &again));
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        last = gql(
+            base.clone(),
+            Some(token.clone()),
+            "query($id: UUID!) { webhookDelivery(id: $id) { status attempts statusCode } }",
+            json!({"id": delivery}),
+        )
+        .await;
+        if last["data"]["webhookDelivery"]["status"] != "PENDING" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        last["data"]["webhookDelivery"]["status"], "DELIVERED",
+        "{last}"
+    );
+    assert_eq!(last["data"]["webhookDelivery"]["statusCode"], 200);
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_days_is_disabled() {
+    let mut receiver = Receiver::start(&[500]).await;
+    let app = app_for(&receiver).await;
+    let token = app.login_admin().await;
+    let (hook, _) = create(
+        &app,
+        &token,
+        json!({"url": receiver.url(), "events": ["SCAN_COMPLETED"]}),
+    )
+    .await;
+    // Failing since before the configured number of days (5 by default).
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    entity::webhook::Entity::update_many()
+        .col_expr(
+            entity::webhook::Column::FailingSince,
+            sea_orm::sea_query::Expr::value(Some(chrono::Utc::now() - chrono::Duration::days(6))),
+        )
+        .filter(
+            entity::webhook::Column::Id
+                .eq(uuid::Uuid::parse_str(hook["id"].as_str().unwrap()).unwrap()),
+        )
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    let queued = ping(&app, &token, hook["id"].as_str().unwrap()).await;
+    receiver.next().await;
+    let done = settled(&app, &token, queued["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "FAILED");
+    assert_eq!(done["attempts"], 1, "no retry once disabled");
+    let now = app
+        .gql(
+            Auth::Bearer(&token),
+            &format!("query($id: UUID!) {{ webhook(id: $id) {{ {FIELDS} failingSince }} }}"),
+            json!({"id": hook["id"]}),
+        )
+        .await;
+    let now = now.data("webhook");
+    assert_eq!(now["enabled"], false);
+    assert!(
+        now["disabledReason"].as_str().unwrap().contains("5 days"),
+        "{now}"
+    );
+    // Enabled again by an admin: its failures are forgotten.
+    let enabled = app
+        .gql(
+            Auth::Bearer(&token),
+            "mutation($id: UUID!) { updateWebhook(id: $id, input: {enabled: true}) { enabled disabledReason failingSince } }",
+            json!({"id": hook["id"]}),
+        )
+        .await;
+    assert_eq!(
+        enabled.data("updateWebhook").clone(),
+        json!({"enabled": true, "disabledReason": null, "failingSince": null})
+    );
 }
