@@ -398,4 +398,77 @@ mod tests {
         }
         assert_eq!(retry_at(&[0, 0], 1, now, &mut rng), now);
     }
+
+    /// A name the system cannot resolve reaches the address the guard resolved it to: the
+    /// client connects to the checked addresses and looks nothing up again.
+    #[tokio::test]
+    async fn the_client_connects_to_the_checked_addresses_without_a_second_lookup() {
+        use std::sync::Arc;
+
+        struct Pinned(std::net::IpAddr);
+        #[async_trait::async_trait]
+        impl super::super::guard::Resolve for Pinned {
+            async fn resolve(&self, _: &str, _: u16) -> std::io::Result<Vec<std::net::IpAddr>> {
+                Ok(vec![self.0])
+            }
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "pinned" }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let guard = Guard::new(
+            vec!["127.0.0.0/8".parse().unwrap()],
+            vec![port],
+            Arc::new(Pinned("127.0.0.1".parse().unwrap())),
+        );
+        let url = format!("http://rampart-test-only.invalid:{port}/hook");
+        let dest = guard.check(&url).await.unwrap();
+        let client = client_for(&dest, Duration::from_secs(10)).unwrap();
+        let answer = client.post(dest.url.clone()).send().await.unwrap();
+        assert_eq!(answer.text().await.unwrap(), "pinned");
+    }
+
+    /// Redirects are answers, not directions: the 3xx is recorded, its target not requested.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let followed = Arc::new(AtomicBool::new(false));
+        let seen = followed.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(|| async {
+                    (
+                        axum::http::StatusCode::TEMPORARY_REDIRECT,
+                        [("location", "/elsewhere")],
+                    )
+                }),
+            )
+            .route(
+                "/elsewhere",
+                axum::routing::post(move || {
+                    seen.store(true, Ordering::SeqCst);
+                    async { "followed" }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let guard = Guard::new(
+            vec!["127.0.0.0/8".parse().unwrap()],
+            vec![port],
+            Arc::new(super::super::guard::SystemResolver),
+        );
+        let dest = guard
+            .check(&format!("http://127.0.0.1:{port}/hook"))
+            .await
+            .unwrap();
+        let client = client_for(&dest, Duration::from_secs(10)).unwrap();
+        let answer = client.post(dest.url.clone()).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), 307);
+        assert!(!followed.load(Ordering::SeqCst));
+    }
 }
