@@ -46,6 +46,14 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Webhook,
+    #[sea_orm(has_many = "super::webhook_attempt::Entity")]
+    WebhookAttempt,
+}
+
+impl Related<super::webhook_attempt::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::WebhookAttempt.def()
+    }
 }
 
 impl Related<super::organization::Entity> for Entity {

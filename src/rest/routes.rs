@@ -59,7 +59,7 @@ macro_rules! webhook_fields {
 }
 macro_rules! delivery_fields {
     () => {
-        "id webhook_id: webhookId event status attempts status_code: statusCode latency_ms: latencyMs response_excerpt: responseExcerpt error last_attempt_at: lastAttemptAt delivered_at: deliveredAt created_at: createdAt payload"
+        "id webhook_id: webhookId event status attempts status_code: statusCode latency_ms: latencyMs response_excerpt: responseExcerpt error last_attempt_at: lastAttemptAt delivered_at: deliveredAt created_at: createdAt payload attempt_log: attemptLog { attempted_at: attemptedAt status_code: statusCode latency_ms: latencyMs response_excerpt: responseExcerpt error }"
     };
 }
 

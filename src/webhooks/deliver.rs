@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use entity::{job, webhook, webhook_delivery};
+use entity::{job, webhook, webhook_attempt, webhook_delivery};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
@@ -304,6 +304,18 @@ async fn record(
     lease.fence(&txn).await?;
     let mut row: webhook_delivery::ActiveModel = delivery.clone().into();
     if hook.active {
+        webhook_attempt::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            org_id: Set(delivery.org_id),
+            delivery_id: Set(delivery.id),
+            attempted_at: Set(now),
+            status_code: Set(sent.status.map(i32::from)),
+            latency_ms: Set(sent.latency_ms),
+            response_excerpt: Set(sent.excerpt.clone()),
+            error: Set(error.clone()),
+        }
+        .insert(&txn)
+        .await?;
         row.attempt = Set(delivery.attempt + 1);
         row.status_code = Set(sent.status.map(i32::from));
         row.latency_ms = Set(sent.latency_ms);

@@ -13,6 +13,8 @@ mod service;
 pub mod signing;
 mod triggers;
 
-pub use model::{CreatedWebhook, DeliveryStatus, Webhook, WebhookDelivery, WebhookEventType};
+pub use model::{
+    CreatedWebhook, DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, WebhookEventType,
+};
 pub use service::*;
 pub use triggers::*;

@@ -3,7 +3,7 @@
 
 use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{webhook, webhook_delivery};
+use entity::{webhook, webhook_attempt, webhook_delivery};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -148,12 +148,40 @@ pub struct CreatedWebhook {
     pub message: String,
 }
 
+/// One attempt to send a delivery.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct WebhookAttempt {
+    pub attempted_at: DateTime<Utc>,
+    /// The HTTP status of the answer, if one came.
+    pub status_code: Option<i32>,
+    pub latency_ms: Option<i32>,
+    /// The start of the answer's body (at most 1 KiB).
+    pub response_excerpt: Option<String>,
+    /// Why the attempt failed, if it did.
+    pub error: Option<String>,
+}
+
+impl From<webhook_attempt::Model> for WebhookAttempt {
+    fn from(m: webhook_attempt::Model) -> Self {
+        Self {
+            attempted_at: m.attempted_at,
+            status_code: m.status_code,
+            latency_ms: m.latency_ms,
+            response_excerpt: m.response_excerpt,
+            error: m.error,
+        }
+    }
+}
+
 /// One event sent (or to be sent) to a webhook, with its last attempt.
 #[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
 pub struct WebhookDelivery {
     /// Also the `webhook-id` header: the same on every attempt and redelivery, so receivers
     /// can drop duplicates.
     pub id: Uuid,
+    #[graphql(skip)]
+    pub org_id: Uuid,
     pub webhook_id: Uuid,
     /// The event's name (`scan.completed`, …).
     pub event: String,
@@ -179,6 +207,7 @@ impl From<webhook_delivery::Model> for WebhookDelivery {
     fn from(m: webhook_delivery::Model) -> Self {
         Self {
             id: m.id,
+            org_id: m.org_id,
             webhook_id: m.webhook_id,
             event: m.event,
             status: DeliveryStatus::parse(&m.status),
@@ -194,5 +223,29 @@ impl From<webhook_delivery::Model> for WebhookDelivery {
                 serde_json::from_str(&m.payload).unwrap_or(serde_json::Value::Null),
             ),
         }
+    }
+}
+
+#[async_graphql::ComplexObject]
+impl WebhookDelivery {
+    /// Every attempt so far, oldest first: when, the status, the latency and the answer's start.
+    async fn attempt_log(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<Vec<WebhookAttempt>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let state = crate::graphql::state(ctx);
+        // The delivery was read in the caller's org; its attempts carry the same org.
+        Ok(webhook_attempt::Entity::find()
+            .filter(webhook_attempt::Column::DeliveryId.eq(self.id))
+            .filter(webhook_attempt::Column::OrgId.eq(self.org_id))
+            .order_by_asc(webhook_attempt::Column::AttemptedAt)
+            .order_by_asc(webhook_attempt::Column::Id)
+            .all(&state.db)
+            .await
+            .map_err(crate::error::AppError::from)?
+            .into_iter()
+            .map(WebhookAttempt::from)
+            .collect())
     }
 }

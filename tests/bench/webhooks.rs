@@ -41,7 +41,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let events = args
         .iter()
         .take_while(|a| !a.starts_with("--"))
@@ -180,12 +183,20 @@ async fn main() -> anyhow::Result<()> {
     let last = arrived.values().max().copied().unwrap_or_else(Utc::now);
     let first_event = created.values().min().copied().unwrap_or_else(Utc::now);
     let span = (last - first_event).num_milliseconds().max(1) as f64 / 1000.0;
-    println!("queued in {:.2} s; all delivered in {:.2} s", queued_in.as_secs_f64(), elapsed.as_secs_f64());
+    println!(
+        "queued in {:.2} s; all delivered in {:.2} s",
+        queued_in.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
     println!("| events | mode | workers | deliveries/s | p50 ms | p95 ms | p99 ms | max ms |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {events} | {} | {workers} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
-        if rate == 0 { "burst".to_string() } else { format!("{rate}/s") },
+        if rate == 0 {
+            "burst".to_string()
+        } else {
+            format!("{rate}/s")
+        },
         events as f64 / span,
         percentile(&latency, 50.0),
         percentile(&latency, 95.0),

@@ -35,6 +35,10 @@ async fn assert_all_tables_usable(db: &DatabaseConnection) {
     AuditEvent::find().count(db).await.expect("audit_event");
     Job::find().count(db).await.expect("job");
     Invitation::find().count(db).await.expect("invitation");
+    WebhookAttempt::find()
+        .count(db)
+        .await
+        .expect("webhook_attempt");
 }
 
 #[tokio::test]

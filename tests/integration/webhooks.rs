@@ -139,7 +139,7 @@ async fn create(app: &TestApp, token: &str, input: Value) -> (Value, String) {
     )
 }
 
-const DELIVERY: &str = "id webhookId event status attempts statusCode latencyMs responseExcerpt error lastAttemptAt deliveredAt payload";
+const DELIVERY: &str = "id webhookId event status attempts statusCode latencyMs responseExcerpt error lastAttemptAt deliveredAt payload attemptLog { attemptedAt statusCode latencyMs responseExcerpt error }";
 
 async fn delivery(app: &TestApp, token: &str, id: &str) -> Value {
     app.gql(
@@ -212,6 +212,16 @@ async fn a_failing_endpoint_is_retried_until_it_answers_and_every_attempt_is_sig
     assert!(done["latencyMs"].as_i64().is_some());
     assert!(done["deliveredAt"].is_string() && done["lastAttemptAt"].is_string());
     assert_eq!(done["error"], Value::Null);
+    let log = done["attemptLog"].as_array().unwrap();
+    let statuses: Vec<&Value> = log.iter().map(|a| &a["statusCode"]).collect();
+    assert_eq!(statuses, [&json!(500), &json!(503), &json!(200)]);
+    assert_eq!(log[0]["error"], "the endpoint answered HTTP 500");
+    assert!(log
+        .iter()
+        .all(|a| a["attemptedAt"].is_string() && a["latencyMs"].is_number()));
+    assert!(log
+        .iter()
+        .all(|a| a["responseExcerpt"] == "receiver says hello"));
 
     // Redelivered on request: the same body and webhook-id, signed again.
     let again = app
@@ -228,6 +238,7 @@ async fn a_failing_endpoint_is_retried_until_it_answers_and_every_attempt_is_sig
     assert!(verifies(&secret, &redelivered));
     let done = settled(&app, &token, queued["id"].as_str().unwrap()).await;
     assert_eq!(done["attempts"], 4);
+    assert_eq!(done["attemptLog"].as_array().unwrap().len(), 4);
 }
 
 #[tokio::test]
@@ -446,6 +457,11 @@ async fn the_guard_checks_again_at_delivery_and_records_the_refusal() {
         error.contains("refused") && error.contains("metadata"),
         "{error}"
     );
+    let log = done["attemptLog"].as_array().unwrap();
+    assert_eq!(log.len(), 4);
+    assert!(log
+        .iter()
+        .all(|a| a["statusCode"].is_null() && a["error"] == error));
 }
 
 #[tokio::test]
