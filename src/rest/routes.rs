@@ -275,8 +275,8 @@ pub const ROUTES: &[Route] = &[
         .notes("Answers 202: the scan is processed again in the background; follow it like an upload."),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
-        op!("query ListFindings($targetId: UUID, $scanId: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
-        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("page"), Var::query("pageSize")])
+        op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("newInScan"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/findings/{id}", "findings", "One finding",
         op!("query GetFinding($id: UUID!) { finding(id: $id) { ", finding_fields!(), " } }"))

@@ -13,7 +13,8 @@ use crate::error::AppResult;
 use crate::findings::Severity;
 
 /// At most this many findings are listed in one `finding.new` delivery; the rest are a link
-/// away.
+/// away (`links.findings`: the REST list of the scan's new findings at or above the filter,
+/// worst first, paged).
 pub const NEW_FINDINGS_CAP: u64 = 100;
 
 fn scan_json(scan: &scan::Model, target: Option<&target::Model>) -> Value {
@@ -165,13 +166,26 @@ pub async fn scan_completed(
             .filter(|f| Severity::parse(&f.severity).is_ok_and(|s| s >= min))
             .map(finding_json)
             .collect();
+        let severities: Vec<&str> = Severity::ALL
+            .into_iter()
+            .filter(|s| *s >= min)
+            .map(|s| s.as_str())
+            .collect();
+        let mut all = format!("/api/v1/findings?new_in_scan={}", scan.id);
+        for s in &severities {
+            all.push_str("&severity=");
+            all.push_str(s);
+        }
         Some(json!({
             "scan": scan_summary,
             "min_severity": min.as_str(),
             "total": total,
             "truncated": (listed.len() as i64) < total,
             "findings": listed,
-            "links": links(scan.id),
+            "links": {
+                "scan": format!("/api/v1/scans/{}", scan.id),
+                "findings": all,
+            },
         }))
     })
     .await?;

@@ -289,16 +289,53 @@ async fn scans_send_completed_and_new_findings_above_the_filter_and_failures() {
         .iter()
         .all(|f| f["severity"] == "high" || f["severity"] == "critical"));
     assert_eq!(new["truncated"], false);
+    // The link pages all of them, and only them.
+    let link = new["links"]["findings"].as_str().unwrap();
+    let res = app
+        .http
+        .get(app.url(&format!("{link}&page_size=1")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let paged: Value = res.json().await.unwrap();
+    assert_eq!(paged["meta"]["total"], expected, "{link}: {paged}");
+    assert!(paged["links"]["next"].is_string() || expected == 1);
+    assert!(listed.iter().any(|f| f["id"] == paged["data"][0]["id"]));
 
     // The same report again: nothing new, so only scan.completed.
-    app.ingest_and_wait(
-        Auth::Bearer(&token),
-        "target=shop&target_kind=repository",
-        sarif("semgrep", (0..9).map(SyntheticResult::numbered)),
-    )
-    .await;
+    let again = app
+        .ingest_and_wait(
+            Auth::Bearer(&token),
+            "target=shop&target_kind=repository",
+            sarif("semgrep", (0..9).map(SyntheticResult::numbered)),
+        )
+        .await;
     let got = receiver.next().await;
     assert_eq!(got.json()["type"], "scan.completed");
+    // What such a link would list for it: nothing, though the scan saw every finding.
+    let total = |query: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let res = app
+                .http
+                .get(app.url(&format!("/api/v1/findings?{query}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            res.json::<Value>().await.unwrap()["meta"]["total"].clone()
+        }
+    };
+    assert_eq!(
+        total(format!("new_in_scan={}", again["id"].as_str().unwrap())).await,
+        0
+    );
+    assert_eq!(
+        total(format!("scan_id={}", again["id"].as_str().unwrap())).await,
+        9
+    );
 
     // A broken report: scan.failed, with the reason.
     let failed = app
