@@ -265,6 +265,34 @@ pub struct Config {
     /// a private network; no token is asked there unless one is configured.
     #[arg(long, env = "RAMPART_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+
+    /// Networks webhooks may be delivered to although they are loopback, private, link-local,
+    /// CGNAT or metadata addresses (refused otherwise, against SSRF): CIDRs or addresses,
+    /// comma-separated.
+    #[arg(long, env = "RAMPART_WEBHOOK_ALLOW_CIDRS", value_delimiter = ',', value_parser = parse_cidr)]
+    pub webhook_allow_cidrs: Vec<IpNet>,
+
+    /// Ports webhook URLs may name, comma-separated.
+    #[arg(long, env = "RAMPART_WEBHOOK_PORTS", value_delimiter = ',', default_values_t = [80u16, 443])]
+    pub webhook_ports: Vec<u16>,
+
+    /// How long one webhook delivery attempt may take, in milliseconds.
+    #[arg(long, env = "RAMPART_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// Seconds before each retry of a failed webhook delivery (each drawn ±20 %), comma-
+    /// separated; the Standard Webhooks schedule by default. One attempt more than delays.
+    #[arg(long, env = "RAMPART_WEBHOOK_RETRY_SCHEDULE_SECS", value_delimiter = ',', default_values_t = [5u64, 300, 1800, 7200, 18000, 36000, 36000])]
+    pub webhook_retry_schedule_secs: Vec<u64>,
+
+    /// How long a rotated-out webhook secret still signs deliveries beside the new one.
+    #[arg(long, env = "RAMPART_WEBHOOK_SECRET_OVERLAP_SECS", default_value_t = 24 * 3600)]
+    pub webhook_secret_overlap_secs: u64,
+
+    /// A webhook whose deliveries have failed for this many days without a success is
+    /// disabled.
+    #[arg(long, env = "RAMPART_WEBHOOK_DISABLE_AFTER_DAYS", default_value_t = 5)]
+    pub webhook_disable_after_days: u64,
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, no path, lowercased.
@@ -341,6 +369,12 @@ impl Config {
             cors_allowed_origins: Vec::new(),
             metrics_token: None,
             metrics_bind: None,
+            webhook_allow_cidrs: Vec::new(),
+            webhook_ports: vec![80, 443],
+            webhook_timeout_ms: 10_000,
+            webhook_retry_schedule_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
+            webhook_secret_overlap_secs: 24 * 3600,
+            webhook_disable_after_days: 5,
         }
     }
 

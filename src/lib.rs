@@ -30,6 +30,7 @@ pub mod store;
 pub mod targets;
 pub mod trends;
 pub mod validate;
+pub mod webhooks;
 
 pub use app::{App, AppState};
 pub use config::Config;

@@ -23,6 +23,7 @@ pub mod session;
 pub mod target;
 pub mod user;
 pub mod webhook;
+pub mod webhook_attempt;
 pub mod webhook_delivery;
 pub mod worker_heartbeat;
 
@@ -46,6 +47,7 @@ pub mod prelude {
     pub use super::target::Entity as Target;
     pub use super::user::Entity as User;
     pub use super::webhook::Entity as Webhook;
+    pub use super::webhook_attempt::Entity as WebhookAttempt;
     pub use super::webhook_delivery::Entity as WebhookDelivery;
     pub use super::worker_heartbeat::Entity as WorkerHeartbeat;
 }

@@ -18,6 +18,20 @@ pub struct Model {
     pub active: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub description: Option<String>,
+    /// Only events about this target, when set.
+    pub target_id: Option<Uuid>,
+    /// Only findings at least this severe (`finding.new`), when set.
+    pub min_severity: Option<String>,
+    /// The secret before the last rotation; it signs too until `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
+    /// When deliveries began failing without a success since.
+    pub failing_since: Option<DateTimeUtc>,
+    /// Why the endpoint was disabled automatically (410 Gone, failing too long).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub disabled_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,14 @@ pub struct Model {
     pub error: Option<String>,
     pub delivered_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// `pending`, `delivered` or `failed` (no attempt left).
+    pub status: String,
+    /// How long the last attempt took, in milliseconds.
+    pub latency_ms: Option<i32>,
+    /// The start of the last answer's body (at most 1 KiB).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub response_excerpt: Option<String>,
+    pub last_attempt_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -38,6 +46,14 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Webhook,
+    #[sea_orm(has_many = "super::webhook_attempt::Entity")]
+    WebhookAttempt,
+}
+
+impl Related<super::webhook_attempt::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::WebhookAttempt.def()
+    }
 }
 
 impl Related<super::organization::Entity> for Entity {

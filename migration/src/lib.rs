@@ -19,6 +19,7 @@ mod m20261201_000006_progress_sequence;
 mod m20261201_000007_invitations;
 mod m20261201_000008_worker_heartbeat;
 mod m20261201_000009_mfa;
+mod m20261201_000010_webhooks;
 mod m20261201_000011_password_resets;
 
 /// Runs Rampart's migrations, in order.
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_invitations::Migration),
             Box::new(m20261201_000008_worker_heartbeat::Migration),
             Box::new(m20261201_000009_mfa::Migration),
+            Box::new(m20261201_000010_webhooks::Migration),
             Box::new(m20261201_000011_password_resets::Migration),
         ]
     }

@@ -108,6 +108,9 @@ impl FindingsQuery {
         ctx: &Context<'_>,
         target_id: Option<Uuid>,
         #[graphql(desc = "Only findings this scan saw.")] scan_id: Option<Uuid>,
+        #[graphql(desc = "Only findings new (or reopened) in this scan.")] new_in_scan: Option<
+            Uuid,
+        >,
         #[graphql(desc = "Any of these severities.")] severity: Option<Vec<Severity>>,
         status: Option<FindingStatus>,
         triage_state: Option<TriageState>,
@@ -134,6 +137,7 @@ impl FindingsQuery {
         let filter = FindingFilter {
             target_id,
             scan_id,
+            new_in_scan,
             severity: severity.unwrap_or_default(),
             status,
             triage_state,

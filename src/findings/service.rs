@@ -39,6 +39,8 @@ pub struct FindingFilter {
     pub target_id: Option<Uuid>,
     /// Findings this scan saw.
     pub scan_id: Option<Uuid>,
+    /// Findings new (or reopened) in this scan: what its `finding.new` webhook lists.
+    pub new_in_scan: Option<Uuid>,
     pub severity: Vec<Severity>,
     pub status: Option<FindingStatus>,
     pub triage_state: Option<TriageState>,
@@ -104,6 +106,15 @@ pub async fn list(
             .and_where(Expr::col(scan_finding::Column::ScanId).eq(scan_id))
             .to_owned();
         query = query.filter(finding::Column::Id.in_subquery(seen));
+    }
+    if let Some(scan_id) = filter.new_in_scan {
+        let new = Query::select()
+            .column(scan_finding::Column::FindingId)
+            .from(scan_finding::Entity)
+            .and_where(Expr::col(scan_finding::Column::ScanId).eq(scan_id))
+            .and_where(Expr::col(scan_finding::Column::Change).is_in(["new", "reopened"]))
+            .to_owned();
+        query = query.filter(finding::Column::Id.in_subquery(new));
     }
     if !filter.severity.is_empty() {
         query = query
@@ -256,6 +267,7 @@ pub async fn set_state(
         })),
     )
     .await?;
+    crate::webhooks::finding_triaged(&txn, &state.config, &row, before.as_str()).await?;
     txn.commit().await?;
     Ok(Finding::from_model(row, now))
 }

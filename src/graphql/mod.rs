@@ -56,6 +56,7 @@ pub struct QueryRoot(
     crate::trends::graphql::TrendsQuery,
     crate::accounts::graphql::AccountsQuery,
     crate::auth::mfa::graphql::MfaQuery,
+    crate::webhooks::graphql::WebhooksQuery,
 );
 
 /// Write operations.
@@ -71,6 +72,7 @@ pub struct MutationRoot(
     crate::ingest::graphql::IngestMutation,
     crate::accounts::graphql::AccountsMutation,
     crate::auth::mfa::graphql::MfaMutation,
+    crate::webhooks::graphql::WebhooksMutation,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].

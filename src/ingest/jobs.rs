@@ -25,6 +25,8 @@ use crate::error::AppResult;
 pub const INGEST: &str = "ingest";
 /// Removes stored objects no scan refers to (see `ingest::sweep`); one job per period.
 pub const SWEEP: &str = "sweep";
+/// Sends one webhook delivery (see `webhooks::deliver`).
+pub const WEBHOOK: &str = "webhook";
 
 /// One claim of a job: who holds it, and the claim's fencing token.
 #[derive(Clone, Debug)]

@@ -138,6 +138,12 @@ pub async fn run_one(
         sweep::run_job(state, &job, &lease).await;
         return;
     }
+    if job.kind == jobs::WEBHOOK {
+        let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length, stall));
+        crate::webhooks::deliver::run_job(state, &job, &lease).await;
+        renewal.abort();
+        return;
+    }
     let Some(scan_id) = job.scan_id else {
         if let Err(err) = jobs::complete(&state.db, &lease).await {
             tracing::warn!(error = ?err, job = %job.id, "could not end a job without a scan");

@@ -116,6 +116,10 @@ const TAGS: &[(&str, &str)] = &[
         "Distinct problems per target across scans; triage and comments",
     ),
     (
+        "webhooks",
+        "Signed HTTP callbacks on scan and finding events, with their delivery log (admins, signed in)",
+    ),
+    (
         "trends",
         "Scores over time, per target and across the fleet",
     ),

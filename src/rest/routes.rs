@@ -65,6 +65,17 @@ macro_rules! org_fields {
     };
 }
 
+macro_rules! webhook_fields {
+    () => {
+        "id url description events target_id: targetId min_severity: minSeverity enabled disabled_reason: disabledReason failing_since: failingSince previous_secret_expires_at: previousSecretExpiresAt created_at: createdAt updated_at: updatedAt"
+    };
+}
+macro_rules! delivery_fields {
+    () => {
+        "id webhook_id: webhookId event status attempts status_code: statusCode latency_ms: latencyMs response_excerpt: responseExcerpt error last_attempt_at: lastAttemptAt delivered_at: deliveredAt created_at: createdAt payload attempt_log: attemptLog { attempted_at: attemptedAt status_code: statusCode latency_ms: latencyMs response_excerpt: responseExcerpt error }"
+    };
+}
+
 macro_rules! counts {
     () => {
         "counts { critical high medium low info total }"
@@ -362,8 +373,8 @@ pub const ROUTES: &[Route] = &[
         .notes("Answers 202: the scan is processed again in the background; follow it like an upload."),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
-        op!("query ListFindings($targetId: UUID, $scanId: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
-        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("page"), Var::query("pageSize")])
+        op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("newInScan"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/findings/{id}", "findings", "One finding",
         op!("query GetFinding($id: UUID!) { finding(id: $id) { ", finding_fields!(), " } }"))
@@ -383,6 +394,57 @@ pub const ROUTES: &[Route] = &[
     Route::delete("/api/v1/findings/{id}/comments/{comment_id}", "findings", "Delete a comment",
         "mutation DeleteComment($id: UUID!, $commentId: UUID!) { deleteComment(id: $commentId, findingId: $id) }")
         .vars(&[Var::path("id"), Var::path("commentId")]),
+    // --- webhooks ------------------------------------------------------------------------
+    Route::get("/api/v1/webhooks", "webhooks", "List the org's webhooks, newest first",
+        op!("query ListWebhooks($page: Int, $pageSize: Int) { webhooks(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", webhook_fields!(), " } } } }"))
+        .vars(PAGE)
+        .page()
+        .session(),
+    Route::post("/api/v1/webhooks", "webhooks", "Create a webhook",
+        op!("mutation CreateWebhook($input: CreateWebhookInput!) { createWebhook(input: $input) { secret message webhook { ", webhook_fields!(), " } } }"))
+        .vars(&[Var::body("input")])
+        .created()
+        .session()
+        .notes("The `secret` (`whsec_` + base64) is in this answer only: verify each delivery's `webhook-signature` with it (Standard Webhooks). The URL must lead to a public address on port 80 or 443 unless the operator allows more; otherwise 400 `VALIDATION_FAILED` on `url`."),
+    Route::get("/api/v1/webhooks/{id}", "webhooks", "One webhook",
+        op!("query GetWebhook($id: UUID!) { webhook(id: $id) { ", webhook_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .session(),
+    Route::patch("/api/v1/webhooks/{id}", "webhooks", "Change a webhook",
+        op!("mutation UpdateWebhook($id: UUID!, $input: UpdateWebhookInput!) { updateWebhook(id: $id, input: $input) { ", webhook_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::body("input")])
+        .session()
+        .notes("Absent fields stay as they are; `null` clears `description`, `target_id` or `min_severity`. Enabling a disabled webhook forgets its failures."),
+    Route::delete("/api/v1/webhooks/{id}", "webhooks", "Delete a webhook and its delivery log",
+        "mutation DeleteWebhook($id: UUID!) { deleteWebhook(id: $id) }")
+        .vars(&[Var::path("id")])
+        .session(),
+    Route::post("/api/v1/webhooks/{id}/rotate-secret", "webhooks", "Give a webhook a new secret",
+        op!("mutation RotateWebhookSecret($id: UUID!) { rotateWebhookSecret(id: $id) { secret message webhook { ", webhook_fields!(), " } } }"))
+        .vars(&[Var::path("id")])
+        .session()
+        .notes("The new `secret` is in this answer only. The old one keeps signing beside it (two signatures in `webhook-signature`) until `previous_secret_expires_at`."),
+    Route::post("/api/v1/webhooks/{id}/ping", "webhooks", "Send a webhook a test event",
+        op!("mutation PingWebhook($id: UUID!) { pingWebhook(id: $id) { ", delivery_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .accepted()
+        .session()
+        .notes("Answers 202 with the queued delivery; follow it in the delivery log."),
+    Route::get("/api/v1/webhooks/{id}/deliveries", "webhooks", "A webhook's delivery log, newest first",
+        op!("query WebhookDeliveries($id: UUID!, $page: Int, $pageSize: Int) { webhookDeliveries(webhookId: $id, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", delivery_fields!(), " } } } }"))
+        .vars(&[Var::path("id"), Var::query("page"), Var::query("pageSize")])
+        .page()
+        .session(),
+    Route::get("/api/v1/webhook-deliveries/{id}", "webhooks", "One webhook delivery",
+        op!("query GetWebhookDelivery($id: UUID!) { webhookDelivery(id: $id) { ", delivery_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .session(),
+    Route::post("/api/v1/webhook-deliveries/{id}/redeliver", "webhooks", "Send one delivery again",
+        op!("mutation RedeliverWebhookDelivery($id: UUID!) { redeliverWebhookDelivery(id: $id) { ", delivery_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .accepted()
+        .session()
+        .notes("Same body and `webhook-id` as before, so receivers can drop duplicates. 409 while the delivery is still being attempted or the webhook is disabled."),
     // --- trends --------------------------------------------------------------------------
     Route::get("/api/v1/trends/compare", "trends", "Every target's score, change over the period and sparkline",
         op!("query FleetComparison($period: String, $page: Int, $pageSize: Int) { fleetComparison(period: $period, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { target_id: targetId name current_score: currentScore delta_pct: deltaPct last_scanned_at: lastScannedAt sparkline } } } }"))

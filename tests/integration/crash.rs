@@ -12,8 +12,14 @@ use crate::support::{TestConfig, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// `rampart serve` as its own process on the test's backends; returns it and its base URL.
 fn serve(tc: &TestConfig) -> (Child, String) {
+    serve_with(tc, &[])
+}
+
+/// The same, with more environment variables.
+pub(crate) fn serve_with(tc: &TestConfig, extra: &[(&str, &str)]) -> (Child, String) {
     let c = &tc.config;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.envs(extra.iter().copied());
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
         .env("RAMPART_DATA_DIR", &c.data_dir)
         .env("RAMPART_ADMIN_EMAIL", ADMIN_EMAIL)

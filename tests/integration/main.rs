@@ -33,4 +33,5 @@ mod startup;
 mod store;
 mod tenancy;
 mod throttling;
+mod webhooks;
 mod ws_rights;

@@ -44,6 +44,10 @@ async fn assert_all_tables_usable(db: &DatabaseConnection) {
         .count(db)
         .await
         .expect("mfa_recovery_code");
+    WebhookAttempt::find()
+        .count(db)
+        .await
+        .expect("webhook_attempt");
 }
 
 #[tokio::test]

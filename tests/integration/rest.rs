@@ -1227,3 +1227,110 @@ async fn session_cookies_and_budgets_are_described() {
         );
     }
 }
+
+#[tokio::test]
+async fn webhook_rows_conform_to_the_document() {
+    let tc = TestConfig::new().await;
+    let mut config = tc.config.clone();
+    config.webhook_allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+    config.webhook_ports = vec![9];
+    let mut app = TestApp::spawn_with(config).await;
+    app.test_config = Some(tc);
+    let api = Client::new(&app).await;
+    let (token, _) = rest_login(&api).await;
+    let auth = Auth::Bearer(&token);
+
+    let created = api
+        .post(
+            auth,
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["scan_completed", "finding_new"], "min_severity": "high"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(created.body["data"]["secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    let id = created.body["data"]["webhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = api.get(auth, "/api/v1/webhooks").await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["meta"]["total"], 1);
+    assert_eq!(
+        api.get(auth, &format!("/api/v1/webhooks/{id}"))
+            .await
+            .status,
+        200
+    );
+    let patched = api
+        .call(
+            auth,
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(json!({"description": "chat", "min_severity": null})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["data"]["min_severity"], Value::Null);
+    let rotated = api
+        .call(
+            auth,
+            Method::POST,
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let pinged = api
+        .call(
+            auth,
+            Method::POST,
+            &format!("/api/v1/webhooks/{id}/ping"),
+            None,
+        )
+        .await;
+    assert_eq!(pinged.status, 202, "{}", pinged.body);
+    assert_eq!(pinged.body["data"]["event"], "ping");
+    let delivery = pinged.body["data"]["id"].as_str().unwrap().to_string();
+    let log = api
+        .get(auth, &format!("/api/v1/webhooks/{id}/deliveries"))
+        .await;
+    assert_eq!(log.status, 200);
+    assert_eq!(log.body["data"][0]["id"], delivery.as_str());
+    assert_eq!(
+        api.get(auth, &format!("/api/v1/webhook-deliveries/{delivery}"))
+            .await
+            .status,
+        200
+    );
+    // Still being attempted (nothing listens on port 9; the next retry is seconds away).
+    let again = api
+        .call(
+            auth,
+            Method::POST,
+            &format!("/api/v1/webhook-deliveries/{delivery}/redeliver"),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let refused = api
+        .post(
+            auth,
+            "/api/v1/webhooks",
+            json!({"url": "http://10.0.0.1:9/hook", "events": ["scan_completed"]}),
+        )
+        .await;
+    assert_envelope(&refused.body, 422, "VALIDATION_FAILED");
+    let deleted = api
+        .call(
+            auth,
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+}
