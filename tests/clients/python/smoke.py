@@ -21,7 +21,7 @@ from rampart_client.api.findings import get_finding, list_findings, set_finding_
 from rampart_client.api.scans import get_scan, ingest, list_scans, scan_findings
 from rampart_client.models import (
     CreateApiKeyBody,
-    CreateApiKeyBodyScopes,
+    CreateApiKeyBodyScopesItem,
     GetScanResponse,
     ListFindingsSeverityItem,
     ListFindingsTriageState,
@@ -113,14 +113,14 @@ def main():
     created = expect(
         create_api_key.sync_detailed(
             client=signed_in,
-            body=CreateApiKeyBody(label="python-client-smoke", scopes=CreateApiKeyBodyScopes.WRITE),
+            body=CreateApiKeyBody(label="python-client-smoke", scopes=[CreateApiKeyBodyScopesItem.WRITE]),
         ),
         201,
         create_api_key.CreateApiKeyResponse,
     ).data
     assert created.key.startswith("rmp_"), created.key
     assert created.api_key.label == "python-client-smoke"
-    assert created.api_key.scopes == CreateApiKeyBodyScopes.WRITE.value
+    assert created.api_key.scopes == CreateApiKeyBodyScopesItem.WRITE.value
     scanner = AuthenticatedClient(base_url=BASE, token=created.key, auth_header_name="x-api-key", prefix="")
     who = expect(me.sync_detailed(client=scanner), 200, me.MeResponse).data
     assert who.kind == "api_key", who.kind

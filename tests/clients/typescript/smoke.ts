@@ -107,7 +107,7 @@ async function main(): Promise<void> {
 
   step('create an API key');
   const created = expect(
-    await createApiKey({ client: signedIn, body: { label: 'typescript-client-smoke', scopes: 'write' } }),
+    await createApiKey({ client: signedIn, body: { label: 'typescript-client-smoke', scopes: ['write'] } }),
     201,
   ).data;
   assert.match(created.key, /^rmp_/);
