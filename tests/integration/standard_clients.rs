@@ -7,7 +7,7 @@
 //! Where they or `/usr/bin/chromium` are absent the tests that need them are ignored with that
 //! reason; under `CI=true` they run and fail instead (build.rs).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -267,45 +267,11 @@ struct Server {
 
 impl Server {
     fn start(tc: &TestConfig) -> Self {
-        let c = &tc.config;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
-        cmd.args(["serve", "--bind", "127.0.0.1:0"])
-            .env("RAMPART_DATA_DIR", &c.data_dir)
-            .env("RAMPART_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("RAMPART_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RAMPART_REDIS_PREFIX", &c.redis_prefix)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (name, value) in [
-            ("DATABASE_URL", &c.database_url),
-            ("REDIS_URL", &c.redis_url),
-            ("RAMPART_S3_BUCKET", &c.s3_bucket),
-            ("RAMPART_S3_ENDPOINT", &c.s3_endpoint),
-            ("AWS_ACCESS_KEY_ID", &c.s3_access_key_id),
-            ("AWS_SECRET_ACCESS_KEY", &c.s3_secret_access_key),
-        ] {
-            match value {
-                Some(v) => cmd.env(name, v),
-                None => cmd.env_remove(name),
-            };
+        let (child, base) = crate::crash::serve_with(tc, &[]);
+        Self {
+            child,
+            base: base.trim_end_matches('/').to_string(),
         }
-        let mut child = cmd.spawn().expect("server starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            assert!(
-                stdout.read_line(&mut line).unwrap() > 0,
-                "server exited before listening"
-            );
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                break url.trim_end_matches('/').to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        Self { child, base }
     }
 }
 
