@@ -260,6 +260,16 @@ async fn seed_target(
             counts[4 - (severity.rank() as usize - 1)] += 1;
             let (row, change) = match rows[i].take() {
                 None => {
+                    let rule_row = crate::ingest::rules::RuleRow::new(
+                        org_id,
+                        scanner,
+                        rule,
+                        None,
+                        Some("See the rule's documentation for the fix."),
+                        &[cwe.to_string()],
+                    );
+                    crate::ingest::rules::insert(db, org_id, at, std::slice::from_ref(&rule_row))
+                        .await?;
                     let created = finding::ActiveModel {
                         id: Set(Uuid::now_v7()),
                         org_id: Set(org_id),
@@ -274,13 +284,12 @@ async fn seed_target(
                         } else {
                             format!("[\"{cve}\"]")
                         }),
-                        cwe_ids: Set(format!("[\"{cwe}\"]")),
                         location_path: Set((!place.starts_with("pkg:")).then(|| place.to_string())),
                         location_line: Set((place.contains('/') && !place.starts_with("pkg:"))
                             .then_some(10 + i as i32 * 7)),
                         component: Set(place.starts_with("pkg:").then(|| place.to_string())),
                         description: Set(format!("{title}. Found by {scanner}.")),
-                        remediation: Set(Some("See the rule's documentation for the fix.".into())),
+                        rule_ref: Set(Some(rule_row.id)),
                         occurrences: Set(1),
                         status: Set("open".into()),
                         first_seen_at: Set(at),

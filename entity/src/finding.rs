@@ -21,19 +21,18 @@ pub struct Model {
     /// JSON array of strings as text, e.g. `["CVE-2024-1"]`.
     #[sea_orm(column_type = "Text")]
     pub cve_ids: String,
-    /// JSON array of strings as text, e.g. `["CWE-79"]`.
-    #[sea_orm(column_type = "Text")]
-    pub cwe_ids: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub location_path: Option<String>,
     pub location_line: Option<i32>,
     /// Package URL of the affected component.
     #[sea_orm(column_type = "Text", nullable)]
     pub component: Option<String>,
+    /// The result's own text; its rule's description follows it when shown.
     #[sea_orm(column_type = "Text")]
     pub description: String,
-    #[sea_orm(column_type = "Text", nullable)]
-    pub remediation: Option<String>,
+    /// The rule row holding what every finding of its rule shares (description, remediation,
+    /// CWEs). No foreign key: a per-row check on every insert that no query needs.
+    pub rule_ref: Option<Uuid>,
     pub occurrences: i32,
     /// `open` or `fixed`.
     pub status: String,
@@ -83,6 +82,12 @@ pub enum Relation {
         on_delete = "SetNull"
     )]
     LastScan,
+    #[sea_orm(
+        belongs_to = "super::rule::Entity",
+        from = "Column::RuleRef",
+        to = "super::rule::Column::Id"
+    )]
+    Rule,
     #[sea_orm(has_many = "super::scan_finding::Entity")]
     ScanFinding,
     #[sea_orm(has_many = "super::comment::Entity")]
@@ -98,6 +103,12 @@ impl Related<super::organization::Entity> for Entity {
 impl Related<super::target::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Target.def()
+    }
+}
+
+impl Related<super::rule::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Rule.def()
     }
 }
 

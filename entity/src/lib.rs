@@ -17,6 +17,7 @@ pub mod mfa_recovery_code;
 pub mod notification;
 pub mod organization;
 pub mod password_reset;
+pub mod rule;
 pub mod scan;
 pub mod scan_finding;
 pub mod session;
@@ -41,6 +42,7 @@ pub mod prelude {
     pub use super::notification::Entity as Notification;
     pub use super::organization::Entity as Organization;
     pub use super::password_reset::Entity as PasswordReset;
+    pub use super::rule::Entity as Rule;
     pub use super::scan::Entity as Scan;
     pub use super::scan_finding::Entity as ScanFinding;
     pub use super::session::Entity as Session;

@@ -1,7 +1,8 @@
 //! Migrations for Rampart's schema.
 //!
-//! Every migration is written with sea-query's schema builder only (no raw
-//! SQL), so the same files run on SQLite and on PostgreSQL. Foreign keys are
+//! Every schema change is written with sea-query's schema builder, so the
+//! same files run on SQLite and on PostgreSQL; data moved between tables (in
+//! 000012) goes through plain SQL that both engines accept. Foreign keys are
 //! declared inline in `CREATE TABLE` (SQLite cannot add them afterwards);
 //! indexes, unique ones included, are separate named `CREATE INDEX`
 //! statements whose names are unique across the whole schema. One step is
@@ -21,6 +22,7 @@ mod m20261201_000008_worker_heartbeat;
 mod m20261201_000009_mfa;
 mod m20261201_000010_webhooks;
 mod m20261201_000011_password_resets;
+mod m20261201_000012_rules_stored_once;
 
 /// Runs Rampart's migrations, in order.
 pub struct Migrator;
@@ -40,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_mfa::Migration),
             Box::new(m20261201_000010_webhooks::Migration),
             Box::new(m20261201_000011_password_resets::Migration),
+            Box::new(m20261201_000012_rules_stored_once::Migration),
         ]
     }
 }

@@ -1,6 +1,6 @@
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
-use entity::{comment, finding};
+use entity::{comment, finding, rule};
 use uuid::Uuid;
 
 use crate::stored_enum;
@@ -85,9 +85,9 @@ fn json_list(text: &str) -> Vec<String> {
 }
 
 impl Finding {
-    /// The domain view of a row. An accepted risk past its expiry reads as untriaged, so the
-    /// lapse takes effect on time without a sweeper.
-    pub fn from_model(m: finding::Model, now: DateTime<Utc>) -> Self {
+    /// The domain view of a row and its rule. An accepted risk past its expiry reads as
+    /// untriaged, so the lapse takes effect on time without a sweeper.
+    pub fn from_model(m: finding::Model, rule: Option<rule::Model>, now: DateTime<Utc>) -> Self {
         let mut state = TriageState::parse(&m.triage_state).unwrap_or(TriageState::Untriaged);
         let lapsed =
             state == TriageState::AcceptedRisk && m.triage_expires_at.is_some_and(|e| e <= now);
@@ -103,14 +103,20 @@ impl Finding {
             title: m.title,
             severity: Severity::parse(&m.severity).unwrap_or(Severity::Info),
             cve_ids: json_list(&m.cve_ids),
-            cwe_ids: json_list(&m.cwe_ids),
+            cwe_ids: rule
+                .as_ref()
+                .map(|r| json_list(&r.cwe_ids))
+                .unwrap_or_default(),
             location: Location {
                 path: m.location_path,
                 line: m.location_line,
                 component: m.component,
             },
-            description: m.description,
-            remediation: m.remediation,
+            description: crate::ingest::finding::shown_description(
+                &m.description,
+                rule.as_ref().and_then(|r| r.description.as_deref()),
+            ),
+            remediation: rule.and_then(|r| r.remediation),
             occurrences: m.occurrences,
             status: FindingStatus::parse(&m.status).unwrap_or(FindingStatus::Open),
             first_seen_at: m.first_seen_at,

@@ -10,9 +10,9 @@
 //!
 //! Each backend gets its own statement shape, binding what the whole scan shares once. On
 //! PostgreSQL the batch travels as one array per column expanded with `UNNEST`: a batch of
-//! thousands of findings is one short statement with 19 parameters, instead of a multi-row
+//! thousands of findings is one short statement with 18 parameters, instead of a multi-row
 //! `VALUES` list with 27 parameters per finding that the server must parse, bind and plan each
-//! time. SQLite has no arrays, so there each finding is a `VALUES` row of its own 14 values.
+//! time. SQLite has no arrays, so there each finding is a `VALUES` row of its own 13 values.
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,6 +26,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::jobs::{Lease, LeaseError};
+use super::rules::{self, KnownRules, RuleRow};
 use super::NormalizedFinding;
 
 /// Findings per batch, one transaction each. Larger transactions matter most for the unique
@@ -42,7 +43,7 @@ pub fn batch_size(backend: DbBackend) -> usize {
 }
 
 /// Rows per statement on SQLite. SQLite bounds a statement's parameters (32,766; the findings
-/// insert binds 14 per finding, the sightings insert 3 per sighting), but the tighter bound is
+/// insert binds 13 per finding, the sightings insert 3 per sighting), but the tighter bound is
 /// the time to prepare a statement, which grows faster than its rows: for a sightings insert
 /// ~10 ms at 1,000 rows, ~0.1 s at 5,000, ~0.6 s at 10,000 (`EXPLAIN` in the `sqlite3`
 /// shell), paid again on every pooled connection that has not cached it yet.
@@ -50,34 +51,35 @@ const SQLITE_FINDINGS_PER_STATEMENT: usize = 1_000;
 const SQLITE_SIGHTINGS_PER_STATEMENT: usize = 1_000;
 
 /// The SQLite findings insert for `rows` findings: the scan's values once (`s`), each
-/// finding's own as a row of `VALUES` (`v`, columns `column1`…`column14`).
+/// finding's own as a row of `VALUES` (`v`, columns `column1`…`column13`).
 fn sqlite_insert_findings(rows: usize) -> String {
     let mut sql = String::from(
         "WITH s(org_id, target_id, seen_at, scan_id, now) AS (VALUES (?, ?, ?, ?, ?)) \
          INSERT INTO finding (id, org_id, target_id, scanner, fingerprint, rule_id, title, \
-           severity, cve_ids, cwe_ids, location_path, location_line, component, description, \
-           remediation, occurrences, status, first_seen_at, last_seen_at, first_scan_id, \
-           last_scan_id, triage_state, created_at, updated_at) \
+           severity, cve_ids, location_path, location_line, component, description, rule_ref, \
+           occurrences, status, first_seen_at, last_seen_at, first_scan_id, last_scan_id, \
+           triage_state, created_at, updated_at) \
          SELECT v.column1, s.org_id, s.target_id, v.column2, v.column3, v.column4, v.column5, \
            v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, \
-           v.column13, v.column14, 'open', s.seen_at, s.seen_at, s.scan_id, s.scan_id, \
+           v.column13, 'open', s.seen_at, s.seen_at, s.scan_id, s.scan_id, \
            'untriaged', s.now, s.now \
          FROM s, (VALUES ",
     );
-    push_rows(&mut sql, rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    push_rows(&mut sql, rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     // `WHERE true` keeps SQLite from reading `ON` as a join constraint.
     sql.push_str(") AS v WHERE true ON CONFLICT (target_id, fingerprint) DO NOTHING");
     sql
 }
 
-/// The values for [`sqlite_insert_findings`]: the scan's five, then each finding's 14.
+/// The values for [`sqlite_insert_findings`]: the scan's five, then each finding's 13.
 fn sqlite_finding_values(
     scan: &scan::Model,
     now: DateTime<Utc>,
     findings: &[&NormalizedFinding],
     ids: &[Uuid],
+    rule_refs: &[Uuid],
 ) -> Vec<Value> {
-    let mut values: Vec<Value> = Vec::with_capacity(5 + findings.len() * 14);
+    let mut values: Vec<Value> = Vec::with_capacity(5 + findings.len() * 13);
     values.extend([
         scan.org_id.into(),
         scan.target_id.into(),
@@ -85,7 +87,7 @@ fn sqlite_finding_values(
         scan.id.into(),
         now.into(),
     ]);
-    for (f, id) in findings.iter().zip(ids) {
+    for ((f, id), rule_ref) in findings.iter().zip(ids).zip(rule_refs) {
         values.extend([
             (*id).into(),
             f.scanner.clone().into(),
@@ -94,12 +96,11 @@ fn sqlite_finding_values(
             f.title.clone().into(),
             f.severity.as_str().into(),
             json_list(&f.cve_ids).into(),
-            json_list(&f.cwe_ids).into(),
             f.location_path.clone().into(),
             f.location_line.map(clamp).into(),
             f.component.clone().into(),
             f.description.clone().into(),
-            f.remediation.clone().into(),
+            Some(*rule_ref).into(),
             clamp(f.occurrences).into(),
         ]);
     }
@@ -138,6 +139,8 @@ pub struct BatchWriter<'a> {
     pub new: u64,
     /// Every scanner seen in the report (a SARIF file may hold several runs).
     pub scanners: HashSet<String>,
+    /// Rules this scan has written.
+    rules: KnownRules,
 }
 
 /// A scan's sighting of one finding, as `scan_finding` records it.
@@ -166,6 +169,7 @@ impl<'a> BatchWriter<'a> {
             processed: 0,
             new: 0,
             scanners: HashSet::new(),
+            rules: KnownRules::default(),
         }
     }
 
@@ -188,9 +192,19 @@ impl<'a> BatchWriter<'a> {
             .map(|f| (f.fingerprint.as_str(), clamp(f.occurrences)))
             .collect();
         let now = Utc::now();
-        let new = match db.get_database_backend() {
-            DbBackend::Postgres => self.write_postgres(db, &batch, &occurrences, now).await?,
-            _ => self.write_sqlite(db, &batch, &occurrences, now).await?,
+        let written = match db.get_database_backend() {
+            DbBackend::Postgres => self.write_postgres(db, &batch, &occurrences, now).await,
+            _ => self.write_sqlite(db, &batch, &occurrences, now).await,
+        };
+        let new = match written {
+            Ok(new) => {
+                self.rules.committed();
+                new
+            }
+            Err(err) => {
+                self.rules.rolled_back();
+                return Err(err);
+            }
         };
         self.new += new;
         self.processed += batch.len() as u64;
@@ -229,7 +243,7 @@ impl<'a> BatchWriter<'a> {
     /// scan, initial state) are bound once per statement; each finding binds only its own 14.
     /// Returns how many findings were new.
     async fn write_sqlite(
-        &self,
+        &mut self,
         db: &DatabaseConnection,
         batch: &[NormalizedFinding],
         occurrences: &HashMap<&str, i32>,
@@ -254,7 +268,9 @@ impl<'a> BatchWriter<'a> {
                 continue;
             }
             let ids: Vec<Uuid> = absent.iter().map(|_| Uuid::now_v7()).collect();
-            let values = sqlite_finding_values(scan, now, &absent, &ids);
+            let (rule_refs, fresh) = self.rules.resolve(scan.org_id, &absent);
+            rules::insert(&txn, scan.org_id, now, &fresh).await?;
+            let values = sqlite_finding_values(scan, now, &absent, &ids, &rule_refs);
             let sql = sqlite_insert_findings(absent.len());
             let inserted = txn
                 .execute_raw(Statement::from_sql_and_values(
@@ -302,7 +318,7 @@ impl<'a> BatchWriter<'a> {
     /// PostgreSQL: the batch as one array per column, expanded by `UNNEST`. Returns how many
     /// findings were new.
     async fn write_postgres(
-        &self,
+        &mut self,
         db: &DatabaseConnection,
         batch: &[NormalizedFinding],
         occurrences: &HashMap<&str, i32>,
@@ -314,6 +330,8 @@ impl<'a> BatchWriter<'a> {
         let optional =
             |f: fn(&NormalizedFinding) -> Option<String>| batch.iter().map(f).collect::<Vec<_>>();
         let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
+        let all: Vec<&NormalizedFinding> = batch.iter().collect();
+        let (rule_refs, fresh_rules) = self.rules.resolve(scan.org_id, &all);
 
         let mut txn = pool.begin().await.map_err(sqlx_err)?;
         self.lease.fence_postgres(&mut txn).await?;
@@ -321,6 +339,22 @@ impl<'a> BatchWriter<'a> {
             .execute(&mut *txn)
             .await
             .map_err(sqlx_err)?;
+        if !fresh_rules.is_empty() {
+            let rules_column =
+                |f: fn(&RuleRow) -> Option<String>| fresh_rules.iter().map(f).collect::<Vec<_>>();
+            sqlx::query(INSERT_RULES)
+                .bind(scan.org_id)
+                .bind(now)
+                .bind(fresh_rules.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind(rules_column(|r| Some(r.scanner.clone())))
+                .bind(rules_column(|r| Some(r.rule_id.clone())))
+                .bind(rules_column(|r| r.description.clone()))
+                .bind(rules_column(|r| r.remediation.clone()))
+                .bind(rules_column(|r| Some(r.cwe_ids.clone())))
+                .execute(&mut *txn)
+                .await
+                .map_err(sqlx_err)?;
+        }
         let returned = sqlx::query(UPSERT_FINDINGS)
             .bind(scan.org_id)
             .bind(scan.target_id)
@@ -334,7 +368,6 @@ impl<'a> BatchWriter<'a> {
             .bind(column(|f| f.title.clone()))
             .bind(column(|f| f.severity.as_str().to_string()))
             .bind(column(|f| json_list(&f.cve_ids)))
-            .bind(column(|f| json_list(&f.cwe_ids)))
             .bind(optional(|f| f.location_path.clone()))
             .bind(
                 batch
@@ -344,7 +377,7 @@ impl<'a> BatchWriter<'a> {
             )
             .bind(optional(|f| f.component.clone()))
             .bind(column(|f| f.description.clone()))
-            .bind(optional(|f| f.remediation.clone()))
+            .bind(rule_refs)
             .bind(
                 batch
                     .iter()
@@ -394,17 +427,17 @@ impl<'a> BatchWriter<'a> {
 const UPSERT_FINDINGS: &str = "\
 WITH input AS ( \
   SELECT * FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], \
-    $11::text[], $12::text[], $13::text[], $14::text[], $15::int4[], $16::text[], $17::text[], \
-    $18::text[], $19::int4[]) \
-  AS u(id, scanner, fingerprint, rule_id, title, severity, cve_ids, cwe_ids, location_path, \
-    location_line, component, description, remediation, occurrences)), \
+    $11::text[], $12::text[], $13::text[], $14::int4[], $15::text[], $16::text[], $17::uuid[], \
+    $18::int4[]) \
+  AS u(id, scanner, fingerprint, rule_id, title, severity, cve_ids, location_path, \
+    location_line, component, description, rule_ref, occurrences)), \
 inserted AS ( \
   INSERT INTO finding (id, org_id, target_id, scanner, fingerprint, rule_id, title, severity, \
-    cve_ids, cwe_ids, location_path, location_line, component, description, remediation, \
+    cve_ids, location_path, location_line, component, description, rule_ref, \
     occurrences, status, first_seen_at, last_seen_at, first_scan_id, last_scan_id, \
     triage_state, created_at, updated_at) \
   SELECT u.id, $1, $2, u.scanner, u.fingerprint, u.rule_id, u.title, u.severity, u.cve_ids, \
-    u.cwe_ids, u.location_path, u.location_line, u.component, u.description, u.remediation, \
+    u.location_path, u.location_line, u.component, u.description, u.rule_ref, \
     u.occurrences, 'open', $3, $3, $4, $4, 'untriaged', $5, $5 \
   FROM input u \
   ON CONFLICT (target_id, fingerprint) DO NOTHING \
@@ -413,6 +446,14 @@ SELECT id, fingerprint, first_scan_id FROM inserted \
 UNION ALL \
 SELECT f.id, f.fingerprint, f.first_scan_id FROM finding f JOIN input u \
   ON f.target_id = $2 AND f.fingerprint = u.fingerprint";
+
+/// The PostgreSQL rules insert: the org and time as scalars, each rule's values as arrays.
+const INSERT_RULES: &str = "\
+INSERT INTO rule (id, org_id, scanner, rule_id, description, remediation, cwe_ids, created_at) \
+SELECT u.id, $1, u.scanner, u.rule_id, u.description, u.remediation, u.cwe_ids, $2 \
+FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+  AS u(id, scanner, rule_id, description, remediation, cwe_ids) \
+ON CONFLICT (id) DO NOTHING";
 
 /// Findings of a target by fingerprint.
 const FIND_FINDINGS: &str = "\

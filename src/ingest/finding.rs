@@ -154,13 +154,40 @@ pub struct NormalizedFinding {
     pub location_line: Option<u32>,
     /// Affected component (package URL or `name@version`), for dependency findings.
     pub component: Option<String>,
-    /// What is wrong, as the scanner says it.
+    /// What is wrong, as the scanner says it of this result.
     pub description: String,
+    /// What the scanner says of the rule itself (SARIF `fullDescription`), shared by all its
+    /// results: stored once per rule and shown after `description`
+    /// ([`NormalizedFinding::shown_description`]).
+    pub rule_description: Option<String>,
     /// How to fix it, when the scanner says.
     pub remediation: Option<String>,
     /// How many results of the report were this same finding (same in every identifying
     /// respect: rule, file, line and content). At least 1.
     pub occurrences: u32,
+}
+
+impl NormalizedFinding {
+    /// The description readers see: the result's own text, then its rule's when that adds
+    /// something.
+    pub fn shown_description(&self) -> String {
+        shown_description(&self.description, self.rule_description.as_deref())
+    }
+}
+
+/// A finding's own text joined with its rule's description, as every reader shows it. The
+/// schema migration that moved rule texts out of findings joins them the same way.
+pub fn shown_description(own: &str, rule: Option<&str>) -> String {
+    match rule {
+        Some(rule) if rule.trim() != own.trim() => {
+            if own.is_empty() {
+                rule.to_string()
+            } else {
+                format!("{own}\n\n{rule}")
+            }
+        }
+        _ => own.to_string(),
+    }
 }
 
 /// What a report says about itself: which format and scanner, which target, the policy and the

@@ -17,6 +17,7 @@ pub mod formats;
 pub mod graphql;
 pub mod jobs;
 pub mod pipeline;
+pub mod rules;
 pub mod sweep;
 pub mod synthetic;
 pub mod upload;

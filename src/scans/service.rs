@@ -132,9 +132,9 @@ pub async fn findings(
         .from(scan_finding::Entity)
         .and_where(Expr::col(scan_finding::Column::ScanId).eq(scan_id))
         .to_owned();
-    let query = finding::Entity::find()
-        .filter(finding::Column::OrgId.eq(ctx.org_id))
-        .filter(finding::Column::Id.in_subquery(seen));
+    // From the scan's sightings (the scan is the org's, checked above): the plan does not
+    // walk the org's other findings.
+    let query = finding::Entity::find().filter(finding::Column::Id.in_subquery(seen));
     let total = query.clone().count(&state.db).await?;
     let now = Utc::now();
     let items = query
@@ -142,10 +142,11 @@ pub async fn findings(
         .order_by_asc(finding::Column::Id)
         .offset(window.offset)
         .limit(window.limit)
+        .find_also_related(entity::rule::Entity)
         .all(&state.db)
         .await?
         .into_iter()
-        .map(|m| Finding::from_model(m, now))
+        .map(|(m, r)| Finding::from_model(m, r, now))
         .collect();
     Ok(Paged {
         items,
@@ -241,10 +242,11 @@ pub async fn compare_list(
         .order_by_asc(finding::Column::Id)
         .offset(window.offset)
         .limit(window.limit)
+        .find_also_related(entity::rule::Entity)
         .all(&state.db)
         .await?
         .into_iter()
-        .map(|row| Finding::from_model(row, now))
+        .map(|(row, rule)| Finding::from_model(row, rule, now))
         .collect();
     Ok(Paged {
         items,

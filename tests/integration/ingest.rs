@@ -47,19 +47,32 @@ async fn assert_stored_as_parsed(app: &TestApp, scan: &serde_json::Value, report
         .unwrap();
     let rows = entity::finding::Entity::find()
         .filter(entity::finding::Column::TargetId.eq(scan.target_id))
+        .find_also_related(entity::rule::Entity)
         .all(&app.state.db)
         .await
         .unwrap();
     assert_eq!(rows.len(), parsed.len());
-    let by_fingerprint: std::collections::HashMap<&str, &entity::finding::Model> =
-        rows.iter().map(|r| (r.fingerprint.as_str(), r)).collect();
+    let by_fingerprint: std::collections::HashMap<
+        &str,
+        (&entity::finding::Model, &entity::rule::Model),
+    > = rows
+        .iter()
+        .map(|(r, rule)| {
+            let rule = rule.as_ref().expect("every finding points at its rule");
+            (r.fingerprint.as_str(), (r, rule))
+        })
+        .collect();
     let json_list = |ids: &[String]| serde_json::to_string(ids).unwrap();
     for f in &parsed {
-        let r = by_fingerprint[f.fingerprint.as_str()];
+        let (r, rule) = by_fingerprint[f.fingerprint.as_str()];
+        assert_eq!(
+            (rule.scanner.as_str(), rule.rule_id.as_str()),
+            (r.scanner.as_str(), r.rule_id.as_str())
+        );
         assert_eq!(
             (
                 (r.scanner.as_str(), r.rule_id.as_str(), r.title.as_str()),
-                (r.severity.as_str(), r.cve_ids.clone(), r.cwe_ids.clone()),
+                (r.severity.as_str(), r.cve_ids.clone(), rule.cwe_ids.clone()),
                 (
                     r.location_path.as_deref(),
                     r.location_line,
@@ -67,7 +80,8 @@ async fn assert_stored_as_parsed(app: &TestApp, scan: &serde_json::Value, report
                 ),
                 (
                     r.description.as_str(),
-                    r.remediation.as_deref(),
+                    rule.description.as_deref(),
+                    rule.remediation.as_deref(),
                     r.occurrences
                 ),
             ),
@@ -85,6 +99,7 @@ async fn assert_stored_as_parsed(app: &TestApp, scan: &serde_json::Value, report
                 ),
                 (
                     f.description.as_str(),
+                    f.rule_description.as_deref(),
                     f.remediation.as_deref(),
                     f.occurrences as i32
                 ),

@@ -455,6 +455,7 @@ fn build_finding(
         location_line: None,
         component: component.map(str::to_owned),
         description,
+        rule_description: None,
         remediation: non_blank(v.recommendation.as_deref()).map(|s| s.trim().to_owned()),
         occurrences,
     }

@@ -377,6 +377,7 @@ fn on_failed<E: de::Error>(st: &NativeState, px: &mut PassCtx<'_>, c: RawCheck) 
         location_line: location.and_then(|l| l.line).filter(|&l| l > 0),
         component: c.component.filter(|s| !s.trim().is_empty()),
         description: c.description.unwrap_or_default(),
+        rule_description: None,
         remediation: c.remediation.filter(|s| !s.trim().is_empty()),
         occurrences: slot.occurrences,
         rule_id: c.id.trim().to_string(),

@@ -761,15 +761,10 @@ fn build_finding(
     } else {
         title
     };
-    let mut description = message.trim_end().to_string();
-    if let Some(full) = rule.and_then(|x| x.full_description.as_deref()) {
-        if full.trim() != description.trim() {
-            if !description.is_empty() {
-                description.push_str("\n\n");
-            }
-            description.push_str(full.trim_end());
-        }
-    }
+    let description = message.trim_end().to_string();
+    let rule_description = rule
+        .and_then(|x| x.full_description.as_deref())
+        .map(|full| full.trim_end().to_string());
     NormalizedFinding {
         fingerprint,
         scanner: run.driver_name.clone().unwrap_or_else(|| "sarif".into()),
@@ -786,6 +781,7 @@ fn build_finding(
         location_line: (line > 0).then_some(line),
         component: None,
         description,
+        rule_description,
         remediation: rule.and_then(|x| x.help.clone()),
         occurrences,
     }

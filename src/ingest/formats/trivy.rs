@@ -400,6 +400,7 @@ fn finding(rule_id: &str, title: &str, severity: Severity) -> NormalizedFinding 
         location_line: None,
         component: None,
         description: String::new(),
+        rule_description: None,
         remediation: None,
         occurrences: 1,
     }

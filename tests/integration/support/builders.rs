@@ -81,6 +81,17 @@ pub async fn finding(
     seen_by: &[&scan::Model],
 ) -> finding::Model {
     let now = Utc::now();
+    let rule = rampart::ingest::rules::RuleRow::new(
+        t.org_id,
+        "semgrep",
+        &format!("rule.{fingerprint}"),
+        None,
+        None,
+        &["CWE-79".to_string()],
+    );
+    rampart::ingest::rules::insert(db, t.org_id, now, std::slice::from_ref(&rule))
+        .await
+        .unwrap();
     let row = finding::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(t.org_id),
@@ -95,7 +106,7 @@ pub async fn finding(
         } else {
             "[]".into()
         }),
-        cwe_ids: Set("[\"CWE-79\"]".into()),
+        rule_ref: Set(Some(rule.id)),
         location_path: Set(Some(format!("src/{fingerprint}.rs"))),
         location_line: Set(Some(10)),
         description: Set(format!("{title} in detail")),

@@ -141,7 +141,7 @@ fn known_report_gives_expected_findings() {
     assert_eq!(sqli.location_line, Some(10));
     assert_eq!(sqli.scanner, "DemoQL");
     assert_eq!(
-        sqli.description,
+        sqli.shown_description(),
         "Query built from [user input](1).\n\nBuilding SQL from user input allows SQL injection."
     );
     assert_eq!(
@@ -157,7 +157,10 @@ fn known_report_gives_expected_findings() {
     assert_eq!(rejected.severity, Severity::Low);
     assert_eq!(rejected.title, "UnusedImport");
     let by_index = unused.iter().find(|f| f.location_line == Some(1)).unwrap();
-    assert_eq!(by_index.description, "Import of 'json' is not used.");
+    assert_eq!(
+        by_index.shown_description(),
+        "Import of 'json' is not used."
+    );
     assert_eq!(by_index.location_path.as_deref(), Some("lib/util.py"));
     assert_eq!(
         by_index.fingerprint.len(),
