@@ -27,6 +27,7 @@ pub mod scans;
 pub mod secrets;
 pub mod setup;
 pub mod store;
+pub mod suppressions;
 pub mod targets;
 pub mod trends;
 pub mod validate;

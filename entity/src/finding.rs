@@ -48,6 +48,12 @@ pub struct Model {
     pub triage_expires_at: Option<DateTimeUtc>,
     pub triaged_by: Option<String>,
     pub triaged_at: Option<DateTimeUtc>,
+    /// The member who is to fix it.
+    pub assignee_id: Option<Uuid>,
+    /// The suppression rule that hides it from counts, SLA and score.
+    pub suppressed_by: Option<Uuid>,
+    /// When that rule lapses; the finding counts again from then on.
+    pub suppressed_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

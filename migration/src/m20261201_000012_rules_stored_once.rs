@@ -216,6 +216,7 @@ fn chrono_now() -> sea_orm_migration::sea_orm::prelude::DateTimeUtc {
 }
 
 #[derive(DeriveIden)]
+#[allow(clippy::enum_variant_names)]
 enum Rule {
     Table,
     Id,

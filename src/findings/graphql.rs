@@ -7,8 +7,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::{
-    Comment, Finding, FindingFilter, FindingOrderField, FindingStatus, Severity, TriageChange,
-    TriageState,
+    BulkChange, BulkSelection, Comment, Finding, FindingFilter, FindingOrderField, FindingStatus,
+    Severity, SuppressionFilter, TriageChange, TriageState,
 };
 use crate::error::AppError;
 use crate::graphql::batch::BatchFn;
@@ -95,6 +95,109 @@ pub struct SetFindingStateInput {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Which findings a bulk request changes: `ids`, or every finding `filter` selects.
+#[derive(InputObject)]
+pub struct BulkFindingsSelection {
+    pub ids: Option<Vec<Uuid>>,
+    pub filter: Option<FindingFilterInput>,
+}
+
+/// The findings query's filter, for bulk requests.
+#[derive(InputObject, Default)]
+pub struct FindingFilterInput {
+    pub target_id: Option<Uuid>,
+    pub scan_id: Option<Uuid>,
+    pub severity: Option<Vec<Severity>>,
+    pub status: Option<FindingStatus>,
+    pub triage_state: Option<TriageState>,
+    pub rule_id: Option<String>,
+    pub cve: Option<String>,
+    pub search: Option<String>,
+    pub assignee_id: Option<Uuid>,
+    pub suppression: Option<SuppressionFilter>,
+}
+
+/// What to do to each selected finding: any of a triage decision, an assignment and a comment.
+#[derive(InputObject)]
+pub struct BulkTriageInput {
+    pub findings: BulkFindingsSelection,
+    pub state: Option<TriageState>,
+    /// Why (up to 4000 characters); with `state`.
+    pub note: Option<String>,
+    /// Required with `ACCEPTED_RISK`.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Assign to this member.
+    pub assignee_id: Option<Uuid>,
+    /// Remove the assignee (instead of `assigneeId`).
+    #[graphql(default)]
+    pub unassign: bool,
+    /// A comment added to each finding.
+    pub comment: Option<String>,
+}
+
+/// What a bulk request did.
+#[derive(async_graphql::SimpleObject)]
+pub struct BulkTriageResult {
+    /// Findings changed.
+    pub count: u64,
+}
+
+impl BulkTriageInput {
+    fn into_parts(self) -> Result<(BulkSelection, BulkChange), AppError> {
+        let selection = match (self.findings.ids, self.findings.filter) {
+            (Some(ids), None) => BulkSelection::Ids(ids),
+            (None, Some(f)) => BulkSelection::Filter(Box::new(FindingFilter {
+                target_id: f.target_id,
+                scan_id: f.scan_id,
+                new_in_scan: None,
+                severity: f.severity.unwrap_or_default(),
+                status: f.status,
+                triage_state: f.triage_state,
+                rule_id: f.rule_id,
+                cve: f.cve,
+                search: f.search,
+                assignee_id: f.assignee_id,
+                assigned_to_me: false,
+                suppression: f.suppression.unwrap_or_default(),
+            })),
+            _ => return Err(AppError::invalid("findings", "give either ids or filter")),
+        };
+        let assignee = match (self.assignee_id, self.unassign) {
+            (Some(_), true) => {
+                return Err(AppError::invalid(
+                    "unassign",
+                    "cannot be combined with assigneeId",
+                ))
+            }
+            (Some(id), false) => Some(Some(id)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        let triage = match self.state {
+            Some(state) => Some(TriageChange {
+                state,
+                note: self.note,
+                expires_at: self.expires_at,
+            }),
+            None if self.note.is_some() || self.expires_at.is_some() => {
+                return Err(AppError::invalid(
+                    "state",
+                    "is required with note or expiresAt",
+                ))
+            }
+            None => None,
+        };
+        Ok((
+            selection,
+            BulkChange {
+                triage,
+                assignee,
+                comment: self.comment,
+            },
+        ))
+    }
+}
+
 #[derive(Default)]
 pub struct FindingsQuery;
 
@@ -118,6 +221,13 @@ impl FindingsQuery {
         #[graphql(desc = "A CVE id, e.g. `CVE-2024-3094`.")] cve: Option<String>,
         #[graphql(desc = "Case-insensitive part of title, description, rule or path.")]
         search: Option<String>,
+        #[graphql(desc = "Only findings assigned to this member.")] assignee_id: Option<Uuid>,
+        #[graphql(desc = "Only findings assigned to me (signed-in users).")] assigned_to_me: Option<
+            bool,
+        >,
+        #[graphql(desc = "Suppressed findings are left out unless asked for.")] suppression: Option<
+            SuppressionFilter,
+        >,
         order_by: Option<FindingOrder>,
         first: Option<i32>,
         after: Option<String>,
@@ -144,6 +254,9 @@ impl FindingsQuery {
             rule_id,
             cve,
             search,
+            assignee_id,
+            assigned_to_me: assigned_to_me.unwrap_or(false),
+            suppression: suppression.unwrap_or_default(),
         };
         Ok(
             super::list(caller(ctx)?, state(ctx), &filter, order, window)
@@ -200,6 +313,29 @@ impl FindingsMutation {
             expires_at: input.expires_at,
         };
         Ok(super::set_state(caller(ctx)?, state(ctx), id, change).await?)
+    }
+
+    /// Assigns a finding to a member of the org, or unassigns it with `assigneeId: null`
+    /// (members); kept in the audit log.
+    async fn assign_finding(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        assignee_id: Option<Uuid>,
+    ) -> Result<Finding> {
+        Ok(super::assign(caller(ctx)?, state(ctx), id, assignee_id).await?)
+    }
+
+    /// Triage, assign and/or comment on up to 10,000 findings at once, chosen by ids or by a
+    /// filter: all or nothing, one audit event with the count (members).
+    async fn bulk_triage_findings(
+        &self,
+        ctx: &Context<'_>,
+        input: BulkTriageInput,
+    ) -> Result<BulkTriageResult> {
+        let (selection, change) = input.into_parts()?;
+        let count = super::bulk_triage(caller(ctx)?, state(ctx), selection, change).await?;
+        Ok(BulkTriageResult { count })
     }
 
     /// Adds a comment to a finding (members).

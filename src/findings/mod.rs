@@ -3,8 +3,11 @@
 pub mod graphql;
 mod model;
 mod service;
+mod workflow;
 
 pub use model::{
-    Comment, Finding, FindingStatus, Location, Severity, SeverityCounts, Triage, TriageState,
+    Comment, Finding, FindingStatus, Location, Severity, SeverityCounts, Suppression, Triage,
+    TriageState,
 };
 pub use service::*;
+pub use workflow::*;

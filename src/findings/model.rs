@@ -76,8 +76,21 @@ pub struct Finding {
     pub last_seen_at: DateTime<Utc>,
     pub fixed_at: Option<DateTime<Utc>>,
     pub triage: Triage,
+    /// The member who is to fix it.
+    pub assignee_id: Option<Uuid>,
+    /// The active suppression hiding it from counts, SLA and score, if any.
+    pub suppression: Option<Suppression>,
     #[graphql(skip)]
     pub last_scan_id: Option<Uuid>,
+}
+
+/// Why a finding is suppressed, and until when.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct Suppression {
+    /// The suppression rule that matched.
+    pub rule_id: Uuid,
+    /// When the rule lapses; never when absent.
+    pub until: Option<DateTime<Utc>>,
 }
 
 fn json_list(text: &str) -> Vec<String> {
@@ -129,6 +142,14 @@ impl Finding {
                 by: if lapsed { None } else { m.triaged_by },
                 at: if lapsed { None } else { m.triaged_at },
             },
+            assignee_id: m.assignee_id,
+            suppression: m
+                .suppressed_by
+                .filter(|_| m.suppressed_until.is_none_or(|until| until > now))
+                .map(|rule_id| Suppression {
+                    rule_id,
+                    until: m.suppressed_until,
+                }),
             last_scan_id: m.last_scan_id,
         }
     }

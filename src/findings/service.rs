@@ -48,6 +48,41 @@ pub struct FindingFilter {
     pub cve: Option<String>,
     /// Case-insensitive substring of title, description, rule or path.
     pub search: Option<String>,
+    /// Findings assigned to this member.
+    pub assignee_id: Option<Uuid>,
+    /// Findings assigned to the caller (a session's user).
+    pub assigned_to_me: bool,
+    /// Suppressed findings are left out unless asked for.
+    pub suppression: SuppressionFilter,
+}
+
+/// Which findings to list by suppression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, async_graphql::Enum)]
+pub enum SuppressionFilter {
+    /// Findings no active suppression rule hides (the default).
+    #[default]
+    Active,
+    /// Only suppressed findings.
+    Suppressed,
+    /// Both.
+    All,
+}
+
+/// Findings no active suppression hides at `now`: never suppressed, or their rule lapsed.
+pub fn unsuppressed_condition(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(finding::Column::SuppressedBy.is_null())
+        .add(finding::Column::SuppressedUntil.lte(now))
+}
+
+fn suppressed_condition(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(finding::Column::SuppressedBy.is_not_null())
+        .add(
+            Condition::any()
+                .add(finding::Column::SuppressedUntil.is_null())
+                .add(finding::Column::SuppressedUntil.gt(now)),
+        )
 }
 
 /// Sort keys for findings.
@@ -95,6 +130,44 @@ pub async fn list(
 ) -> AppResult<Paged<Finding>> {
     ctx.require(Permission::Read)?;
     let now = Utc::now();
+    let query = filtered(ctx, filter, now)?;
+    let total = query.clone().count(&state.db).await?;
+    let query = match order.0 {
+        FindingOrderField::Severity => query.order_by(severity_rank_expr(), order.1.order()),
+        FindingOrderField::LastSeenAt => {
+            query.order_by(finding::Column::LastSeenAt, order.1.order())
+        }
+        FindingOrderField::FirstSeenAt => {
+            query.order_by(finding::Column::FirstSeenAt, order.1.order())
+        }
+        FindingOrderField::Title => query.order_by(finding::Column::Title, order.1.order()),
+    };
+    let items = query
+        .order_by_asc(finding::Column::Id)
+        .offset(window.offset)
+        .limit(window.limit)
+        .find_also_related(rule::Entity)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|(m, r)| Finding::from_model(m, r, now))
+        .collect();
+    Ok(Paged {
+        items,
+        total,
+        window,
+    })
+}
+
+/// The org's findings that `filter` selects, unordered.
+///
+/// # Errors
+/// `VALIDATION_FAILED` when "assigned to me" is asked by an API key (no user).
+pub(super) fn filtered(
+    ctx: &Ctx,
+    filter: &FindingFilter,
+    now: DateTime<Utc>,
+) -> AppResult<sea_orm::Select<finding::Entity>> {
     let mut query = finding::Entity::find();
     // A scan's findings are reached from its sightings (which carry the org), so the plan
     // starts from the scan, not from every finding of the org (docs/benchmarks.md).
@@ -174,35 +247,24 @@ pub async fn list(
                 )),
         );
     }
-    let total = query.clone().count(&state.db).await?;
-    let query = match order.0 {
-        FindingOrderField::Severity => query.order_by(severity_rank_expr(), order.1.order()),
-        FindingOrderField::LastSeenAt => {
-            query.order_by(finding::Column::LastSeenAt, order.1.order())
-        }
-        FindingOrderField::FirstSeenAt => {
-            query.order_by(finding::Column::FirstSeenAt, order.1.order())
-        }
-        FindingOrderField::Title => query.order_by(finding::Column::Title, order.1.order()),
-    };
-    let items = query
-        .order_by_asc(finding::Column::Id)
-        .offset(window.offset)
-        .limit(window.limit)
-        .find_also_related(rule::Entity)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|(m, r)| Finding::from_model(m, r, now))
-        .collect();
-    Ok(Paged {
-        items,
-        total,
-        window,
-    })
+    if let Some(assignee) = filter.assignee_id {
+        query = query.filter(finding::Column::AssigneeId.eq(assignee));
+    }
+    if filter.assigned_to_me {
+        let me = ctx.user_id().ok_or_else(|| {
+            AppError::invalid("assignedToMe", "needs a signed-in user, not an API key")
+        })?;
+        query = query.filter(finding::Column::AssigneeId.eq(me));
+    }
+    match filter.suppression {
+        SuppressionFilter::Active => query = query.filter(unsuppressed_condition(now)),
+        SuppressionFilter::Suppressed => query = query.filter(suppressed_condition(now)),
+        SuppressionFilter::All => {}
+    }
+    Ok(query)
 }
 
-async fn find_in_org(
+pub(super) async fn find_in_org(
     db: &impl ConnectionTrait,
     ctx: &Ctx,
     id: Uuid,
@@ -235,6 +297,38 @@ pub struct TriageChange {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl TriageChange {
+    /// The note, once the decision is known to be consistent: an accepted risk needs a future
+    /// expiry, and only an accepted risk has one.
+    ///
+    /// # Errors
+    /// `VALIDATION_FAILED`.
+    pub(super) fn checked_note(&self, now: DateTime<Utc>) -> AppResult<Option<String>> {
+        match (self.state, self.expires_at) {
+            (TriageState::AcceptedRisk, None) => {
+                return Err(AppError::invalid(
+                    "expires_at",
+                    "is required to accept a risk",
+                ))
+            }
+            (TriageState::AcceptedRisk, Some(at)) if at <= now => {
+                return Err(AppError::invalid("expires_at", "must be in the future"))
+            }
+            (TriageState::AcceptedRisk, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(AppError::invalid(
+                    "expires_at",
+                    "only applies to accepted_risk",
+                ))
+            }
+        }
+        self.note
+            .as_deref()
+            .map(|n| bounded_text("note", n, 4000))
+            .transpose()
+    }
+}
+
 /// Records a triage decision (members), in the audit log too.
 ///
 /// # Errors
@@ -248,29 +342,7 @@ pub async fn set_state(
 ) -> AppResult<Finding> {
     ctx.require(Permission::Write)?;
     let now = Utc::now();
-    match (change.state, change.expires_at) {
-        (TriageState::AcceptedRisk, None) => {
-            return Err(AppError::invalid(
-                "expires_at",
-                "is required to accept a risk",
-            ))
-        }
-        (TriageState::AcceptedRisk, Some(at)) if at <= now => {
-            return Err(AppError::invalid("expires_at", "must be in the future"))
-        }
-        (TriageState::AcceptedRisk, Some(_)) | (_, None) => {}
-        (_, Some(_)) => {
-            return Err(AppError::invalid(
-                "expires_at",
-                "only applies to accepted_risk",
-            ))
-        }
-    }
-    let note = change
-        .note
-        .as_deref()
-        .map(|n| bounded_text("note", n, 4000))
-        .transpose()?;
+    let note = change.checked_note(now)?;
     let (row, rule) = find_in_org(&state.db, ctx, id).await?;
     let before = Finding::from_model(row.clone(), None, now).triage.state;
     let txn = crate::db::begin_write(&state.db).await?;

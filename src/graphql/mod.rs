@@ -57,6 +57,7 @@ pub struct QueryRoot(
     crate::accounts::graphql::AccountsQuery,
     crate::auth::mfa::graphql::MfaQuery,
     crate::webhooks::graphql::WebhooksQuery,
+    crate::suppressions::graphql::SuppressionsQuery,
 );
 
 /// Write operations.
@@ -73,6 +74,7 @@ pub struct MutationRoot(
     crate::accounts::graphql::AccountsMutation,
     crate::auth::mfa::graphql::MfaMutation,
     crate::webhooks::graphql::WebhooksMutation,
+    crate::suppressions::graphql::SuppressionsMutation,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].

@@ -481,12 +481,15 @@ async fn finalize(
         .await?
         .rows_affected;
 
+    // Findings an active suppression rule matches leave this scan's counts and score.
+    crate::suppressions::mark_new_findings(&txn, row.org_id, row.target_id, row.id, now).await?;
     let by_severity: Vec<(String, i64)> = scan_finding::Entity::find()
         .select_only()
         .column(finding::Column::Severity)
         .column_as(scan_finding::Column::FindingId.count(), "n")
         .inner_join(finding::Entity)
         .filter(scan_finding::Column::ScanId.eq(row.id))
+        .filter(crate::findings::unsuppressed_condition(now))
         .group_by(finding::Column::Severity)
         .into_tuple()
         .all(&txn)
@@ -527,7 +530,8 @@ async fn finalize(
     progress.status = ScanStatus::Complete;
     progress.phase = "complete".into();
     progress.percent = 100.0;
-    progress.processed = (critical + high + medium + low + info) as u64;
+    // Every finding the scan saw, suppressed ones too (the counts leave those out).
+    progress.processed = (change("new") + change("reopened") + change("unchanged")) as u64;
     progress.total = Some(progress.processed);
     progress.findings_new = new as u64;
     progress.findings_fixed = fixed;

@@ -116,6 +116,10 @@ const TAGS: &[(&str, &str)] = &[
         "Distinct problems per target across scans; triage and comments",
     ),
     (
+        "suppressions",
+        "Rules that suppress known, accepted findings from counts, SLA and score",
+    ),
+    (
         "webhooks",
         "Signed HTTP callbacks on scan and finding events, with their delivery log (admins, signed in)",
     ),

@@ -102,7 +102,12 @@ macro_rules! scan_fields {
 }
 macro_rules! finding_fields {
     () => {
-        "id target_id: targetId scanner fingerprint rule_id: ruleId title severity cve_ids: cveIds cwe_ids: cweIds location { path line component } description remediation occurrences status first_seen_at: firstSeenAt last_seen_at: lastSeenAt fixed_at: fixedAt triage { state note expires_at: expiresAt by at }"
+        "id target_id: targetId scanner fingerprint rule_id: ruleId title severity cve_ids: cveIds cwe_ids: cweIds location { path line component } description remediation occurrences status first_seen_at: firstSeenAt last_seen_at: lastSeenAt fixed_at: fixedAt triage { state note expires_at: expiresAt by at } assignee_id: assigneeId suppression { rule_id: ruleId until }"
+    };
+}
+macro_rules! suppression_rule_fields {
+    () => {
+        "id target_id: targetId scanner rule_id: ruleId path_glob: pathGlob reason expires_at: expiresAt created_by: createdBy created_at: createdAt"
     };
 }
 macro_rules! comment_fields {
@@ -356,8 +361,8 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("id")])
         .notes("409 while the scan is queued or running: cancel it first."),
     Route::get("/api/v1/scans/{id}/findings", "scans", "The findings one scan saw, worst first",
-        op!("query ScanFindings($id: UUID!, $page: Int, $pageSize: Int) { scanFindings(scanId: $id, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
-        .vars(&[Var::path("id"), Var::query("page"), Var::query("pageSize")])
+        op!("query ScanFindings($id: UUID!, $severity: [Severity!], $page: Int, $pageSize: Int) { scanFindings(scanId: $id, severity: $severity, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
+        .vars(&[Var::path("id"), Var::query("severity"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/scans/{id}/summary", "scans", "Counts per severity, score and timings of one scan",
         op!("query ScanSummary($id: UUID!) { scanSummary(scanId: $id) { scan_id: scanId status score ", counts!(), " findings_new: findingsNew findings_fixed: findingsFixed findings_unchanged: findingsUnchanged started_at: startedAt finished_at: finishedAt duration_ms: durationMs } }"))
@@ -373,8 +378,8 @@ pub const ROUTES: &[Route] = &[
         .notes("Answers 202: the scan is processed again in the background; follow it like an upload."),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
-        op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
-        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("newInScan"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("page"), Var::query("pageSize")])
+        op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $assigneeId: UUID, $assignedToMe: Boolean, $suppression: SuppressionFilter, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, assigneeId: $assigneeId, assignedToMe: $assignedToMe, suppression: $suppression, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("newInScan"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("assigneeId"), Var::query("assignedToMe"), Var::query("suppression"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/findings/{id}", "findings", "One finding",
         op!("query GetFinding($id: UUID!) { finding(id: $id) { ", finding_fields!(), " } }"))
@@ -383,6 +388,14 @@ pub const ROUTES: &[Route] = &[
         op!("mutation SetFindingState($id: UUID!, $input: SetFindingStateInput!) { setFindingState(id: $id, input: $input) { ", finding_fields!(), " } }"))
         .vars(&[Var::path("id"), Var::body("input")])
         .notes("`accepted_risk` needs `expires_at`, after which the finding reads as `untriaged` again."),
+    Route::put("/api/v1/findings/{id}/assignee", "findings", "Assign a finding to a member, or unassign it",
+        op!("mutation AssignFinding($id: UUID!, $assigneeId: UUID) { assignFinding(id: $id, assigneeId: $assigneeId) { ", finding_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::field("assigneeId")])
+        .notes("`assignee_id: null` unassigns. The assignee must be a member of the organization; otherwise 400 `VALIDATION_FAILED` on `assigneeId`."),
+    Route::post("/api/v1/findings/bulk-triage", "findings", "Triage, assign and/or comment on many findings at once",
+        "mutation BulkTriageFindings($input: BulkTriageInput!) { bulkTriageFindings(input: $input) { count } }")
+        .vars(&[Var::body("input")])
+        .notes("Findings by `findings.ids` or `findings.filter` (the findings list's filters), at most 10,000: all change in one transaction or none does, recorded as one audit event with the count."),
     Route::get("/api/v1/findings/{id}/comments", "findings", "Comments on a finding, oldest first",
         op!("query FindingComments($id: UUID!, $page: Int, $pageSize: Int) { findingComments(findingId: $id, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", comment_fields!(), " } } } }"))
         .vars(&[Var::path("id"), Var::query("page"), Var::query("pageSize")])
@@ -394,6 +407,23 @@ pub const ROUTES: &[Route] = &[
     Route::delete("/api/v1/findings/{id}/comments/{comment_id}", "findings", "Delete a comment",
         "mutation DeleteComment($id: UUID!, $commentId: UUID!) { deleteComment(id: $commentId, findingId: $id) }")
         .vars(&[Var::path("id"), Var::path("commentId")]),
+    // --- suppression rules ---------------------------------------------------------------
+    Route::get("/api/v1/suppression-rules", "suppressions", "The org's suppression rules, newest first",
+        op!("query ListSuppressionRules($page: Int, $pageSize: Int) { suppressionRules(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", suppression_rule_fields!(), " } } } }"))
+        .vars(PAGE)
+        .page(),
+    Route::post("/api/v1/suppression-rules", "suppressions", "Suppress the findings a rule matches, stored and future",
+        op!("mutation CreateSuppressionRule($input: CreateSuppressionRuleInput!) { createSuppressionRule(input: $input) { suppressed rule { ", suppression_rule_fields!(), " } } }"))
+        .vars(&[Var::body("input")])
+        .created()
+        .notes("At least one of `target_id`, `scanner`, `rule_id` and `path_glob` (`*` within a path segment, `**` across them), and a `reason`. Matching findings leave counts, SLA and score until the rule is deleted or its `expires_at` passes; `suppressed` is how many stored findings it matched."),
+    Route::get("/api/v1/suppression-rules/{id}", "suppressions", "One suppression rule",
+        op!("query GetSuppressionRule($id: UUID!) { suppressionRule(id: $id) { ", suppression_rule_fields!(), " } }"))
+        .vars(&[Var::path("id")]),
+    Route::delete("/api/v1/suppression-rules/{id}", "suppressions", "Delete a suppression rule; its findings count again",
+        "mutation DeleteSuppressionRule($id: UUID!) { deleteSuppressionRule(id: $id) }")
+        .vars(&[Var::path("id")])
+        .notes("Answers how many findings came back (those another rule still matches stay suppressed)."),
     // --- webhooks ------------------------------------------------------------------------
     Route::get("/api/v1/webhooks", "webhooks", "List the org's webhooks, newest first",
         op!("query ListWebhooks($page: Int, $pageSize: Int) { webhooks(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", webhook_fields!(), " } } } }"))

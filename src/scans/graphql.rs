@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{Change, Scan, ScanComparison, ScanFilter, ScanOrderField, ScanStatus, ScanSummary};
 use crate::error::AppError;
-use crate::findings::Finding;
+use crate::findings::{Finding, Severity};
 use crate::graphql::batch::BatchFn;
 use crate::graphql::loaders::{load, OrgLoader, OrgScope};
 use crate::graphql::pagination::{OrderDirection, PageArgs, PagedConnection};
@@ -119,10 +119,12 @@ impl ScansQuery {
     }
 
     /// The findings one scan saw, worst first.
+    #[allow(clippy::too_many_arguments)]
     async fn scan_findings(
         &self,
         ctx: &Context<'_>,
         scan_id: Uuid,
+        #[graphql(desc = "Any of these severities.")] severity: Option<Vec<Severity>>,
         first: Option<i32>,
         after: Option<String>,
         page: Option<i32>,
@@ -135,9 +137,12 @@ impl ScansQuery {
             page_size,
         }
         .window()?;
-        Ok(super::findings(caller(ctx)?, state(ctx), scan_id, window)
-            .await?
-            .into_connection())
+        let severity = severity.unwrap_or_default();
+        Ok(
+            super::findings(caller(ctx)?, state(ctx), scan_id, &severity, window)
+                .await?
+                .into_connection(),
+        )
     }
 
     /// Counts per severity, score and timings of one scan.

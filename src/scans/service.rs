@@ -123,6 +123,7 @@ pub async fn findings(
     ctx: &Ctx,
     state: &AppState,
     scan_id: Uuid,
+    severity: &[crate::findings::Severity],
     window: Window,
 ) -> AppResult<Paged<Finding>> {
     ctx.require(Permission::Read)?;
@@ -134,7 +135,10 @@ pub async fn findings(
         .to_owned();
     // From the scan's sightings (the scan is the org's, checked above): the plan does not
     // walk the org's other findings.
-    let query = finding::Entity::find().filter(finding::Column::Id.in_subquery(seen));
+    let mut query = finding::Entity::find().filter(finding::Column::Id.in_subquery(seen));
+    if !severity.is_empty() {
+        query = query.filter(finding::Column::Severity.is_in(severity.iter().map(|s| s.as_str())));
+    }
     let total = query.clone().count(&state.db).await?;
     let now = Utc::now();
     let items = query

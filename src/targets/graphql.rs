@@ -110,6 +110,7 @@ impl BatchFn for OpenCountsLoader {
             .filter(finding::Column::OrgId.eq(self.0.org_id))
             .filter(finding::Column::TargetId.is_in(keys.iter().copied()))
             .filter(finding::Column::Status.eq("open"))
+            .filter(crate::findings::unsuppressed_condition(chrono::Utc::now()))
             .group_by(finding::Column::TargetId)
             .group_by(finding::Column::Severity)
             .into_tuple()

@@ -61,6 +61,9 @@ async fn permission_matrix() {
         ("mutation($victim: UUID!) { removeUser(id: $victim) }", [OK, OK, F, F, S, S]),
         ("mutation($name: String!) { createOrganization(input: {name: $name}) { id } }", [OK, OK, OK, OK, S, S]),
         ("mutation { logout }", ["-", "-", "-", "-", S, S]),
+        ("{ suppressionRules { totalCount } }", [OK, OK, OK, OK, OK, OK]),
+        ("mutation { createSuppressionRule(input: {scanner: \"none\", reason: \"r\"}) { suppressed } }", [OK, OK, OK, F, OK, F]),
+        ("mutation { bulkTriageFindings(input: {findings: {filter: {ruleId: \"none\"}}, state: CONFIRMED}) { count } }", [OK, OK, OK, F, OK, F]),
     ];
 
     let mut n = 0;
@@ -254,6 +257,16 @@ async fn isolation_matrix() {
         .await
         .data("addComment")["id"]
         .clone();
+    // A suppression rule of A that matches none of its findings.
+    let rule = app
+        .gql(
+            Auth::Bearer(&owner_a),
+            "mutation { createSuppressionRule(input: {scanner: \"none\", reason: \"a\"}) { rule { id } } }",
+            json!({}),
+        )
+        .await
+        .data("createSuppressionRule")["rule"]["id"]
+        .clone();
     let domain: &[(&str, &str, Value)] = &[
         (
             "target",
@@ -330,6 +343,31 @@ async fn isolation_matrix() {
             "query($id: UUID!) { scan(id: $id) { rawSha256 } }",
             json!(s.id),
         ),
+        (
+            "finding assign",
+            "mutation($id: UUID!) { assignFinding(id: $id, assigneeId: null) { id } }",
+            json!(f.id),
+        ),
+        (
+            "bulk triage by id",
+            "mutation($id: UUID!) { bulkTriageFindings(input: {findings: {ids: [$id]}, state: CONFIRMED}) { count } }",
+            json!(f.id),
+        ),
+        (
+            "suppression rule",
+            "query($id: UUID!) { suppressionRule(id: $id) { id } }",
+            rule.clone(),
+        ),
+        (
+            "suppression rule delete",
+            "mutation($id: UUID!) { deleteSuppressionRule(id: $id) }",
+            rule.clone(),
+        ),
+        (
+            "suppression rule on a target",
+            "mutation($id: UUID!) { createSuppressionRule(input: {targetId: $id, reason: \"b\"}) { suppressed } }",
+            json!(t.id),
+        ),
     ];
     for (resource, query, id) in domain {
         let foreign = app
@@ -353,6 +391,7 @@ async fn isolation_matrix() {
         ("targets", "{ targets { totalCount } }"),
         ("scans", "{ scans { totalCount } }"),
         ("findings", "{ findings { totalCount } }"),
+        ("suppressionRules", "{ suppressionRules { totalCount } }"),
     ] {
         let b_view = app.gql(Auth::Bearer(&admin_b), query, json!({})).await;
         assert_eq!(b_view.data(field)["totalCount"], 0, "{field} of org B");

@@ -24,6 +24,7 @@ mod operations;
 mod orphans;
 mod outage;
 mod playground;
+mod remediation;
 mod rest;
 mod rest_domain;
 mod retry;
