@@ -79,6 +79,7 @@ impl AuditEntry {
 ///
 /// # Errors
 /// When the row cannot be written.
+#[tracing::instrument(name = "audit.record", skip_all, fields(org = %entry.org_id, action = entry.action))]
 pub async fn record(db: &impl ConnectionTrait, entry: AuditEntry) -> AppResult<()> {
     audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -187,6 +188,7 @@ impl AuditFilter {
 ///
 /// # Errors
 /// `FORBIDDEN` below admin.
+#[tracing::instrument(name = "audit.list", skip_all, fields(org = %ctx.org_id))]
 pub async fn list(
     ctx: &Ctx,
     state: &AppState,

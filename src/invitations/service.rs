@@ -32,6 +32,7 @@ const TOKEN_RANDOM_LEN: usize = 32;
 /// # Errors
 /// `SESSION_REQUIRED`, `FORBIDDEN`, `VALIDATION_FAILED`, `CONFLICT` when that person is
 /// already a member of this org (which the admin can see in the member list anyway).
+#[tracing::instrument(name = "invitations.invite", skip_all, fields(org = %ctx.org_id))]
 pub async fn invite(
     ctx: &Ctx,
     state: &AppState,
@@ -97,6 +98,7 @@ pub async fn invite(
 ///
 /// # Errors
 /// `SESSION_REQUIRED`, `FORBIDDEN`.
+#[tracing::instrument(name = "invitations.list", skip_all, fields(org = %ctx.org_id))]
 pub async fn list(ctx: &Ctx, state: &AppState, window: Window) -> AppResult<Paged<Invitation>> {
     ctx.require_session_with(Permission::Admin)?;
     let query = invitation::Entity::find().filter(invitation::Column::OrgId.eq(ctx.org_id));
@@ -123,6 +125,7 @@ pub async fn list(ctx: &Ctx, state: &AppState, window: Window) -> AppResult<Page
 ///
 /// # Errors
 /// `NOT_FOUND` outside the org or once accepted, `SESSION_REQUIRED`, `FORBIDDEN`.
+#[tracing::instrument(name = "invitations.revoke", skip_all, fields(org = %ctx.org_id))]
 pub async fn revoke(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
     ctx.require_session_with(Permission::Admin)?;
     let txn = crate::db::begin_write(&state.db).await?;
@@ -156,6 +159,7 @@ fn my_email(ctx: &Ctx) -> AppResult<(Uuid, &str)> {
 ///
 /// # Errors
 /// `SESSION_REQUIRED` for API keys.
+#[tracing::instrument(name = "invitations.mine", skip_all, fields(org = %ctx.org_id))]
 pub async fn mine(
     ctx: &Ctx,
     state: &AppState,
@@ -254,6 +258,7 @@ async fn join(
 ///
 /// # Errors
 /// `NOT_FOUND` unless it is a pending invitation to the caller's email; `SESSION_REQUIRED`.
+#[tracing::instrument(name = "invitations.accept", skip_all, fields(org = %ctx.org_id))]
 pub async fn accept(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<AcceptedInvitation> {
     let (user_id, _) = my_email(ctx)?;
     let txn = crate::db::begin_write(&state.db).await?;
@@ -275,6 +280,7 @@ pub async fn accept(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<Accepted
 ///
 /// # Errors
 /// As for [`accept`].
+#[tracing::instrument(name = "invitations.decline", skip_all, fields(org = %ctx.org_id))]
 pub async fn decline(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
     let txn = crate::db::begin_write(&state.db).await?;
     let inv = pending_for_me(&txn, ctx, id).await?;
@@ -298,6 +304,7 @@ pub async fn decline(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<()> {
 /// # Errors
 /// `UNAUTHENTICATED` for an unknown, used or expired token; `VALIDATION_FAILED` for a weak
 /// password or a bad display name; `CONFLICT` when the address has an account already.
+#[tracing::instrument(name = "invitations.sign_up", skip_all)]
 pub async fn sign_up(
     state: &AppState,
     meta: &RequestMeta,

@@ -78,6 +78,7 @@ pub struct CreatedApiKey {
 ///
 /// # Errors
 /// `FORBIDDEN` below admin.
+#[tracing::instrument(name = "keys.list", skip_all, fields(org = %ctx.org_id))]
 pub async fn list(ctx: &Ctx, state: &AppState, window: Window) -> AppResult<Paged<ApiKey>> {
     ctx.require(Permission::Admin)?;
     let query = api_key::Entity::find().filter(api_key::Column::OrgId.eq(ctx.org_id));
@@ -103,6 +104,7 @@ pub async fn list(ctx: &Ctx, state: &AppState, window: Window) -> AppResult<Page
 ///
 /// # Errors
 /// `SESSION_REQUIRED`, `FORBIDDEN`, `VALIDATION_FAILED`.
+#[tracing::instrument(name = "keys.create", skip_all, fields(org = %ctx.org_id))]
 pub async fn create(
     ctx: &Ctx,
     state: &AppState,
@@ -150,6 +152,7 @@ pub async fn create(
 ///
 /// # Errors
 /// `SESSION_REQUIRED`, `FORBIDDEN`, `NOT_FOUND`.
+#[tracing::instrument(name = "keys.revoke", skip_all, fields(org = %ctx.org_id))]
 pub async fn revoke(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ApiKey> {
     ctx.require_session_with(Permission::Admin)?;
     let row = api_key::Entity::find_by_id(id)
@@ -182,6 +185,7 @@ pub async fn revoke(ctx: &Ctx, state: &AppState, id: Uuid) -> AppResult<ApiKey> 
 ///
 /// # Errors
 /// `BAD_REQUEST` when the caller did not use an API key.
+#[tracing::instrument(name = "keys.current", skip_all, fields(org = %ctx.org_id))]
 pub async fn current(ctx: &Ctx, state: &AppState) -> AppResult<ApiKey> {
     let Actor::ApiKey { key_id, .. } = &ctx.actor else {
         return Err(AppError::bad_request(

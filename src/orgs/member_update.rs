@@ -34,6 +34,7 @@ pub struct MemberChanges {
 /// without being owner, or an account that belongs to orgs the caller does not administer;
 /// `CONFLICT` when it would leave an org without an active owner; `VALIDATION_FAILED` for a bad
 /// display name.
+#[tracing::instrument(name = "orgs.update_member", skip_all, fields(org = %ctx.org_id))]
 pub async fn update_member(
     ctx: &Ctx,
     state: &AppState,
@@ -75,6 +76,7 @@ pub async fn update_member(
 ///
 /// # Errors
 /// `NOT_FOUND` outside the org.
+#[tracing::instrument(name = "orgs.member", skip_all, fields(org = %ctx.org_id))]
 pub async fn member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<Member> {
     let m = membership_in_org(&state.db, ctx.org_id, user_id).await?;
     let person = user::Entity::find_by_id(user_id)

@@ -32,6 +32,7 @@ pub enum Bootstrap {
 ///
 /// # Errors
 /// When the configured admin email or password is invalid, or the database fails.
+#[tracing::instrument(name = "orgs.bootstrap_admin", skip_all)]
 pub async fn bootstrap_admin(
     db: &DatabaseConnection,
     email: Option<&str>,
@@ -115,6 +116,7 @@ pub(crate) async fn insert_membership(
 ///
 /// # Errors
 /// Only on database failure.
+#[tracing::instrument(name = "orgs.current", skip_all, fields(org = %ctx.org_id))]
 pub async fn current(ctx: &Ctx, state: &AppState) -> AppResult<Organization> {
     organization::Entity::find_by_id(ctx.org_id)
         .one(&state.db)
@@ -127,6 +129,7 @@ pub async fn current(ctx: &Ctx, state: &AppState) -> AppResult<Organization> {
 ///
 /// # Errors
 /// Only on database failure.
+#[tracing::instrument(name = "orgs.list_for_caller", skip_all, fields(org = %ctx.org_id))]
 pub async fn list_for_caller(
     ctx: &Ctx,
     state: &AppState,
@@ -173,6 +176,7 @@ pub async fn list_for_caller(
 ///
 /// # Errors
 /// `SESSION_REQUIRED` for API keys, `VALIDATION_FAILED`, `CONFLICT` for a taken slug.
+#[tracing::instrument(name = "orgs.create", skip_all, fields(org = %ctx.org_id))]
 pub async fn create(
     ctx: &Ctx,
     state: &AppState,
@@ -226,6 +230,7 @@ pub struct OrgChanges {
 /// # Errors
 /// `SESSION_REQUIRED`, `FORBIDDEN` (admins only), `NOT_FOUND`; `CONFLICT` when requiring MFA
 /// of admins while the caller has not enabled it themselves (it would lock them out).
+#[tracing::instrument(name = "orgs.update", skip_all, fields(org = %ctx.org_id))]
 pub async fn update(
     ctx: &Ctx,
     state: &AppState,
@@ -300,6 +305,7 @@ pub(crate) fn member_of(m: membership::Model, u: user::Model) -> Member {
 ///
 /// # Errors
 /// `SESSION_REQUIRED`, `FORBIDDEN`.
+#[tracing::instrument(name = "orgs.list_members", skip_all, fields(org = %ctx.org_id))]
 pub async fn list_members(ctx: &Ctx, state: &AppState, window: Window) -> AppResult<Paged<Member>> {
     ctx.require_session_with(Permission::Admin)?;
     let query = membership::Entity::find().filter(membership::Column::OrgId.eq(ctx.org_id));
@@ -339,6 +345,7 @@ pub(super) async fn membership_in_org(
 ///
 /// # Errors
 /// As for [`update_member`].
+#[tracing::instrument(name = "orgs.remove_member", skip_all, fields(org = %ctx.org_id))]
 pub async fn remove_member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppResult<()> {
     ctx.require_session_with(Permission::Admin)?;
     let txn = crate::db::begin_write(&state.db).await?;
@@ -379,6 +386,7 @@ pub async fn remove_member(ctx: &Ctx, state: &AppState, user_id: Uuid) -> AppRes
 ///
 /// # Errors
 /// Only on database failure.
+#[tracing::instrument(name = "orgs.me_user", skip_all, fields(org = %ctx.org_id))]
 pub async fn me_user(ctx: &Ctx, state: &AppState) -> AppResult<Option<Member>> {
     let Actor::User { user_id, .. } = &ctx.actor else {
         return Ok(None);

@@ -439,3 +439,40 @@ fn the_configuration_reference_in_the_docs_is_current() {
         "docs/operations.md is stale: run `rampart config-reference --write docs/operations.md`"
     );
 }
+
+/// The orgs, keys, audit and invitations services run in spans named after them, carrying the
+/// org: their database work shows up under them in the logs (and in any tracing backend).
+#[tokio::test]
+async fn org_key_audit_and_invitation_services_run_in_spans() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_admin().await;
+    let org = app
+        .gql(Auth::Bearer(&owner), "{ organization { id } }", json!({}))
+        .await
+        .data("organization")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.invite(&owner, "spans@acme.test", "VIEWER").await;
+    app.create_key(&owner, "READ").await;
+    for field in ["auditEvents", "users", "invitations"] {
+        let query = format!("{{ {field} {{ totalCount }} }}");
+        app.gql(Auth::Bearer(&owner), &query, json!({}))
+            .await
+            .data(field);
+    }
+    let logs = crate::support::captured_logs();
+    for span in [
+        "invitations.invite",
+        "invitations.list",
+        "keys.create",
+        "audit.list",
+        "audit.record",
+        "orgs.list_members",
+    ] {
+        assert!(
+            logs.contains(&format!("{span}{{org={org}")),
+            "no {span} span of org {org} in the logs"
+        );
+    }
+}

@@ -53,6 +53,8 @@ fn capture_logs() {
     ONCE.call_once(|| {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("trace")
+            // A line when each span closes, so spans show even where nothing inside them logs.
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
             .with_ansi(false)
             .with_writer(|| LogSink)
             .try_init();
