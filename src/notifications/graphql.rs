@@ -31,7 +31,7 @@ impl NotificationsQuery {
     async fn notifications(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] unread_only: bool,
+        #[graphql(desc = "Only the unread ones (default false).")] unread_only: Option<bool>,
         first: Option<i32>,
         after: Option<String>,
         page: Option<i32>,
@@ -45,7 +45,7 @@ impl NotificationsQuery {
         }
         .window()?;
         Ok(
-            super::list(caller(ctx)?, state(ctx), unread_only, window)
+            super::list(caller(ctx)?, state(ctx), unread_only.unwrap_or(false), window)
                 .await?
                 .into_connection(),
         )
