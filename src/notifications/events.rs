@@ -125,15 +125,14 @@ async fn followers(
         .await?
         .into_iter()
         .collect();
-    let mut prefs: HashMap<Uuid, NotificationPreferences> =
-        notification_preference::Entity::find()
-            .filter(notification_preference::Column::OrgId.eq(org_id))
-            .filter(notification_preference::Column::UserId.is_in(following.clone()))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|row| (row.user_id, row.into()))
-            .collect();
+    let mut prefs: HashMap<Uuid, NotificationPreferences> = notification_preference::Entity::find()
+        .filter(notification_preference::Column::OrgId.eq(org_id))
+        .filter(notification_preference::Column::UserId.is_in(following.clone()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.user_id, row.into()))
+        .collect();
     let mut out: Vec<Follower> = following
         .into_iter()
         .filter(|id| members.contains(id) && active.contains(id))
@@ -456,7 +455,11 @@ mod tests {
     #[test]
     fn new_findings_reach_each_person_from_their_minimum_up() {
         let scan = Uuid::now_v7();
-        let counts = [(Severity::Critical, 1), (Severity::High, 2), (Severity::Low, 5)];
+        let counts = [
+            (Severity::Critical, 1),
+            (Severity::High, 2),
+            (Severity::Low, 5),
+        ];
         let worst = [
             finding("critical", "RCE"),
             finding("high", "XSS"),
@@ -468,9 +471,13 @@ mod tests {
         assert_eq!(draft.severity, Some(Severity::Critical));
         assert!(draft.body.contains("- [critical] RCE (src/a.rs:3)"));
         assert!(!draft.body.contains("Banner"));
-        let critical = new_findings_draft("shop", scan, &counts, &worst, Severity::Critical).unwrap();
+        let critical =
+            new_findings_draft("shop", scan, &counts, &worst, Severity::Critical).unwrap();
         assert_eq!(critical.title, "1 new finding on shop (1 critical)");
-        assert!(new_findings_draft("shop", scan, &[(Severity::Low, 5)], &worst, Severity::High).is_none());
+        assert!(
+            new_findings_draft("shop", scan, &[(Severity::Low, 5)], &worst, Severity::High)
+                .is_none()
+        );
         let all = new_findings_draft("shop", scan, &counts, &worst[..1], Severity::Info).unwrap();
         assert!(all.body.contains("… and 7 more."), "{}", all.body);
     }

@@ -44,11 +44,14 @@ impl NotificationsQuery {
             page_size,
         }
         .window()?;
-        Ok(
-            super::list(caller(ctx)?, state(ctx), unread_only.unwrap_or(false), window)
-                .await?
-                .into_connection(),
+        Ok(super::list(
+            caller(ctx)?,
+            state(ctx),
+            unread_only.unwrap_or(false),
+            window,
         )
+        .await?
+        .into_connection())
     }
 
     /// One of my notifications (signed in).
@@ -62,10 +65,7 @@ impl NotificationsQuery {
     }
 
     /// What notifies me in this org (signed in).
-    async fn notification_preferences(
-        &self,
-        ctx: &Context<'_>,
-    ) -> Result<NotificationPreferences> {
+    async fn notification_preferences(&self, ctx: &Context<'_>) -> Result<NotificationPreferences> {
         Ok(super::preferences(caller(ctx)?, state(ctx)).await?)
     }
 

@@ -156,7 +156,9 @@ mod tests {
     #[test]
     fn the_defaults_notify_of_everything_from_high_up() {
         let prefs = NotificationPreferences::default();
-        assert!(prefs.wants(NotificationKind::FindingNew) && prefs.wants(NotificationKind::ScanFailed));
+        assert!(
+            prefs.wants(NotificationKind::FindingNew) && prefs.wants(NotificationKind::ScanFailed)
+        );
         assert_eq!(prefs.min_severity, Severity::High);
         assert!(prefs.email);
     }

@@ -61,6 +61,13 @@ async fn permission_matrix() {
         ("mutation($victim: UUID!) { removeUser(id: $victim) }", [OK, OK, F, F, S, S]),
         ("mutation($name: String!) { createOrganization(input: {name: $name}) { id } }", [OK, OK, OK, OK, S, S]),
         ("mutation { logout }", ["-", "-", "-", "-", S, S]),
+        // Notifications are a person's own: every role has an inbox, no key has one.
+        ("{ notifications { totalCount } }", [OK, OK, OK, OK, S, S]),
+        ("{ notificationCounts { unread } }", [OK, OK, OK, OK, S, S]),
+        ("{ notificationPreferences { email } }", [OK, OK, OK, OK, S, S]),
+        ("mutation { updateNotificationPreferences(input: {email: false}) { email } }", [OK, OK, OK, OK, S, S]),
+        ("mutation { markAllNotificationsRead { count } }", [OK, OK, OK, OK, S, S]),
+        ("{ followedTargets { totalCount } }", [OK, OK, OK, OK, S, S]),
     ];
 
     let mut n = 0;
@@ -254,6 +261,34 @@ async fn isolation_matrix() {
         .await
         .data("addComment")["id"]
         .clone();
+    // A notification of A's owner, about A's scan.
+    let owner_a_id: uuid::Uuid = app
+        .gql(Auth::Bearer(&owner_a), "{ me { user { id } } }", json!({}))
+        .await
+        .data("me")["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let n = {
+        use sea_orm::{ActiveModelTrait, Set};
+        entity::notification::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            org_id: Set(org_a_id),
+            user_id: Set(Some(owner_a_id)),
+            kind: Set("scan.failed".into()),
+            title: Set("A scan of a-repo failed".into()),
+            body: Set(String::new()),
+            read_at: Set(None),
+            created_at: Set(chrono::Utc::now()),
+            target_id: Set(Some(t.id)),
+            scan_id: Set(Some(s.id)),
+            severity: Set(None),
+        }
+        .insert(db)
+        .await
+        .unwrap()
+    };
     let domain: &[(&str, &str, Value)] = &[
         (
             "target",
@@ -330,6 +365,26 @@ async fn isolation_matrix() {
             "query($id: UUID!) { scan(id: $id) { rawSha256 } }",
             json!(s.id),
         ),
+        (
+            "follow target",
+            "mutation($id: UUID!) { followTarget(targetId: $id) { id } }",
+            json!(t.id),
+        ),
+        (
+            "unfollow target",
+            "mutation($id: UUID!) { unfollowTarget(targetId: $id) }",
+            json!(t.id),
+        ),
+        (
+            "notification",
+            "query($id: UUID!) { notification(id: $id) { id } }",
+            json!(n.id),
+        ),
+        (
+            "notification read",
+            "mutation($id: UUID!) { markNotificationRead(id: $id) { id } }",
+            json!(n.id),
+        ),
     ];
     for (resource, query, id) in domain {
         let foreign = app
@@ -353,6 +408,7 @@ async fn isolation_matrix() {
         ("targets", "{ targets { totalCount } }"),
         ("scans", "{ scans { totalCount } }"),
         ("findings", "{ findings { totalCount } }"),
+        ("notifications", "{ notifications { totalCount } }"),
     ] {
         let b_view = app.gql(Auth::Bearer(&admin_b), query, json!({})).await;
         assert_eq!(b_view.data(field)["totalCount"], 0, "{field} of org B");

@@ -73,7 +73,10 @@ async fn notifications(app: &TestApp, token: &str) -> Vec<Value> {
             json!({}),
         )
         .await;
-    res.data("notifications")["nodes"].as_array().unwrap().clone()
+    res.data("notifications")["nodes"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 async fn counts(app: &TestApp, token: &str) -> (u64, u64) {
@@ -121,7 +124,9 @@ async fn new_critical_findings_notify_followers_only_who_read_and_count_them() {
         .await;
     assert_eq!(followed.status, 200, "{}", followed.body);
     assert_eq!(followed.body["data"]["id"], shop);
-    let list = rest.get(Auth::Bearer(&dev), "/api/v1/targets/followed").await;
+    let list = rest
+        .get(Auth::Bearer(&dev), "/api/v1/targets/followed")
+        .await;
     assert_eq!(list.body["meta"]["total"], 1, "{}", list.body);
     assert_eq!(list.body["data"][0]["name"], "shop");
 
@@ -145,9 +150,15 @@ async fn new_critical_findings_notify_followers_only_who_read_and_count_them() {
     assert_eq!(n["title"], "2 new findings on shop (1 critical, 1 high)");
     let body = n["body"].as_str().unwrap();
     assert!(body.contains("[critical] Check C1") && body.contains("[high] Check H1"));
-    assert!(!body.contains("Check L1"), "below the default minimum: {body}");
+    assert!(
+        !body.contains("Check L1"),
+        "below the default minimum: {body}"
+    );
     assert!(notifications(&app, &ops).await.is_empty(), "not a follower");
-    assert!(notifications(&app, &owner).await.is_empty(), "the uploader does not follow");
+    assert!(
+        notifications(&app, &owner).await.is_empty(),
+        "the uploader does not follow"
+    );
     // No relay is configured: nothing is queued for mail.
     let mail_jobs = job::Entity::find()
         .filter(job::Column::Kind.eq("notification_email"))
@@ -163,7 +174,12 @@ async fn new_critical_findings_notify_followers_only_who_read_and_count_them() {
         "shop",
         report(
             "shop",
-            &[("C1", "critical"), ("H1", "high"), ("L1", "low"), ("C2", "critical")],
+            &[
+                ("C1", "critical"),
+                ("H1", "high"),
+                ("L1", "low"),
+                ("C2", "critical"),
+            ],
         ),
     )
     .await;
@@ -201,7 +217,10 @@ async fn new_critical_findings_notify_followers_only_who_read_and_count_them() {
         .get(Auth::Bearer(&dev), "/api/v1/notifications?unread_only=true")
         .await;
     assert_eq!(unread.body["meta"]["total"], 1);
-    assert_eq!(unread.body["data"][0]["title"], "1 new finding on shop (1 critical)");
+    assert_eq!(
+        unread.body["data"][0]["title"],
+        "1 new finding on shop (1 critical)"
+    );
     let counted = rest
         .get(Auth::Bearer(&dev), "/api/v1/notifications/counts")
         .await;
@@ -209,18 +228,29 @@ async fn new_critical_findings_notify_followers_only_who_read_and_count_them() {
 
     // Mark all read.
     let all = rest
-        .post(Auth::Bearer(&dev), "/api/v1/notifications/read-all", json!({}))
+        .post(
+            Auth::Bearer(&dev),
+            "/api/v1/notifications/read-all",
+            json!({}),
+        )
         .await;
     assert_eq!(all.body["data"]["count"], 1, "{}", all.body);
     assert_eq!(counts(&app, &dev).await, (0, 2));
     let none_left = rest
-        .post(Auth::Bearer(&dev), "/api/v1/notifications/read-all", json!({}))
+        .post(
+            Auth::Bearer(&dev),
+            "/api/v1/notifications/read-all",
+            json!({}),
+        )
         .await;
     assert_eq!(none_left.body["data"]["count"], 0);
 
     // Someone else's notification is missing to everyone else, even the org's owner.
     let one = rest
-        .get(Auth::Bearer(&dev), &format!("/api/v1/notifications/{first}"))
+        .get(
+            Auth::Bearer(&dev),
+            &format!("/api/v1/notifications/{first}"),
+        )
         .await;
     assert_eq!(one.status, 200);
     for path in [
@@ -263,7 +293,9 @@ async fn new_critical_findings_notify_followers_only_who_read_and_count_them() {
         )
         .await;
     assert_eq!(gone.status, 204);
-    let list = rest.get(Auth::Bearer(&dev), "/api/v1/targets/followed").await;
+    let list = rest
+        .get(Auth::Bearer(&dev), "/api/v1/targets/followed")
+        .await;
     assert_eq!(list.body["meta"]["total"], 0);
     upload(
         &app,
@@ -314,7 +346,10 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.body["data"]["min_severity"], "critical");
-    assert_eq!(changed.body["data"]["kinds"], json!(["finding_new", "scan_failed"]));
+    assert_eq!(
+        changed.body["data"]["kinds"],
+        json!(["finding_new", "scan_failed"])
+    );
     upload(&app, &owner, "api", report("api", &[("H1", "high")])).await;
     assert_eq!(counts(&app, &dev).await, (0, 0));
     upload(
@@ -338,7 +373,13 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
         "api",
         report(
             "api",
-            &[("H1", "high"), ("H2", "high"), ("C1", "critical"), ("L1", "low"), ("I1", "info")],
+            &[
+                ("H1", "high"),
+                ("H2", "high"),
+                ("C1", "critical"),
+                ("L1", "low"),
+                ("I1", "info"),
+            ],
         ),
     )
     .await;
@@ -349,14 +390,11 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
 
     // Failures only: new findings say nothing, a failed scan does.
     let prefs = set_preferences(&app, &dev, json!({"kinds": ["SCAN_FAILED"]})).await;
-    assert_eq!(prefs, json!({"kinds": ["SCAN_FAILED"], "minSeverity": "LOW", "email": true}));
-    upload(
-        &app,
-        &owner,
-        "api",
-        report("api", &[("C9", "critical")]),
-    )
-    .await;
+    assert_eq!(
+        prefs,
+        json!({"kinds": ["SCAN_FAILED"], "minSeverity": "LOW", "email": true})
+    );
+    upload(&app, &owner, "api", report("api", &[("C9", "critical")])).await;
     assert_eq!(counts(&app, &dev).await.1, 2);
     let failed = upload(&app, &owner, "api", b"{\"runs\": [".to_vec()).await;
     assert_eq!(failed["status"], "FAILED", "{failed}");
@@ -392,7 +430,11 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
         there.data("notificationPreferences"),
         &json!({"kinds": ["FINDING_NEW", "SCAN_FAILED"], "minSeverity": "HIGH"})
     );
-    assert_eq!(there.data("notificationCounts")["total"], 0, "another org's inbox");
+    assert_eq!(
+        there.data("notificationCounts")["total"],
+        0,
+        "another org's inbox"
+    );
 }
 
 type Ws =
@@ -493,8 +535,16 @@ async fn ids(app: &TestApp, token: &str) -> (uuid::Uuid, uuid::Uuid) {
         )
         .await;
     (
-        res.data("organization")["id"].as_str().unwrap().parse().unwrap(),
-        res.data("me")["user"]["id"].as_str().unwrap().parse().unwrap(),
+        res.data("organization")["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+        res.data("me")["user"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
     )
 }
 
@@ -562,14 +612,20 @@ async fn notification_added_arrives_over_the_websocket_and_server_sent_events() 
     assert_eq!(added["scanId"], scan["id"]);
     assert_eq!(added["read"], false);
     let stored = notifications(&app, &dev).await;
-    assert_eq!(added, stored[0], "the subscription gives the stored notification");
+    assert_eq!(
+        added, stored[0],
+        "the subscription gives the stored notification"
+    );
     let events = read_events(sse, 1).await;
     assert_eq!(events[0].0, added["id"].as_str().unwrap());
     assert_eq!(events[0].1["kind"], "finding_new");
     assert_eq!(events[0].1["scan_id"], scan["id"]);
     assert_eq!(events[0].1["title"], added["title"]);
     // Someone who does not follow the target is told nothing.
-    assert_eq!(next_added(&mut other, Duration::from_millis(500)).await, None);
+    assert_eq!(
+        next_added(&mut other, Duration::from_millis(500)).await,
+        None
+    );
 
     // A reconnecting stream replays what was made after the last event it saw.
     let failed = upload(&app, &owner, "web", b"not json".to_vec()).await;
@@ -669,12 +725,23 @@ async fn notifications_are_mailed_through_the_relay_to_those_who_want_mail() {
     .await;
     let mail = smtp.next_mail().await;
     assert_eq!(mail["to"], json!(["dev@acme.test"]), "{mail}");
-    let subject = mail["subject"].as_str().unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
-    assert_eq!(subject, "[Rampart] 2 new findings on shop (1 critical, 1 high)");
+    let subject = mail["subject"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        subject,
+        "[Rampart] 2 new findings on shop (1 critical, 1 high)"
+    );
     let body = mail["body"].as_str().unwrap();
     assert!(body.contains("[critical] Check C1"), "{body}");
     let dev_n = &notifications(&app, &dev).await[0];
-    assert!(body.contains(&format!("/api/v1/notifications/{}", dev_n["id"].as_str().unwrap())));
+    assert!(body.contains(&format!(
+        "/api/v1/notifications/{}",
+        dev_n["id"].as_str().unwrap()
+    )));
 
     // The one who wants no mail has the notification and no mail job.
     let quiet_n = &notifications(&app, &quiet).await[0];
@@ -696,5 +763,8 @@ async fn notifications_are_mailed_through_the_relay_to_those_who_want_mail() {
     upload(&app, &owner, "shop", b"{".to_vec()).await;
     let mail = smtp.next_mail().await;
     assert_eq!(mail["to"], json!(["dev@acme.test"]));
-    assert!(mail["subject"].as_str().unwrap().contains("A scan of shop failed"));
+    assert!(mail["subject"]
+        .as_str()
+        .unwrap()
+        .contains("A scan of shop failed"));
 }

@@ -73,4 +73,3 @@ impl SmtpSink {
         serde_json::from_str(&Self::line(&mut self.lines).await).unwrap()
     }
 }
-
