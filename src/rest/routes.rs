@@ -473,7 +473,7 @@ pub const ROUTES: &[Route] = &[
         op!("mutation UpdateNotificationPreferences($input: UpdateNotificationPreferencesInput!) { updateNotificationPreferences(input: $input) { ", notification_preference_fields!(), " } }"))
         .vars(&[Var::body("input")])
         .session()
-        .notes("Absent fields stay as they are. `kinds`: `finding.new`, `scan.failed` (an empty list silences everything); `min_severity` applies to new findings; `email` mails each notification when the server has an SMTP relay."),
+        .notes("Absent fields stay as they are. `kinds`: `finding_new`, `scan_failed` (an empty list silences everything); `min_severity` applies to new findings; `email` mails each notification when the server has an SMTP relay."),
     Route::post("/api/v1/notifications/read-all", "notifications", "Mark all my notifications read",
         op!("mutation MarkAllNotificationsRead { markAllNotificationsRead { count } }"))
         .session(),

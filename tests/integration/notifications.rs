@@ -388,11 +388,18 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
     assert_eq!(mine[0]["title"], "1 new finding on api (1 low)");
     assert_eq!(mine[0]["severity"], "LOW");
 
-    // Failures only: new findings say nothing, a failed scan does.
-    let prefs = set_preferences(&app, &dev, json!({"kinds": ["SCAN_FAILED"]})).await;
+    // Failures only (over REST): new findings say nothing, a failed scan does.
+    let prefs = rest
+        .call(
+            Auth::Bearer(&dev),
+            Method::PATCH,
+            "/api/v1/notifications/preferences",
+            Some(json!({"kinds": ["scan_failed"]})),
+        )
+        .await;
     assert_eq!(
-        prefs,
-        json!({"kinds": ["SCAN_FAILED"], "minSeverity": "LOW", "email": true})
+        prefs.body["data"],
+        json!({"kinds": ["scan_failed"], "min_severity": "low", "email": true})
     );
     upload(&app, &owner, "api", report("api", &[("C9", "critical")])).await;
     assert_eq!(counts(&app, &dev).await.1, 2);
@@ -767,4 +774,52 @@ async fn notifications_are_mailed_through_the_relay_to_those_who_want_mail() {
         .as_str()
         .unwrap()
         .contains("A scan of shop failed"));
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(rampart_has_aiosmtpd),
+    ignore = "needs aiosmtpd in tests/standard-clients/.venv (pip install -r requirements.txt)"
+)]
+async fn a_relay_that_fails_is_tried_again_without_holding_up_the_scan() {
+    let mut smtp = SmtpSink::refusing_first(2).await;
+    let mut tc = TestConfig::new().await;
+    tc.config.smtp_url = Some(smtp.url.clone());
+    tc.config.job_retry_base_secs = 1;
+    tc.config.job_retry_max_delay_secs = 1;
+    let mut app = TestApp::spawn_with(tc.config.clone()).await;
+    app.test_config = Some(tc);
+    let owner = app.login_admin().await;
+    let shop = target(&app, &owner, "shop").await;
+    follow(&app, &owner, &shop).await;
+
+    // The scan completes and the notification exists while the relay still refuses.
+    let scan = upload(&app, &owner, "shop", report("shop", &[("C1", "critical")])).await;
+    assert_eq!(scan["status"], "COMPLETE");
+    assert_eq!(counts(&app, &owner).await, (1, 1));
+    let mail = smtp.next_mail().await;
+    assert_eq!(mail["to"], json!([crate::support::ADMIN_EMAIL]));
+    let done = async {
+        loop {
+            let jobs = job::Entity::find()
+                .filter(job::Column::Kind.eq("notification_email"))
+                .all(&app.state.db)
+                .await
+                .unwrap();
+            if jobs.iter().all(|j| j.status == "done") {
+                return jobs;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let jobs = tokio::time::timeout(Duration::from_secs(30), done)
+        .await
+        .expect("the mail job ends");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].attempts, 3, "two refusals, then the mail");
+    assert!(jobs[0]
+        .last_error
+        .as_deref()
+        .unwrap_or("")
+        .contains("mail not sent"));
 }

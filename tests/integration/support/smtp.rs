@@ -23,8 +23,14 @@ const SMTP_SINK: &str = r#"
 import asyncio, email, json, sys
 from aiosmtpd.smtp import SMTP
 
+refuse = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+
 class Print:
     async def handle_DATA(self, server, session, envelope):
+        global refuse
+        if refuse > 0:
+            refuse -= 1
+            return "451 4.3.0 try again later"
         message = email.message_from_bytes(envelope.original_content)
         body = message.get_payload(decode=True).decode("utf-8")
         print(json.dumps({"to": envelope.rcpt_tos, "subject": message["Subject"], "body": body}), flush=True)
@@ -41,12 +47,18 @@ asyncio.run(main())
 
 impl SmtpSink {
     pub async fn start() -> Self {
+        Self::refusing_first(0).await
+    }
+
+    /// A server that answers the first `n` messages with a temporary failure (451) and
+    /// accepts the rest.
+    pub async fn refusing_first(n: usize) -> Self {
         let python = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/standard-clients/.venv/bin/python"
         );
         let mut child = tokio::process::Command::new(python)
-            .args(["-c", SMTP_SINK])
+            .args(["-c", SMTP_SINK, &n.to_string()])
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
