@@ -189,8 +189,8 @@ pub async fn update_preferences(
     let user_id = person(ctx)?;
     let txn = crate::db::begin_write(&state.db).await?;
     let mut prefs = preferences_of(&txn, ctx.org_id, user_id).await?;
-    if let Some(mut kinds) = change.kinds {
-        kinds.dedup();
+    if let Some(kinds) = change.kinds {
+        // In their declared order, each once.
         prefs.kinds = NotificationKind::ALL
             .iter()
             .copied()
