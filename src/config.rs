@@ -236,9 +236,10 @@ pub struct Config {
     #[arg(long, env = "RAMPART_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<IpNet>,
 
-    /// SMTP relay that sends password-reset mail, as a URL: `smtp://host:port` (plain, for a
-    /// relay on loopback), `smtp://user:pass@host:587?tls=required` (STARTTLS) or
-    /// `smtps://user:pass@host:465`. Without it no mail is sent (reset requests answer the same).
+    /// SMTP relay that sends password-reset and notification mail, as a URL: `smtp://host:port`
+    /// (plain, for a relay on loopback), `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:465`. Without it no mail is sent (reset requests answer the same;
+    /// notifications are only in the app).
     #[arg(long, env = "RAMPART_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
 

@@ -20,6 +20,7 @@ pub mod invitations;
 pub mod keys;
 pub mod live;
 pub mod metrics;
+pub mod notifications;
 pub mod orgs;
 pub mod private_fs;
 pub mod rest;

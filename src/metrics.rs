@@ -235,7 +235,11 @@ impl Metrics {
         let now = Utc::now();
         self.0.jobs.reset();
         self.0.job_age.reset();
-        for kind in [crate::ingest::jobs::INGEST, crate::ingest::jobs::SWEEP] {
+        for kind in [
+            crate::ingest::jobs::INGEST,
+            crate::ingest::jobs::SWEEP,
+            crate::ingest::jobs::NOTIFICATION_EMAIL,
+        ] {
             for status in ["queued", "running"] {
                 self.0.jobs.with_label_values(&[kind, status]).set(0);
                 self.0.job_age.with_label_values(&[kind, status]).set(0.0);

@@ -15,6 +15,12 @@ pub struct Model {
     pub body: String,
     pub read_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// The target it is about, when it is about one.
+    pub target_id: Option<Uuid>,
+    /// The scan it is about, when it is about one.
+    pub scan_id: Option<Uuid>,
+    /// The worst severity it reports (`finding.new`).
+    pub severity: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -34,6 +34,8 @@ pub enum Relation {
     Scan,
     #[sea_orm(has_many = "super::finding::Entity")]
     Finding,
+    #[sea_orm(has_many = "super::target_follow::Entity")]
+    TargetFollow,
 }
 
 impl Related<super::organization::Entity> for Entity {
@@ -51,6 +53,12 @@ impl Related<super::scan::Entity> for Entity {
 impl Related<super::finding::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Finding.def()
+    }
+}
+
+impl Related<super::target_follow::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::TargetFollow.def()
     }
 }
 

@@ -23,6 +23,7 @@ mod m20261201_000009_mfa;
 mod m20261201_000010_webhooks;
 mod m20261201_000011_password_resets;
 mod m20261201_000012_rules_stored_once;
+mod m20261201_000013_notifications;
 mod m20261201_000017_remediation;
 
 /// Runs Rampart's migrations, in order.
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_webhooks::Migration),
             Box::new(m20261201_000011_password_resets::Migration),
             Box::new(m20261201_000012_rules_stored_once::Migration),
+            Box::new(m20261201_000013_notifications::Migration),
             Box::new(m20261201_000017_remediation::Migration),
         ]
     }

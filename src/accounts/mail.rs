@@ -1,5 +1,6 @@
 //! Outgoing mail through the configured SMTP relay (`--smtp-url`). Without one, nothing is
-//! sent: the features that mail (password reset) answer the same and simply deliver nothing.
+//! sent: the features that mail (password reset, notifications) work the same and simply
+//! deliver nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,21 @@ impl Mailer {
         self.relay.is_some()
     }
 
+    /// Sends a plain-text mail now and waits for the relay's answer: `Ok(false)` when no
+    /// relay is configured (nothing is attempted). For work that retries on failure (the
+    /// notification mail jobs).
+    ///
+    /// # Errors
+    /// When the address or message is malformed or the relay refuses or cannot be reached.
+    pub async fn send(&self, to: &str, subject: &str, body: String) -> anyhow::Result<bool> {
+        let Some(relay) = &self.relay else {
+            return Ok(false);
+        };
+        let message = relay.message(to, subject, body)?;
+        relay.transport.send(message).await?;
+        Ok(true)
+    }
+
     /// Sends a plain-text mail in the background: the request that causes it answers without
     /// waiting for the relay (so its timing says nothing about the recipient). A failure is
     /// logged without the body (it may hold a secret).
@@ -59,18 +75,7 @@ impl Mailer {
         let Some(relay) = self.relay.clone() else {
             return;
         };
-        let message = to
-            .parse::<Mailbox>()
-            .map_err(anyhow::Error::from)
-            .and_then(|to| {
-                Message::builder()
-                    .from(relay.from.clone())
-                    .to(to)
-                    .subject(subject)
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(body)
-                    .map_err(anyhow::Error::from)
-            });
+        let message = relay.message(to, subject, body);
         let subject = subject.to_string();
         tokio::spawn(async move {
             let sent = match message {
@@ -87,5 +92,18 @@ impl Mailer {
                 Err(err) => tracing::warn!(%subject, error = %err, "mail not sent"),
             }
         });
+    }
+}
+
+impl Relay {
+    /// A plain-text message from the configured sender.
+    fn message(&self, to: &str, subject: &str, body: String) -> anyhow::Result<Message> {
+        let to = to.parse::<Mailbox>()?;
+        Ok(Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)?)
     }
 }

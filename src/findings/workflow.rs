@@ -5,7 +5,8 @@ use chrono::Utc;
 use entity::{comment, finding, membership};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -15,6 +16,7 @@ use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult};
+use crate::notifications;
 use crate::validate::bounded_text;
 
 /// Most findings one bulk request may change: one transaction holds them all.
@@ -71,7 +73,23 @@ pub async fn assign(
             .with_details(serde_json::json!({"from": before, "to": assignee})),
     )
     .await?;
+    let told = match assignee.filter(|a| Some(*a) != before) {
+        Some(user_id) => {
+            notifications::events::findings_assigned(
+                &txn,
+                state,
+                ctx,
+                user_id,
+                std::slice::from_ref(&row),
+            )
+            .await?
+        }
+        None => None,
+    };
     txn.commit().await?;
+    if let Some(added) = told {
+        notifications::events::publish(state.bus.as_ref(), &[added]).await;
+    }
     Ok(Finding::from_model(row, rule, now))
 }
 
@@ -191,7 +209,34 @@ pub async fn bulk_triage(
         ),
     )
     .await?;
+    let told = match change.assignee {
+        Some(Some(user_id)) => {
+            // The notification names a few; it counts them all.
+            let named = ids
+                .iter()
+                .take(notifications::events::LISTED_FINDINGS as usize)
+                .copied();
+            let assigned = finding::Entity::find()
+                .filter(finding::Column::Id.is_in(named))
+                .order_by_asc(finding::Column::Id)
+                .all(&txn)
+                .await?;
+            notifications::events::findings_assigned_count(
+                &txn,
+                state,
+                ctx,
+                user_id,
+                &assigned,
+                ids.len(),
+            )
+            .await?
+        }
+        _ => None,
+    };
     txn.commit().await?;
+    if let Some(added) = told {
+        notifications::events::publish(state.bus.as_ref(), &[added]).await;
+    }
     Ok(count)
 }
 

@@ -8,12 +8,11 @@ pub mod limits;
 pub mod loaders;
 pub mod pagination;
 
-use async_graphql::{Context, MergedObject, Object, Schema, SimpleObject};
+use async_graphql::{Context, MergedObject, MergedSubscription, Object, Schema, SimpleObject};
 
 use crate::app::AppState;
 use crate::context::{Ctx, RequestMeta};
 use crate::error::{AppError, AppResult};
-use crate::live::graphql::SubscriptionRoot;
 
 /// The schema every surface executes against (REST rows run operations on it too).
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -58,6 +57,7 @@ pub struct QueryRoot(
     crate::auth::mfa::graphql::MfaQuery,
     crate::webhooks::graphql::WebhooksQuery,
     crate::suppressions::graphql::SuppressionsQuery,
+    crate::notifications::graphql::NotificationsQuery,
 );
 
 /// Write operations.
@@ -75,6 +75,14 @@ pub struct MutationRoot(
     crate::auth::mfa::graphql::MfaMutation,
     crate::webhooks::graphql::WebhooksMutation,
     crate::suppressions::graphql::SuppressionsMutation,
+    crate::notifications::graphql::NotificationsMutation,
+);
+
+/// Live operations.
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(
+    crate::live::graphql::ScanSubscription,
+    crate::notifications::graphql::NotificationsSubscription,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].
@@ -82,7 +90,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        SubscriptionRoot,
+        SubscriptionRoot::default(),
     );
     if let Some(state) = state {
         let config = &state.config;

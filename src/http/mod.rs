@@ -144,6 +144,10 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
             "/api/v1/scans/{id}/event-token",
             post(crate::live::sse::event_token),
         )
+        .route(
+            "/api/v1/notifications/events",
+            get(crate::notifications::sse::events),
+        )
         .route("/graphql/ws", get(crate::live::ws::upgrade))
         .merge(swagger_ui())
         // The REST rows, authenticated like `/graphql`.

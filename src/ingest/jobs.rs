@@ -27,6 +27,8 @@ pub const INGEST: &str = "ingest";
 pub const SWEEP: &str = "sweep";
 /// Sends one webhook delivery (see `webhooks::deliver`).
 pub const WEBHOOK: &str = "webhook";
+/// Mails one notification (see `notifications::email`).
+pub const NOTIFICATION_EMAIL: &str = "notification_email";
 
 /// One claim of a job: who holds it, and the claim's fencing token.
 #[derive(Clone, Debug)]

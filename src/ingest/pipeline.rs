@@ -576,10 +576,13 @@ async fn finalize(
     if let Some(metadata) = &meta.target_metadata {
         crate::targets::store_report_metadata(&txn, row, metadata).await?;
     }
-    // Its webhooks' deliveries commit with the completion, so none is lost.
+    // Its webhooks' deliveries and its notifications commit with the completion, so none is
+    // lost.
     crate::webhooks::scan_completed(&txn, &state.config, row.id).await?;
+    let notified = crate::notifications::events::scan_completed(&txn, state, row.id).await?;
     txn.commit().await?;
     live::publish(state.bus.as_ref(), row.org_id, &progress).await;
+    crate::notifications::events::publish(state.bus.as_ref(), &notified).await;
     Ok(())
 }
 
@@ -627,14 +630,18 @@ async fn finish(
         update = update.filter(scan::Column::Status.ne(ScanStatus::Cancelled.as_str()));
     }
     let finished = live::store_progress(&txn, update, &mut progress).await?;
+    let mut notified = Vec::new();
     if finished && status == ScanStatus::Failed {
-        // Its webhooks' deliveries commit with the failure, so none is lost.
+        // Its webhooks' deliveries and its notifications commit with the failure, so none is
+        // lost.
         crate::webhooks::scan_failed(&txn, &state.config, row.id).await?;
+        notified = crate::notifications::events::scan_failed(&txn, state, row.id).await?;
     }
     txn.commit().await?;
     if finished {
         live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     }
+    crate::notifications::events::publish(state.bus.as_ref(), &notified).await;
     Ok(())
 }
 

@@ -138,6 +138,11 @@ pub async fn run_one(
         sweep::run_job(state, &job, &lease).await;
         return;
     }
+    if job.kind == jobs::NOTIFICATION_EMAIL {
+        let _renewal = renewing(state, &lease, length, stall);
+        crate::notifications::email::run_job(state, &job, &lease).await;
+        return;
+    }
     if job.kind == jobs::WEBHOOK {
         let renewal = tokio::spawn(keep_renewed(state.db.clone(), lease.clone(), length, stall));
         crate::webhooks::deliver::run_job(state, &job, &lease).await;

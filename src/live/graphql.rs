@@ -45,7 +45,7 @@ impl Drop for Slot {
     }
 }
 
-fn take_slot(ctx: &Context<'_>) -> Result<Slot, AppError> {
+pub(crate) fn take_slot(ctx: &Context<'_>) -> Result<Slot, AppError> {
     let Some(budget) = ctx.data_opt::<SubscriptionBudget>() else {
         return Ok(Slot(None));
     };
@@ -178,11 +178,12 @@ pub fn is_snapshot_subscription(query: &str, operation_name: Option<&str>) -> bo
         })
 }
 
+/// The scan subscriptions (merged into the schema's `SubscriptionRoot`).
 #[derive(Default)]
-pub struct SubscriptionRoot;
+pub struct ScanSubscription;
 
 #[Subscription]
-impl SubscriptionRoot {
+impl ScanSubscription {
     /// A scan's current progress first, then each change; completes after `COMPLETE`, `FAILED`
     /// or `CANCELLED`.
     async fn scan_progress(

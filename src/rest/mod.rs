@@ -45,7 +45,7 @@ use crate::http::{health, ServerState};
         title = "Rampart API",
         description = "Security-scan platform: scanners send reports, Rampart keeps them, turns them into de-duplicated findings per target and serves them. Every REST route runs a GraphQL operation on the same schema served at /graphql.",
     ),
-    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw, crate::live::sse::events, crate::live::sse::event_token, exports::audit_events),
+    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw, crate::live::sse::events, crate::live::sse::event_token, crate::notifications::sse::events, exports::audit_events),
     components(schemas(ErrorEnvelope, ErrorCode, FieldError)),
     tags((name = "health", description = "Liveness, readiness and backend health")),
     modifiers(&SecuritySchemes)
@@ -122,6 +122,10 @@ const TAGS: &[(&str, &str)] = &[
     (
         "webhooks",
         "Signed HTTP callbacks on scan and finding events, with their delivery log (admins, signed in)",
+    ),
+    (
+        "notifications",
+        "My notifications (new findings on targets I follow, failed scans), their live stream, my preferences and the targets I follow (signed in)",
     ),
     (
         "trends",

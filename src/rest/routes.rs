@@ -76,6 +76,17 @@ macro_rules! delivery_fields {
     };
 }
 
+macro_rules! notification_fields {
+    () => {
+        "id kind title body severity target_id: targetId scan_id: scanId read read_at: readAt created_at: createdAt"
+    };
+}
+macro_rules! notification_preference_fields {
+    () => {
+        "kinds min_severity: minSeverity email"
+    };
+}
+
 macro_rules! counts {
     () => {
         "counts { critical high medium low info total }"
@@ -475,6 +486,49 @@ pub const ROUTES: &[Route] = &[
         .accepted()
         .session()
         .notes("Same body and `webhook-id` as before, so receivers can drop duplicates. 409 while the delivery is still being attempted or the webhook is disabled."),
+    // --- notifications -------------------------------------------------------------------
+    Route::get("/api/v1/notifications", "notifications", "My notifications, unread first, then newest first",
+        op!("query ListNotifications($unreadOnly: Boolean, $page: Int, $pageSize: Int) { notifications(unreadOnly: $unreadOnly, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", notification_fields!(), " } } } }"))
+        .vars(&[Var::query("unreadOnly"), Var::query("page"), Var::query("pageSize")])
+        .page()
+        .session()
+        .notes("Only the signed-in person's notifications in the org they are signed in to. `GET /api/v1/notifications/events` streams new ones as Server-Sent Events."),
+    Route::get("/api/v1/notifications/counts", "notifications", "How many notifications I have, and how many are unread",
+        op!("query NotificationCounts { notificationCounts { unread total } }"))
+        .session(),
+    Route::get("/api/v1/notifications/preferences", "notifications", "What notifies me",
+        op!("query NotificationPreferences { notificationPreferences { ", notification_preference_fields!(), " } }"))
+        .session(),
+    Route::patch("/api/v1/notifications/preferences", "notifications", "Change what notifies me",
+        op!("mutation UpdateNotificationPreferences($input: UpdateNotificationPreferencesInput!) { updateNotificationPreferences(input: $input) { ", notification_preference_fields!(), " } }"))
+        .vars(&[Var::body("input")])
+        .session()
+        .notes("Absent fields stay as they are. `kinds`: `finding_new`, `scan_failed` (an empty list silences everything); `min_severity` applies to new findings; `email` mails each notification when the server has an SMTP relay."),
+    Route::post("/api/v1/notifications/read-all", "notifications", "Mark all my notifications read",
+        op!("mutation MarkAllNotificationsRead { markAllNotificationsRead { count } }"))
+        .session(),
+    Route::get("/api/v1/notifications/{id}", "notifications", "One of my notifications",
+        op!("query GetNotification($id: UUID!) { notification(id: $id) { ", notification_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .session(),
+    Route::post("/api/v1/notifications/{id}/read", "notifications", "Mark one of my notifications read",
+        op!("mutation MarkNotificationRead($id: UUID!) { markNotificationRead(id: $id) { ", notification_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .session(),
+    Route::get("/api/v1/targets/followed", "notifications", "The targets I follow",
+        op!("query FollowedTargets($page: Int, $pageSize: Int) { followedTargets(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", target_fields!(), " } } } }"))
+        .vars(PAGE)
+        .page()
+        .session(),
+    Route::put("/api/v1/targets/{id}/follow", "notifications", "Follow a target",
+        op!("mutation FollowTarget($id: UUID!) { followTarget(targetId: $id) { ", target_fields!(), " } }"))
+        .vars(&[Var::path("id")])
+        .session()
+        .notes("Its new findings (at or above my minimum severity) and its failed scans then notify me. Following twice is following once."),
+    Route::delete("/api/v1/targets/{id}/follow", "notifications", "Stop following a target",
+        "mutation UnfollowTarget($id: UUID!) { unfollowTarget(targetId: $id) }")
+        .vars(&[Var::path("id")])
+        .session(),
     // --- trends --------------------------------------------------------------------------
     Route::get("/api/v1/trends/compare", "trends", "Every target's score, change over the period and sparkline",
         op!("query FleetComparison($period: String, $page: Int, $pageSize: Int) { fleetComparison(period: $period, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { target_id: targetId name current_score: currentScore delta_pct: deltaPct last_scanned_at: lastScannedAt sparkline } } } }"))

@@ -2,17 +2,13 @@
 //! an admin requiring a new one at next sign-in, and resetting one with a token mailed through
 //! a real SMTP server on loopback (aiosmtpd).
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use entity::password_reset;
 use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout};
 
 use crate::rest::Client;
+use crate::support::smtp::SmtpSink;
 use crate::support::{
     assert_envelope, Auth, TestApp, TestConfig, ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD,
 };
@@ -245,69 +241,6 @@ async fn without_a_mail_relay_a_reset_request_answers_the_same_and_sends_nothing
         .await
         .unwrap();
     assert_eq!(tokens, 0, "no token exists that no mail could carry");
-}
-
-/// An SMTP server on loopback (aiosmtpd from tests/standard-clients/.venv) that prints every
-/// message it receives as one JSON line: `{"to": [...], "body": "..."}`.
-struct SmtpSink {
-    _child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-    url: String,
-}
-
-const SMTP_SINK: &str = r#"
-import asyncio, email, json, sys
-from aiosmtpd.smtp import SMTP
-
-class Print:
-    async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.original_content)
-        body = message.get_payload(decode=True).decode("utf-8")
-        print(json.dumps({"to": envelope.rcpt_tos, "subject": message["Subject"], "body": body}), flush=True)
-        return "250 OK"
-
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(Print()), "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"#;
-
-impl SmtpSink {
-    async fn start() -> Self {
-        let python = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/standard-clients/.venv/bin/python"
-        );
-        let mut child = tokio::process::Command::new(python)
-            .args(["-c", SMTP_SINK])
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("aiosmtpd in tests/standard-clients/.venv (pip install -r requirements.txt)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = Self::line(&mut lines).await;
-        Self {
-            _child: child,
-            lines,
-            url: format!("smtp://127.0.0.1:{}", port.trim()),
-        }
-    }
-
-    async fn line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the SMTP server answers in time")
-            .expect("its output")
-            .expect("it is running")
-    }
-
-    /// The next message received.
-    async fn next_mail(&mut self) -> Value {
-        serde_json::from_str(&Self::line(&mut self.lines).await).unwrap()
-    }
 }
 
 /// The reset token a mail carries.

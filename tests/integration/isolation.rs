@@ -64,6 +64,13 @@ async fn permission_matrix() {
         ("{ suppressionRules { totalCount } }", [OK, OK, OK, OK, OK, OK]),
         ("mutation { createSuppressionRule(input: {scanner: \"none\", reason: \"r\"}) { suppressed } }", [OK, OK, OK, F, OK, F]),
         ("mutation { bulkTriageFindings(input: {findings: {filter: {ruleId: \"none\"}}, state: CONFIRMED}) { count } }", [OK, OK, OK, F, OK, F]),
+        // Notifications are a person's own: every role has an inbox, no key has one.
+        ("{ notifications { totalCount } }", [OK, OK, OK, OK, S, S]),
+        ("{ notificationCounts { unread } }", [OK, OK, OK, OK, S, S]),
+        ("{ notificationPreferences { email } }", [OK, OK, OK, OK, S, S]),
+        ("mutation { updateNotificationPreferences(input: {email: false}) { email } }", [OK, OK, OK, OK, S, S]),
+        ("mutation { markAllNotificationsRead { count } }", [OK, OK, OK, OK, S, S]),
+        ("{ followedTargets { totalCount } }", [OK, OK, OK, OK, S, S]),
     ];
 
     let mut n = 0;
@@ -267,6 +274,34 @@ async fn isolation_matrix() {
         .await
         .data("createSuppressionRule")["rule"]["id"]
         .clone();
+    // A notification of A's owner, about A's scan.
+    let owner_a_id: uuid::Uuid = app
+        .gql(Auth::Bearer(&owner_a), "{ me { user { id } } }", json!({}))
+        .await
+        .data("me")["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let n = {
+        use sea_orm::{ActiveModelTrait, Set};
+        entity::notification::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            org_id: Set(org_a_id),
+            user_id: Set(Some(owner_a_id)),
+            kind: Set("scan.failed".into()),
+            title: Set("A scan of a-repo failed".into()),
+            body: Set(String::new()),
+            read_at: Set(None),
+            created_at: Set(chrono::Utc::now()),
+            target_id: Set(Some(t.id)),
+            scan_id: Set(Some(s.id)),
+            severity: Set(None),
+        }
+        .insert(db)
+        .await
+        .unwrap()
+    };
     let domain: &[(&str, &str, Value)] = &[
         (
             "target",
@@ -368,6 +403,26 @@ async fn isolation_matrix() {
             "mutation($id: UUID!) { createSuppressionRule(input: {targetId: $id, reason: \"b\"}) { suppressed } }",
             json!(t.id),
         ),
+        (
+            "follow target",
+            "mutation($id: UUID!) { followTarget(targetId: $id) { id } }",
+            json!(t.id),
+        ),
+        (
+            "unfollow target",
+            "mutation($id: UUID!) { unfollowTarget(targetId: $id) }",
+            json!(t.id),
+        ),
+        (
+            "notification",
+            "query($id: UUID!) { notification(id: $id) { id } }",
+            json!(n.id),
+        ),
+        (
+            "notification read",
+            "mutation($id: UUID!) { markNotificationRead(id: $id) { id } }",
+            json!(n.id),
+        ),
     ];
     for (resource, query, id) in domain {
         let foreign = app
@@ -392,6 +447,7 @@ async fn isolation_matrix() {
         ("scans", "{ scans { totalCount } }"),
         ("findings", "{ findings { totalCount } }"),
         ("suppressionRules", "{ suppressionRules { totalCount } }"),
+        ("notifications", "{ notifications { totalCount } }"),
     ] {
         let b_view = app.gql(Auth::Bearer(&admin_b), query, json!({})).await;
         assert_eq!(b_view.data(field)["totalCount"], 0, "{field} of org B");

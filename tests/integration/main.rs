@@ -20,6 +20,7 @@ mod jobs;
 mod live;
 mod mfa;
 mod migrations;
+mod notifications;
 mod operations;
 mod orphans;
 mod outage;

@@ -95,6 +95,28 @@ async fn other_org(app: &TestApp, owner: &str, email: &str) -> String {
     app.switch_to_new_org(&token, "Elsewhere").await.1
 }
 
+/// The kinds and titles of `token`'s notifications.
+async fn notifications(app: &TestApp, token: &str) -> Vec<(String, String)> {
+    let res = app
+        .gql(
+            Auth::Bearer(token),
+            "{ notifications(pageSize: 50) { edges { node { kind title } } } }",
+            json!({}),
+        )
+        .await;
+    res.data("notifications")["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["kind"].as_str().unwrap().to_string(),
+                e["node"]["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 async fn audit_count(app: &TestApp, token: &str, action: &str) -> Vec<Value> {
     let res = app
         .gql(
@@ -154,6 +176,16 @@ async fn findings_are_assigned_to_members_and_listed_as_mine() {
     );
     assert_eq!(total(&app, &member, "assignedToMe: true").await, 2);
     assert_eq!(total(&app, &owner, "assignedToMe: true").await, 0);
+    // Told once: by the owner's assignment, not by their own.
+    let told = notifications(&app, &member).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].0, "FINDING_ASSIGNED");
+    assert!(
+        told[0]
+            .1
+            .starts_with("owner@acme.test assigned you a finding: "),
+        "{told:?}"
+    );
     let (status, body) = call(
         &app,
         Auth::Bearer(&member),
@@ -236,6 +268,14 @@ async fn bulk_triage_is_atomic_audited_once_and_bounded() {
     assert_eq!(
         total(&app, &owner, &format!("assigneeId: \"{member_id}\"")).await,
         14
+    );
+    let (member, _) = app.login("dev@acme.test", MEMBER_PASSWORD).await;
+    assert_eq!(
+        notifications(&app, &member).await,
+        vec![(
+            "FINDING_ASSIGNED".to_string(),
+            "owner@acme.test assigned you 14 findings".to_string()
+        )]
     );
     let events = audit_count(&app, &owner, "finding.bulk_triage").await;
     assert_eq!(events.len(), 1);

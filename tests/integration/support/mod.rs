@@ -12,6 +12,7 @@
 
 pub mod builders;
 pub mod proxy;
+pub mod smtp;
 pub mod store;
 
 use std::net::SocketAddr;
