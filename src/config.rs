@@ -294,6 +294,16 @@ pub struct Config {
     /// disabled.
     #[arg(long, env = "RAMPART_WEBHOOK_DISABLE_AFTER_DAYS", default_value_t = 5)]
     pub webhook_disable_after_days: u64,
+
+    /// Days before an accepted risk lapses that its `risk_acceptance.expiring` webhooks and
+    /// notifications go out (once per acceptance).
+    #[arg(long, env = "RAMPART_RISK_EXPIRY_NOTICE_DAYS", default_value_t = 7)]
+    pub risk_expiry_notice_days: u32,
+
+    /// How often the reminder job looks for acceptances about to lapse (one run per period
+    /// across all replicas).
+    #[arg(long, env = "RAMPART_REMINDER_INTERVAL_SECS", default_value_t = 3600)]
+    pub reminder_interval_secs: u64,
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, no path, lowercased.
@@ -376,6 +386,8 @@ impl Config {
             webhook_retry_schedule_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             webhook_secret_overlap_secs: 24 * 3600,
             webhook_disable_after_days: 5,
+            risk_expiry_notice_days: 7,
+            reminder_interval_secs: 3600,
         }
     }
 

@@ -239,6 +239,7 @@ impl Metrics {
             crate::ingest::jobs::INGEST,
             crate::ingest::jobs::SWEEP,
             crate::ingest::jobs::NOTIFICATION_EMAIL,
+            crate::ingest::jobs::REMINDERS,
         ] {
             for status in ["queued", "running"] {
                 self.0.jobs.with_label_values(&[kind, status]).set(0);

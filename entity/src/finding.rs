@@ -54,6 +54,8 @@ pub struct Model {
     pub suppressed_by: Option<Uuid>,
     /// When that rule lapses; the finding counts again from then on.
     pub suppressed_until: Option<DateTimeUtc>,
+    /// The accepted risk's expiry whose `risk_acceptance.expiring` notice went out.
+    pub risk_notice_for: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -2,6 +2,7 @@
 
 pub mod graphql;
 mod model;
+pub mod reminders;
 mod service;
 mod workflow;
 

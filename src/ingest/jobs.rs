@@ -29,6 +29,8 @@ pub const SWEEP: &str = "sweep";
 pub const WEBHOOK: &str = "webhook";
 /// Mails one notification (see `notifications::email`).
 pub const NOTIFICATION_EMAIL: &str = "notification_email";
+/// Periodic reminders (accepted risks about to lapse), one per period.
+pub const REMINDERS: &str = "reminders";
 
 /// One claim of a job: who holds it, and the claim's fencing token.
 #[derive(Clone, Debug)]

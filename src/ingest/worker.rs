@@ -66,6 +66,9 @@ pub fn spawn(state: &AppState, wake: Arc<Notify>) -> Workers {
         if state.config.workers > 0 && state.config.store_sweep_interval_secs > 0 {
             scheduler.spawn(sweep::schedule(state.clone()));
         }
+        if state.config.workers > 0 && state.config.reminder_interval_secs > 0 {
+            scheduler.spawn(crate::findings::reminders::schedule(state.clone()));
+        }
         loop {
             tokio::select! {
                 () = tokio::time::sleep(fleet::HEARTBEAT_EVERY) => {}
@@ -136,6 +139,11 @@ pub async fn run_one(
     if job.kind == jobs::SWEEP {
         let _renewal = renewing(state, &lease, length, stall);
         sweep::run_job(state, &job, &lease).await;
+        return;
+    }
+    if job.kind == jobs::REMINDERS {
+        let _renewal = renewing(state, &lease, length, stall);
+        crate::findings::reminders::run_job(state, &job, &lease).await;
         return;
     }
     if job.kind == jobs::NOTIFICATION_EMAIL {

@@ -482,6 +482,67 @@ pub async fn findings_assigned_count(
     Ok(Some(write(db, state, about, &person, draft).await?))
 }
 
+/// An accepted risk lapses soon: `risk_acceptance.expiring` for the followers of its target
+/// and its assignee, who want it. Call in the transaction that records the announcement.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn risk_expiring(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    row: &finding::Model,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<Vec<Added>> {
+    let Some(expires_at) = row.triage_expires_at else {
+        return Ok(Vec::new());
+    };
+    let mut people = followers(db, row.org_id, row.target_id).await?;
+    if let Some(assignee) = row.assignee_id {
+        if !people.iter().any(|p| p.user_id == assignee) {
+            people.extend(self::people(db, row.org_id, vec![assignee]).await?);
+        }
+    }
+    let target_name = target::Entity::find_by_id(row.target_id)
+        .one(db)
+        .await?
+        .map_or_else(|| row.target_id.to_string(), |t| t.name);
+    let days = (expires_at - now).num_hours().max(0) / 24;
+    let when = match days {
+        0 => "within a day".to_string(),
+        1 => "in 1 day".to_string(),
+        n => format!("in {n} days"),
+    };
+    let mut added = Vec::new();
+    for person in people {
+        if !person.prefs.wants(NotificationKind::RiskAcceptanceExpiring) {
+            continue;
+        }
+        let draft = Draft {
+            kind: NotificationKind::RiskAcceptanceExpiring,
+            title: format!(
+                "Accepted risk on {target_name} lapses {when}: {}",
+                row.title
+            ),
+            body: format!(
+                "The accepted risk on [{}] {} ({target_name}) lapses at {}; after that the \
+                 finding counts as untriaged again.\n\nFinding: /api/v1/findings/{}\n",
+                row.severity,
+                row.title,
+                expires_at.to_rfc3339(),
+                row.id
+            ),
+            severity: Severity::parse(&row.severity).ok(),
+        };
+        let about = About {
+            org_id: row.org_id,
+            target_id: Some(row.target_id),
+            scan_id: None,
+        };
+        added.push(write(db, state, about, &person, draft).await?);
+    }
+    Ok(added)
+}
+
 /// A scan failed: `scan.failed` for each follower of its target who wants it. Call in the
 /// transaction that fails the scan; publish what it returns after the commit.
 ///
@@ -535,12 +596,11 @@ mod tests {
             title: title.into(),
             severity: severity.into(),
             cve_ids: "[]".into(),
-            cwe_ids: "[]".into(),
             location_path: Some("src/a.rs".into()),
             location_line: Some(3),
             component: None,
             description: String::new(),
-            remediation: None,
+            rule_ref: None,
             occurrences: 1,
             status: "open".into(),
             first_seen_at: Utc::now(),
@@ -553,6 +613,10 @@ mod tests {
             triage_expires_at: None,
             triaged_by: None,
             triaged_at: None,
+            assignee_id: None,
+            suppressed_by: None,
+            suppressed_until: None,
+            risk_notice_for: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -19,6 +19,8 @@ stored_enum! {
         ScanFailed => "scan.failed",
         /// Someone assigned findings to them.
         FindingAssigned => "finding.assigned",
+        /// An accepted risk on a target they follow, or a finding assigned to them, lapses soon.
+        RiskAcceptanceExpiring => "risk_acceptance.expiring",
     }
 }
 

@@ -20,6 +20,9 @@ pub enum WebhookEventType {
     FindingNew,
     /// Someone recorded a triage decision on a finding (`finding.triaged`).
     FindingTriaged,
+    /// An accepted risk lapses within the notice period, once per acceptance
+    /// (`risk_acceptance.expiring`).
+    RiskAcceptanceExpiring,
     /// A test event, sent on request only (`ping`).
     Ping,
 }
@@ -32,6 +35,7 @@ impl WebhookEventType {
             Self::ScanFailed => "scan.failed",
             Self::FindingNew => "finding.new",
             Self::FindingTriaged => "finding.triaged",
+            Self::RiskAcceptanceExpiring => "risk_acceptance.expiring",
             Self::Ping => "ping",
         }
     }
@@ -44,6 +48,7 @@ impl WebhookEventType {
             Self::ScanFailed,
             Self::FindingNew,
             Self::FindingTriaged,
+            Self::RiskAcceptanceExpiring,
             Self::Ping,
         ]
         .into_iter()

@@ -249,3 +249,41 @@ pub async fn finding_triaged(
     .await?;
     Ok(())
 }
+
+/// An accepted risk lapses soon: `risk_acceptance.expiring`, for webhooks whose minimum
+/// severity the finding meets. Call in the transaction that records the announcement.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn risk_acceptance_expiring(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    row: &finding::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    let severity = Severity::parse(&row.severity).unwrap_or(Severity::Info);
+    let days_left = row
+        .triage_expires_at
+        .map(|at| (at - now).num_seconds().max(0) as f64 / 86_400.0);
+    let data = json!({
+        "finding": finding_json(row),
+        "acceptance": {
+            "expires_at": row.triage_expires_at,
+            "days_left": days_left.map(|d| (d * 10.0).round() / 10.0),
+            "note": row.triage_note,
+            "by": row.triaged_by,
+            "at": row.triaged_at,
+        },
+        "links": { "finding": format!("/api/v1/findings/{}", row.id) },
+    });
+    let event = Event {
+        org_id: row.org_id,
+        kind: WebhookEventType::RiskAcceptanceExpiring,
+        target_id: Some(row.target_id),
+    };
+    emit(db, config, event, |hook| {
+        (severity >= min_severity(hook)).then(|| data.clone())
+    })
+    .await?;
+    Ok(())
+}

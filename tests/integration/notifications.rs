@@ -332,7 +332,7 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
         .await;
     assert_eq!(
         defaults.body["data"],
-        json!({"kinds": ["finding_new", "scan_failed", "finding_assigned"], "min_severity": "high", "email": true})
+        json!({"kinds": ["finding_new", "scan_failed", "finding_assigned", "risk_acceptance_expiring"], "min_severity": "high", "email": true})
     );
 
     // Critical only: a new high finding says nothing, a new critical one does.
@@ -348,7 +348,12 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
     assert_eq!(changed.body["data"]["min_severity"], "critical");
     assert_eq!(
         changed.body["data"]["kinds"],
-        json!(["finding_new", "scan_failed", "finding_assigned"])
+        json!([
+            "finding_new",
+            "scan_failed",
+            "finding_assigned",
+            "risk_acceptance_expiring"
+        ])
     );
     upload(&app, &owner, "api", report("api", &[("H1", "high")])).await;
     assert_eq!(counts(&app, &dev).await, (0, 0));
@@ -435,7 +440,7 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
         .await;
     assert_eq!(
         there.data("notificationPreferences"),
-        &json!({"kinds": ["FINDING_NEW", "SCAN_FAILED", "FINDING_ASSIGNED"], "minSeverity": "HIGH"})
+        &json!({"kinds": ["FINDING_NEW", "SCAN_FAILED", "FINDING_ASSIGNED", "RISK_ACCEPTANCE_EXPIRING"], "minSeverity": "HIGH"})
     );
     assert_eq!(
         there.data("notificationCounts")["total"],

@@ -662,3 +662,127 @@ async fn a_scans_findings_filter_by_severity() {
     .await;
     assert_eq!(body["meta"]["total"], 0);
 }
+
+async fn deliveries(app: &TestApp, owner: &str, hook: &Value) -> Vec<Value> {
+    app.gql(
+        Auth::Bearer(owner),
+        "query($id: UUID!) { webhookDeliveries(webhookId: $id) { edges { node { event payload } } } }",
+        json!({"id": hook}),
+    )
+    .await
+    .data("webhookDeliveries")["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+/// An accepted risk lapsing within the notice period is announced once, to webhooks and to
+/// the people following its target (and its assignee); another acceptance with a new expiry is
+/// announced again; one lapsing later is not announced yet.
+#[tokio::test]
+async fn accepted_risks_about_to_lapse_are_announced_once_per_acceptance() {
+    let mut tc = crate::support::TestConfig::new().await;
+    tc.config.reminder_interval_secs = 1;
+    tc.config.risk_expiry_notice_days = 7;
+    // Deliveries go nowhere (nothing listens there); the delivery rows are what is checked.
+    tc.config.webhook_allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+    tc.config.webhook_ports = vec![9];
+    let app = TestApp::spawn_with(tc.config.clone()).await;
+    let owner = app.login_admin().await;
+    let scan = app
+        .ingest_and_wait(
+            Auth::Bearer(&owner),
+            "target=shop&target_kind=repository",
+            report(vec![
+                result("A", "src/a.py", "error"),
+                result("B", "src/b.py", "note"),
+            ]),
+        )
+        .await;
+    let target = scan["targetId"].as_str().unwrap().to_string();
+    let hook = app
+        .gql(
+            Auth::Bearer(&owner),
+            "mutation { createWebhook(input: {url: \"http://127.0.0.1:9/hook\", events: [RISK_ACCEPTANCE_EXPIRING]}) { webhook { id } } }",
+            json!({}),
+        )
+        .await
+        .data("createWebhook")["webhook"]["id"]
+        .clone();
+    app.add_member(&owner, "dev@acme.test", "MEMBER").await;
+    let (member, _) = app.login("dev@acme.test", MEMBER_PASSWORD).await;
+    app.gql(
+        Auth::Bearer(&member),
+        "mutation($t: UUID!) { followTarget(targetId: $t) { id } }",
+        json!({"t": target}),
+    )
+    .await
+    .data("followTarget");
+    let soon_id = finding_ids(&app, &owner, "severity: [HIGH]")
+        .await
+        .remove(0);
+    let later_id = finding_ids(&app, &owner, "severity: [LOW]").await.remove(0);
+    let accept = |id: String, days: i64| {
+        let owner = owner.clone();
+        let app = &app;
+        async move {
+            app.gql(
+                Auth::Bearer(&owner),
+                "mutation($id: UUID!, $at: DateTime!) { setFindingState(id: $id, input: {state: ACCEPTED_RISK, note: \"vendor fix pending\", expiresAt: $at}) { id } }",
+                json!({"id": id, "at": chrono::Utc::now() + chrono::Duration::days(days)}),
+            )
+            .await
+            .data("setFindingState");
+        }
+    };
+    accept(soon_id.clone(), 3).await;
+    accept(later_id, 30).await;
+
+    let expiring = |told: Vec<(String, String)>| {
+        told.into_iter()
+            .filter(|(kind, _)| kind == "RISK_ACCEPTANCE_EXPIRING")
+            .collect::<Vec<_>>()
+    };
+    let mut told = Vec::new();
+    for _ in 0..100 {
+        told = expiring(notifications(&app, &member).await);
+        if !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0]
+            .1
+            .starts_with("Accepted risk on shop lapses in 2 days")
+            || told[0]
+                .1
+                .starts_with("Accepted risk on shop lapses in 3 days"),
+        "{told:?}"
+    );
+    // Later runs do not announce it again, nor the acceptance that lapses in 30 days.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(expiring(notifications(&app, &member).await).len(), 1);
+    let sent = deliveries(&app, &owner, &hook).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["event"], "risk_acceptance.expiring");
+    let payload: Value = match &sent[0]["payload"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    assert_eq!(payload["data"]["finding"]["id"], soon_id, "{payload}");
+
+    // A new acceptance of the same finding, with a new expiry, is announced again.
+    accept(soon_id.clone(), 4).await;
+    for _ in 0..100 {
+        if expiring(notifications(&app, &member).await).len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(expiring(notifications(&app, &member).await).len(), 2);
+    assert_eq!(deliveries(&app, &owner, &hook).await.len(), 2);
+}
