@@ -50,6 +50,9 @@ async fn permission_matrix() {
         ("{ users { totalCount } }", [OK, OK, F, F, S, S]),
         ("{ apiKeys { totalCount } }", [OK, OK, F, F, F, F]),
         ("{ auditEvents { totalCount } }", [OK, OK, F, F, F, F]),
+        ("{ complianceFrameworks { id } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ compliance(framework: \"owasp-top10-2021\") { score } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ complianceTrend(framework: \"cwe-top25-2024\", period: \"7d\") { score } }", [OK, OK, OK, OK, OK, OK]),
         ("mutation { createApiKey(input: {label: \"m\"}) { key } }", [OK, OK, F, F, S, S]),
         ("mutation($key: UUID!) { revokeApiKey(id: $key) { id } }", [OK, OK, F, F, S, S]),
         ("mutation($email: String!) { inviteMember(input: {email: $email, role: VIEWER}) { token } }", [OK, OK, F, F, S, S]),
@@ -273,6 +276,16 @@ async fn isolation_matrix() {
         (
             "target trend",
             "query($id: UUID!) { targetTrend(targetId: $id) { totalCount } }",
+            json!(t.id),
+        ),
+        (
+            "compliance of a target",
+            "query($id: UUID!) { compliance(framework: \"owasp-top10-2021\", targetId: $id) { score } }",
+            json!(t.id),
+        ),
+        (
+            "compliance trend of a target",
+            "query($id: UUID!) { complianceTrend(framework: \"owasp-top10-2021\", targetId: $id) { score } }",
             json!(t.id),
         ),
         (
