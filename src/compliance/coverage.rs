@@ -211,10 +211,7 @@ impl Tally {
             return;
         }
         for i in 0..self.open_total.len() {
-            let (open, fixed) = (
-                group.seen <= i && group.fixed > i,
-                group.fixed <= i,
-            );
+            let (open, fixed) = (group.seen <= i && group.fixed > i, group.fixed <= i);
             for &c in &group.controls {
                 if open {
                     self.open[c][i] += group.count;
@@ -281,7 +278,7 @@ pub fn score(passed: i32, failed: i32) -> Option<f64> {
 fn bucket(col: finding::Column, boundaries: &[DateTime<Utc>]) -> SimpleExpr {
     let mut points = boundaries.iter().enumerate();
     let Some((_, first)) = points.next() else {
-        return Expr::value(0).into();
+        return Expr::value(0);
     };
     let mut case = Expr::case(col.lte(*first), 0);
     for (i, at) in points {
@@ -458,8 +455,7 @@ async fn tally(
                     continue;
                 };
                 let list: Vec<String> = serde_json::from_str(&cwes).unwrap_or_default();
-                for control in framework.controls_for_cwes(list.iter().map(String::as_str), false)
-                {
+                for control in framework.controls_for_cwes(list.iter().map(String::as_str), false) {
                     tally.tested(control, Ord::max(since, *ran_since));
                 }
             }

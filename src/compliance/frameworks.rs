@@ -174,8 +174,9 @@ pub fn tier_checks(scanner: &str) -> HashMap<&'static str, HashSet<&'static str>
 fn problems(f: &Framework) -> Vec<String> {
     let mut out = Vec::new();
     let is_cwe = |s: &str| {
-        s.strip_prefix("CWE-")
-            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'))
+        s.strip_prefix("CWE-").is_some_and(|d| {
+            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+        })
     };
     let is_url = |s: &str| s.starts_with("https://") && s.len() > "https://".len() + 3;
     if f.id.is_empty()
@@ -184,7 +185,10 @@ fn problems(f: &Framework) -> Vec<String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
     {
-        out.push(format!("{}: id must be lowercase letters, digits, - and .", f.id));
+        out.push(format!(
+            "{}: id must be lowercase letters, digits, - and .",
+            f.id
+        ));
     }
     if !is_url(&f.source) {
         out.push(format!("{}: framework source is not an https URL", f.id));
@@ -204,7 +208,10 @@ fn problems(f: &Framework) -> Vec<String> {
             out.push(format!("{}: duplicate control id {}", f.id, c.id));
         }
         if !is_url(&c.source) {
-            out.push(format!("{} {}: control source is not an https URL", f.id, c.id));
+            out.push(format!(
+                "{} {}: control source is not an https URL",
+                f.id, c.id
+            ));
         }
         if c.title.trim().is_empty() {
             out.push(format!("{} {}: no title", f.id, c.id));
@@ -225,7 +232,10 @@ fn problems(f: &Framework) -> Vec<String> {
             out.push(format!("{} {}: maps nothing", f.id, c.id));
         }
         if f.is_native() && (!c.cwes.is_empty() || c.known_vulnerabilities) {
-            out.push(format!("{} {}: a native framework maps check ids only", f.id, c.id));
+            out.push(format!(
+                "{} {}: a native framework maps check ids only",
+                f.id, c.id
+            ));
         }
         if !f.is_native() && !c.checks.is_empty() {
             out.push(format!("{} {}: check ids need a scanner", f.id, c.id));
@@ -318,7 +328,10 @@ mod tests {
                 .map(|i| owasp.controls[i].id.as_str())
                 .collect()
         };
-        assert_eq!(ids(owasp.controls_for_cwes(["CWE-89"], false)), ["A03:2021"]);
+        assert_eq!(
+            ids(owasp.controls_for_cwes(["CWE-89"], false)),
+            ["A03:2021"]
+        );
         assert_eq!(
             ids(owasp.controls_for_cwes(["CWE-79", "CWE-89", "CWE-22"], false)),
             ["A01:2021", "A03:2021"]

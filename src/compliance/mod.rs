@@ -2,8 +2,8 @@
 //! 4.0, NIST SP 800-53 rev5, KafkaGuard's policy tiers), and how the org's findings meet each
 //! of them, now and over time. Rules in [`coverage`]; sources in docs/compliance.md.
 
+mod coverage;
 pub mod frameworks;
 pub mod graphql;
-mod coverage;
 
 pub use coverage::*;

@@ -18,9 +18,14 @@ fn sarif(tool: &str, results: &[(&str, &str, &str)]) -> Vec<u8> {
         let tags: Vec<String> = if cwe.is_empty() {
             vec!["security".into()]
         } else {
-            vec!["security".into(), format!("external/cwe/{}", cwe.to_lowercase())]
+            vec![
+                "security".into(),
+                format!("external/cwe/{}", cwe.to_lowercase()),
+            ]
         };
-        rules.push(json!({"id": rule, "shortDescription": {"text": rule}, "properties": {"tags": tags}}));
+        rules.push(
+            json!({"id": rule, "shortDescription": {"text": rule}, "properties": {"tags": tags}}),
+        );
     }
     let results: Vec<Value> = results
         .iter()
@@ -282,15 +287,15 @@ async fn coverage_counts_what_the_findings_say() {
     assert_eq!(data["controls"][0]["cwe_ids"], json!(["CWE-79"]));
     assert_eq!(data["controls"][2]["state"], "failed");
     assert_eq!(data["controls"][3]["state"], "not_tested");
-    let missing = api_client
-        .get(auth, "/api/v1/compliance/iso-27001")
-        .await;
+    let missing = api_client.get(auth, "/api/v1/compliance/iso-27001").await;
     assert_eq!(missing.status, 404);
     assert_envelope(&missing.body, 404, "NOT_FOUND");
     let trend = api_client
         .get(
             auth,
-            &format!("/api/v1/compliance/owasp-top10-2021/trend?target_id={web}&period=7d&interval=day"),
+            &format!(
+                "/api/v1/compliance/owasp-top10-2021/trend?target_id={web}&period=7d&interval=day"
+            ),
         )
         .await;
     assert_eq!(trend.status, 200, "{}", trend.body);
@@ -299,7 +304,10 @@ async fn coverage_counts_what_the_findings_say() {
     assert_eq!(points[7]["score"], json!(50.0));
     assert_eq!(points[7]["open_findings"], 2);
     let bad = api_client
-        .get(auth, "/api/v1/compliance/owasp-top10-2021/trend?interval=month")
+        .get(
+            auth,
+            "/api/v1/compliance/owasp-top10-2021/trend?interval=month",
+        )
         .await;
     assert_eq!(bad.status, 422, "{}", bad.body);
 }
@@ -359,8 +367,8 @@ async fn kafkaguard_tiers_follow_native_checks() {
 #[tokio::test]
 async fn the_trend_replays_first_seen_and_fixed_times() {
     use entity::{finding, rule, scan};
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
     let app = TestApp::spawn().await;
     let token = app.login_admin().await;
@@ -374,7 +382,10 @@ async fn the_trend_replays_first_seen_and_fixed_times() {
     // ago; the XSS seen 6 days 1 hour ago and fixed 1 day 1 hour ago; the SQL injections seen
     // 5 days 1 hour ago; the path traversal 2 days 1 hour ago.
     rule::Entity::update_many()
-        .col_expr(rule::Column::CreatedAt, Expr::value(now - Duration::days(7)))
+        .col_expr(
+            rule::Column::CreatedAt,
+            Expr::value(now - Duration::days(7)),
+        )
         .exec(db)
         .await
         .unwrap();
@@ -411,7 +422,8 @@ async fn the_trend_replays_first_seen_and_fixed_times() {
             json!({"t": web}),
         )
         .await;
-    let points: Vec<(Value, i64, i64, i64, i64, i64)> = res.data("complianceTrend")
+    let points: Vec<(Value, i64, i64, i64, i64, i64)> = res
+        .data("complianceTrend")
         .as_array()
         .unwrap()
         .iter()

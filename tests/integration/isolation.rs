@@ -388,6 +388,19 @@ async fn isolation_matrix() {
         .await
         .unwrap();
     assert_eq!(raw.status(), 404);
+    let compliance = app
+        .http
+        .get(app.url(&format!(
+            "/api/v1/compliance/owasp-top10-2021?target_id={}",
+            t.id
+        )))
+        .bearer_auth(&admin_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compliance.status(), 404);
+    let body: Value = compliance.json().await.unwrap();
+    crate::support::assert_envelope(&body, 404, "NOT_FOUND");
 
     // A key of B sees B only.
     let me = app
