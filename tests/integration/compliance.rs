@@ -471,3 +471,87 @@ async fn the_trend_replays_first_seen_and_fixed_times() {
         &json!([{"score": null}, {"score": null}, {"score": null}, {"score": null}, {"score": 33.3}])
     );
 }
+
+/// A Trivy JSON report of an image with these `(CVE, package, CWE ids)` vulnerabilities.
+fn trivy(vulns: &[(&str, &str, &[&str])]) -> Vec<u8> {
+    let vulns: Vec<Value> = vulns
+        .iter()
+        .map(|(cve, pkg, cwes)| {
+            json!({
+                "VulnerabilityID": cve, "PkgName": pkg, "InstalledVersion": "1.0",
+                "PkgIdentifier": {"PURL": format!("pkg:apk/alpine/{pkg}@1.0")},
+                "Title": format!("{pkg}: bad"), "Severity": "HIGH", "CweIDs": cwes
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "SchemaVersion": 2,
+        "ArtifactName": "shop:1.0",
+        "ArtifactType": "container_image",
+        "Results": [{"Target": "shop:1.0 (alpine 3.19)", "Class": "os-pkgs", "Vulnerabilities": vulns}]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn known_vulnerabilities_map_through_their_cves() {
+    let app = TestApp::spawn().await;
+    let token = app.login_admin().await;
+    let auth = Auth::Bearer(&token);
+    let shop = app
+        .ingest_and_wait(
+            auth,
+            "target=shop&target_kind=container_image",
+            trivy(&[
+                ("CVE-2024-1001", "busybox", &["CWE-416"]),
+                ("CVE-2024-1002", "musl", &[]),
+            ]),
+        )
+        .await;
+    assert_eq!(shop["status"], "COMPLETE", "{shop}");
+    let shop = shop["targetId"].as_str().unwrap().to_string();
+    let clean = app
+        .ingest_and_wait(auth, "target=clean&target_kind=container_image", trivy(&[]))
+        .await;
+    assert_eq!(clean["status"], "COMPLETE", "{clean}");
+    let clean = clean["targetId"].as_str().unwrap().to_string();
+
+    // Both findings carry a CVE: OWASP A06 (2 open); CWE-416 is in no OWASP category.
+    let (summary, controls) = coverage(&app, auth, "owasp-top10-2021", Some(&shop)).await;
+    assert_eq!(summary, (json!(0.0), 0, 1, 9, 2, 0));
+    assert_eq!(controls, rows(&[("A06:2021", "FAILED", 2, 0)]));
+    // PCI: CWE-416 → 6.2.4 data structures (1), the CVEs → 6.3.3 (2); 2 findings in all.
+    let (summary, controls) = coverage(&app, auth, "pci-dss-4.0", Some(&shop)).await;
+    assert_eq!(summary, (json!(0.0), 0, 2, 4, 2, 0));
+    assert_eq!(
+        controls,
+        rows(&[
+            ("6.2.4-data-structures", "FAILED", 1, 0),
+            ("6.3.3", "FAILED", 2, 0),
+        ])
+    );
+    // NIST: SI-2 (the CVEs) and SI-16 (CWE-416).
+    let (summary, controls) = coverage(&app, auth, "nist-800-53-r5", Some(&shop)).await;
+    assert_eq!(summary, (json!(0.0), 0, 2, 16, 2, 0));
+    assert_eq!(
+        controls,
+        rows(&[("SI-2", "FAILED", 2, 0), ("SI-16", "FAILED", 1, 0)])
+    );
+    // The clean image: a dependency scan tests A06, and trivy, having reported CWE-416, tests
+    // CWE Top 25's #8 there.
+    let (summary, controls) = coverage(&app, auth, "owasp-top10-2021", Some(&clean)).await;
+    assert_eq!(summary, (json!(100.0), 1, 0, 9, 0, 0));
+    assert_eq!(controls, rows(&[("A06:2021", "PASSED", 0, 0)]));
+    let (summary, controls) = coverage(&app, auth, "cwe-top25-2024", Some(&clean)).await;
+    assert_eq!(summary, (json!(100.0), 1, 0, 24, 0, 0));
+    assert_eq!(controls, rows(&[("CWE-416", "PASSED", 0, 0)]));
+
+    // Patched: the next scan of the shop finds nothing, both findings are fixed, A06 passes.
+    let patched = app
+        .ingest_and_wait(auth, "target=shop&target_kind=container_image", trivy(&[]))
+        .await;
+    assert_eq!(patched["findingsFixed"], 2, "{patched}");
+    let (summary, controls) = coverage(&app, auth, "owasp-top10-2021", Some(&shop)).await;
+    assert_eq!(summary, (json!(100.0), 1, 0, 9, 0, 2));
+    assert_eq!(controls, rows(&[("A06:2021", "PASSED", 0, 2)]));
+}
