@@ -24,7 +24,7 @@ impl ComplianceQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "A framework id from `complianceFrameworks` (`owasp-top10-2021`).")]
         framework: String,
-        target_id: Option<Uuid>,
+        #[graphql(desc = "A target; absent for the whole org.")] target_id: Option<Uuid>,
     ) -> Result<ComplianceCoverage> {
         Ok(super::coverage(caller(ctx)?, state(ctx), &framework, target_id, Utc::now()).await?)
     }
@@ -36,7 +36,7 @@ impl ComplianceQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "A framework id from `complianceFrameworks`.")] framework: String,
-        target_id: Option<Uuid>,
+        #[graphql(desc = "A target; absent for the whole org.")] target_id: Option<Uuid>,
         #[graphql(desc = "`7d`, `30d` (default), `90d` or `1y`.")] period: Option<String>,
         #[graphql(desc = "`day` (default) or `week`.")] interval: Option<String>,
     ) -> Result<Vec<ComplianceTrendPoint>> {
