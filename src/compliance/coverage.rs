@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
 use entity::{finding, rule, scan};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
 };
@@ -273,19 +273,25 @@ pub fn score(passed: i32, failed: i32) -> Option<f64> {
     (tested > 0).then(|| (f64::from(passed) * 1000.0 / f64::from(tested)).round() / 10.0)
 }
 
-/// `CASE WHEN col <= b0 THEN 0 WHEN col <= b1 THEN 1 … ELSE n END`: the first boundary by
-/// which the moment in `col` had passed (`n` when after the last, or NULL).
+/// The index of the first boundary by which the moment in `col` had passed (`n` when after
+/// the last, or NULL), as nested `CASE WHEN col <= b_mid THEN … ELSE … END`: a binary search,
+/// so each row costs about log2(n) comparisons however many points the trend has.
 fn bucket(col: finding::Column, boundaries: &[DateTime<Utc>]) -> SimpleExpr {
-    let mut points = boundaries.iter().enumerate();
-    let Some((_, first)) = points.next() else {
-        return Expr::value(0);
-    };
-    let mut case = Expr::case(col.lte(*first), 0);
-    for (i, at) in points {
-        case = case.case(col.lte(*at), i32::try_from(i).unwrap_or(i32::MAX));
+    fn search(
+        col: finding::Column,
+        boundaries: &[DateTime<Utc>],
+        lo: usize,
+        hi: usize,
+    ) -> SimpleExpr {
+        if lo >= hi {
+            return Expr::value(i32::try_from(lo).unwrap_or(i32::MAX));
+        }
+        let mid = (lo + hi) / 2;
+        Expr::case(col.lte(boundaries[mid]), search(col, boundaries, lo, mid))
+            .finally(search(col, boundaries, mid + 1, hi))
+            .into()
     }
-    case.finally(i32::try_from(boundaries.len()).unwrap_or(i32::MAX))
-        .into()
+    search(col, boundaries, 0, boundaries.len())
 }
 
 fn index(value: i32) -> usize {
@@ -337,7 +343,7 @@ async fn tally(
                 .column(finding::Column::RuleId)
                 .column_as(seen, "seen")
                 .column_as(fixed, "fixed")
-                .column_as(finding::Column::Id.count(), "n")
+                .column_as(Expr::col(Asterisk).count(), "n")
                 .filter(findings_in_scope(ctx, target_id))
                 .filter(lower((finding::Entity, finding::Column::Scanner)).eq(scanner.as_str()))
                 .filter(finding::Column::RuleId.is_in(framework.check_ids()))
@@ -388,7 +394,7 @@ async fn tally(
                 .column_as(has_cve, "has_cve")
                 .column_as(seen, "seen")
                 .column_as(fixed, "fixed")
-                .column_as(finding::Column::Id.count(), "n")
+                .column_as(Expr::col(Asterisk).count(), "n")
                 .join(JoinType::LeftJoin, finding::Relation::Rule.def())
                 .filter(findings_in_scope(ctx, target_id))
                 .filter(
