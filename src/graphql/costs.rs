@@ -18,6 +18,10 @@ use std::sync::Arc;
 pub const FLEET_COMPARISON_COST: usize = 200;
 pub const COMPARE_SCANS_COST: usize = 100;
 pub const TARGET_TREND_COST: usize = 25;
+/// `compliance` groups the org's (or a target's) findings by CWE list, and its scans and
+/// rules by scanner; `complianceTrend` does the same with one bucket per day or week.
+pub const COMPLIANCE_COST: usize = 100;
+pub const COMPLIANCE_TREND_COST: usize = 200;
 /// A list's own cost, with and without a text search.
 pub fn list_cost(search: Option<&String>) -> usize {
     if search.is_some_and(|s| !s.is_empty()) {

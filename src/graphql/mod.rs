@@ -53,6 +53,7 @@ pub struct QueryRoot(
     crate::scans::graphql::ScansQuery,
     crate::findings::graphql::FindingsQuery,
     crate::trends::graphql::TrendsQuery,
+    crate::compliance::graphql::ComplianceQuery,
     crate::accounts::graphql::AccountsQuery,
     crate::auth::mfa::graphql::MfaQuery,
     crate::webhooks::graphql::WebhooksQuery,

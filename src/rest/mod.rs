@@ -132,6 +132,10 @@ const TAGS: &[(&str, &str)] = &[
         "Scores over time, per target and across the fleet",
     ),
     (
+        "compliance",
+        "Coverage of compliance frameworks (OWASP Top 10, CWE Top 25, PCI DSS, NIST SP 800-53, KafkaGuard tiers) by the findings",
+    ),
+    (
         "audit",
         "Who did what, when: the org's audit log and its export (admins)",
     ),

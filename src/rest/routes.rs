@@ -131,6 +131,11 @@ macro_rules! audit_event_fields {
         "id actor actor_user_id: actorUserId actor_api_key_id: actorApiKeyId action resource_type: resourceType resource_id: resourceId ip request_id: requestId details created_at: createdAt"
     };
 }
+macro_rules! framework_fields {
+    () => {
+        "id name version description source mapping policy_tier: policyTier control_count: controlCount"
+    };
+}
 macro_rules! page_fields {
     () => {
         "total_count: totalCount page page_size: pageSize total_pages: totalPages"
@@ -540,6 +545,18 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("targetId"), Var::query("period"), Var::query("page"), Var::query("pageSize")])
         .page()
         .notes("`period` is `7d`, `30d`, `90d` (default) or `1y`."),
+    // --- compliance ----------------------------------------------------------------------
+    Route::get("/api/v1/compliance/frameworks", "compliance", "The compliance frameworks Rampart ships",
+        op!("query ComplianceFrameworks { complianceFrameworks { ", framework_fields!(), " } }"))
+        .notes("A plain list, not paged: `{\"data\": [...]}`. `mapping` says how findings map to each framework's controls and names the public source; docs/compliance.md has the same."),
+    Route::get("/api/v1/compliance/{framework}", "compliance", "How a target or the org meets a framework",
+        op!("query Compliance($framework: String!, $targetId: UUID) { compliance(framework: $framework, targetId: $targetId) { framework { ", framework_fields!(), " } target_id: targetId score passed failed not_tested: notTested open_findings: openFindings fixed_findings: fixedFindings computed_at: computedAt controls { id title source cwe_ids: cweIds check_ids: checkIds known_vulnerabilities: knownVulnerabilities state open_findings: openFindings fixed_findings: fixedFindings } } }"))
+        .vars(&[Var::path("framework"), Var::query("targetId")])
+        .notes("Without `target_id`, the whole org. A control is `failed` with an open finding mapped to it, `passed` when tested without one (a mapped finding was fixed, or a scanner able to find it completed a scan in scope), `not_tested` otherwise; `score` is passed / (passed + failed) × 100. False positives are left out. An unknown framework, or another org's target, answers 404."),
+    Route::get("/api/v1/compliance/{framework}/trend", "compliance", "A framework's score at the end of each day or week of a period",
+        op!("query ComplianceTrend($framework: String!, $targetId: UUID, $period: String, $interval: String) { complianceTrend(framework: $framework, targetId: $targetId, period: $period, interval: $interval) { at score passed failed not_tested: notTested open_findings: openFindings fixed_findings: fixedFindings } }"))
+        .vars(&[Var::path("framework"), Var::query("targetId"), Var::query("period"), Var::query("interval")])
+        .notes("`period` is `7d`, `30d` (default), `90d` or `1y`; `interval` `day` (default) or `week`. Oldest first; the last point is now. Each point applies the rules of `GET /api/v1/compliance/{framework}` to what was known then: findings first seen and not yet fixed are open, scans finished by then test."),
     // --- audit ---------------------------------------------------------------------------
     Route::get("/api/v1/audit-events", "audit", "The org's audit log, newest first",
         op!("query ListAuditEvents($action: String, $actor: String, $resourceType: String, $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { auditEvents(action: $action, actor: $actor, resourceType: $resourceType, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", audit_event_fields!(), " } } } }"))

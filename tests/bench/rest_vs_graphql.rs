@@ -162,6 +162,7 @@ fn request_for(s: &Setup, path: &str) -> (Pairs, Pairs) {
             (p, "id") if p.starts_with("/api/v1/scans") => s.scan_id.clone(),
             (p, "id") if p.starts_with("/api/v1/findings") => s.finding_id.clone(),
             (_, "target_id") => s.target_id.clone(),
+            (_, "framework") => "owasp-top10-2021".to_string(),
             _ => panic!("no value for {{{name}}} in {path}"),
         }
     };

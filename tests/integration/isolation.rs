@@ -50,6 +50,9 @@ async fn permission_matrix() {
         ("{ users { totalCount } }", [OK, OK, F, F, S, S]),
         ("{ apiKeys { totalCount } }", [OK, OK, F, F, F, F]),
         ("{ auditEvents { totalCount } }", [OK, OK, F, F, F, F]),
+        ("{ complianceFrameworks { id } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ compliance(framework: \"owasp-top10-2021\") { score } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ complianceTrend(framework: \"cwe-top25-2024\", period: \"7d\") { score } }", [OK, OK, OK, OK, OK, OK]),
         ("mutation { createApiKey(input: {label: \"m\"}) { key } }", [OK, OK, F, F, S, S]),
         ("mutation($key: UUID!) { revokeApiKey(id: $key) { id } }", [OK, OK, F, F, S, S]),
         ("mutation($email: String!) { inviteMember(input: {email: $email, role: VIEWER}) { token } }", [OK, OK, F, F, S, S]),
@@ -324,6 +327,16 @@ async fn isolation_matrix() {
             json!(t.id),
         ),
         (
+            "compliance of a target",
+            "query($id: UUID!) { compliance(framework: \"owasp-top10-2021\", targetId: $id) { score } }",
+            json!(t.id),
+        ),
+        (
+            "compliance trend of a target",
+            "query($id: UUID!) { complianceTrend(framework: \"owasp-top10-2021\", targetId: $id) { score } }",
+            json!(t.id),
+        ),
+        (
             "scan",
             "query($id: UUID!) { scan(id: $id) { id } }",
             json!(s.id),
@@ -470,6 +483,19 @@ async fn isolation_matrix() {
         .await
         .unwrap();
     assert_eq!(raw.status(), 404);
+    let compliance = app
+        .http
+        .get(app.url(&format!(
+            "/api/v1/compliance/owasp-top10-2021?target_id={}",
+            t.id
+        )))
+        .bearer_auth(&admin_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compliance.status(), 404);
+    let body: Value = compliance.json().await.unwrap();
+    crate::support::assert_envelope(&body, 404, "NOT_FOUND");
 
     // A key of B sees B only.
     let me = app

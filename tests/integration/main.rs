@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod cli;
 mod compat;
+mod compliance;
 mod crash;
 mod events;
 mod graphql_api;
