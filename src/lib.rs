@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod demo;
+pub mod engines;
 pub mod error;
 pub mod events;
 pub mod findings;

@@ -21,6 +21,7 @@ mod m20261201_000008_worker_heartbeat;
 mod m20261201_000009_mfa;
 mod m20261201_000010_webhooks;
 mod m20261201_000011_password_resets;
+mod m20261201_000014_engine_scans;
 
 /// Runs Rampart's migrations, in order.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_mfa::Migration),
             Box::new(m20261201_000010_webhooks::Migration),
             Box::new(m20261201_000011_password_resets::Migration),
+            Box::new(m20261201_000014_engine_scans::Migration),
         ]
     }
 }

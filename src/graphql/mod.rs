@@ -57,6 +57,7 @@ pub struct QueryRoot(
     crate::accounts::graphql::AccountsQuery,
     crate::auth::mfa::graphql::MfaQuery,
     crate::webhooks::graphql::WebhooksQuery,
+    crate::engines::graphql::EnginesQuery,
 );
 
 /// Write operations.
@@ -73,6 +74,7 @@ pub struct MutationRoot(
     crate::accounts::graphql::AccountsMutation,
     crate::auth::mfa::graphql::MfaMutation,
     crate::webhooks::graphql::WebhooksMutation,
+    crate::engines::graphql::EnginesMutation,
 );
 
 /// Builds the schema with its limits; `state` is what resolvers reach through [`state`].

@@ -456,7 +456,7 @@ async fn meta_of_stored(
 }
 
 /// The org's target of this kind and name, created on first sight.
-async fn find_or_create_target(
+pub(crate) async fn find_or_create_target(
     ctx: &Ctx,
     state: &AppState,
     kind: TargetKind,

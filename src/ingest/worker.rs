@@ -160,7 +160,14 @@ pub async fn run_one(
         request_id = job.payload.get("request_id").and_then(|v| v.as_str()).unwrap_or(""),
     );
     let renewal = renewing(state, &lease, length, stall);
-    let work = pipeline::process(state, scan_id, &lease).instrument(span.clone());
+    let work = async {
+        if job.kind == jobs::ENGINE {
+            crate::engines::job::process(state, &job, &lease).await
+        } else {
+            pipeline::process(state, scan_id, &lease).await
+        }
+    }
+    .instrument(span.clone());
     tokio::pin!(work);
     let outcome = tokio::select! {
         outcome = &mut work => outcome,

@@ -96,7 +96,7 @@ macro_rules! scan_fields {
         concat!(
             "id target_id: targetId target { name kind } status source scanner_name: scannerName scanner_version: scannerVersion format policy_tier: policyTier score ",
             counts!(),
-            " findings_new: findingsNew findings_fixed: findingsFixed findings_unchanged: findingsUnchanged raw_size: rawSize raw_sha256: rawSha256 error scanned_at: scannedAt created_at: createdAt started_at: startedAt finished_at: finishedAt duration_ms: durationMs"
+            " findings_new: findingsNew findings_fixed: findingsFixed findings_unchanged: findingsUnchanged raw_size: rawSize raw_sha256: rawSha256 error scanned_at: scannedAt created_at: createdAt started_at: startedAt finished_at: finishedAt duration_ms: durationMs group_id: groupId"
         )
     };
 }
@@ -340,8 +340,8 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("id"), Var::body("input")]),
     // --- scans ---------------------------------------------------------------------------
     Route::get("/api/v1/scans", "scans", "Scan history, newest first",
-        op!("query ListScans($targetId: UUID, $status: [ScanStatus!], $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { scans(targetId: $targetId, status: $status, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", scan_fields!(), " } } } }"))
-        .vars(&[Var::query("targetId"), Var::query("status"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
+        op!("query ListScans($targetId: UUID, $status: [ScanStatus!], $groupId: UUID, $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { scans(targetId: $targetId, status: $status, groupId: $groupId, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", scan_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("status"), Var::query("groupId"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/scans/compare", "scans", "What changed between two scans of one target",
         op!("query CompareScans($scanA: UUID!, $scanB: UUID!, $page: Int, $pageSize: Int) { compareScans(scanA: $scanA, scanB: $scanB) { new(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } fixed(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } unchanged(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } } }"))
@@ -371,6 +371,10 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("id")])
         .accepted()
         .notes("Answers 202: the scan is processed again in the background; follow it like an upload."),
+    // --- engines -------------------------------------------------------------------------
+    Route::get("/api/v1/engines", "engines", "The engines this server can run, with availability and version",
+        "query ListEngines { engines { name description status version path format error } }")
+        .notes("Start engine scans with `POST /api/v1/scans`."),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
         op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
