@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod compat;
 mod crash;
+mod engines;
 mod events;
 mod graphql_api;
 mod health;
