@@ -111,7 +111,10 @@ fn test_prerequisites() {
         // bandit, semgrep and detect-secrets (tests/engines/.venv, requirements.txt).
         ("rampart_has_engines", "tests/engines/.venv/bin/semgrep"),
         // checkov (tests/engines/.venv-checkov, checkov-requirements.txt).
-        ("rampart_has_checkov", "tests/engines/.venv-checkov/bin/checkov"),
+        (
+            "rampart_has_checkov",
+            "tests/engines/.venv-checkov/bin/checkov",
+        ),
     ];
     const SERVERS: [(&str, &str); 3] = [
         ("rampart_test_postgres", "RAMPART_TEST_DATABASE_URL"),

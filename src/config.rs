@@ -330,7 +330,11 @@ pub struct Config {
     pub engine_max_expanded_bytes: u64,
 
     /// Most entries a source archive may hold.
-    #[arg(long, env = "RAMPART_ENGINE_MAX_ARCHIVE_ENTRIES", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "RAMPART_ENGINE_MAX_ARCHIVE_ENTRIES",
+        default_value_t = 100_000
+    )]
     pub engine_max_archive_entries: u64,
 
     /// Where engine runs get their scratch directories (removed after each run); by default

@@ -82,7 +82,11 @@ impl EnginesMutation {
     ) -> Result<StartedScans> {
         let caller = caller(ctx)?;
         let source = source.unwrap_or_default();
-        let chosen = [source.path.is_some(), source.git.is_some(), archive.is_some()];
+        let chosen = [
+            source.path.is_some(),
+            source.git.is_some(),
+            archive.is_some(),
+        ];
         if chosen.iter().filter(|c| **c).count() != 1 {
             return Err(AppError::invalid(
                 "source",

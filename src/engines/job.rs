@@ -53,7 +53,15 @@ pub async fn process(
     let payload: Payload = match serde_json::from_value(job.payload.clone()) {
         Ok(payload) => payload,
         Err(err) => {
-            return end(state, &row, lease, ScanStatus::Failed, format!("the job is unreadable: {err}"), None).await;
+            return end(
+                state,
+                &row,
+                lease,
+                ScanStatus::Failed,
+                format!("the job is unreadable: {err}"),
+                None,
+            )
+            .await;
         }
     };
     let outcome = if row.raw_key.is_some() {
@@ -123,7 +131,8 @@ async fn run(
             .map_err(|e| Failure::Transient(format!("writing {name}: {e}")))?;
     }
     let home = scratch.path.join("home");
-    std::fs::create_dir_all(&home).and_then(|()| std::fs::create_dir_all(scratch.path.join("out")))
+    std::fs::create_dir_all(&home)
+        .and_then(|()| std::fs::create_dir_all(scratch.path.join("out")))
         .map_err(|e| Failure::Transient(format!("scratch directory: {e}")))?;
     let invocation = super::Invocation {
         assets: Path::new(".."),
@@ -134,7 +143,12 @@ async fn run(
         None => stdout.clone(),
     };
     let mut env = process::base_env(&program, &home);
-    env.extend(engine.env().iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    env.extend(
+        engine
+            .env()
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+    );
     let config = &state.config;
     let spec = RunSpec {
         program: program.clone(),
@@ -148,7 +162,8 @@ async fn run(
         memory_limit: (config.engine_memory_mb > 0).then(|| config.engine_memory_mb * 1024 * 1024),
     };
     let finished = watched(state, row, lease, |stop| process::run(spec, stop)).await?;
-    let finished = finished.map_err(|e| Failure::Transient(format!("starting {}: {e}", engine.name())))?;
+    let finished =
+        finished.map_err(|e| Failure::Transient(format!("starting {}: {e}", engine.name())))?;
     let tail = process::last_lines(&finished.stderr, STDERR_LINES);
     let failed = |what: String| {
         if tail.is_empty() {
@@ -158,23 +173,58 @@ async fn run(
         }
     };
     let message = match finished.ended {
-        Ended::Exited { code: Some(code), .. } if engine.succeeded(code) => None,
-        Ended::Exited { code: Some(code), .. } => Some(failed(format!("{} exited with status {code}", engine.name()))),
-        Ended::Exited { signal, .. } => Some(failed(format!("{} was killed by signal {}", engine.name(), signal.unwrap_or(0)))),
-        Ended::TimedOut => Some(failed(format!("{} ran longer than {} s and was stopped", engine.name(), config.engine_timeout_secs))),
-        Ended::OutputTooLarge => Some(failed(format!("{} wrote more than {} bytes and was stopped", engine.name(), config.engine_max_output_bytes))),
+        Ended::Exited {
+            code: Some(code), ..
+        } if engine.succeeded(code) => None,
+        Ended::Exited {
+            code: Some(code), ..
+        } => Some(failed(format!(
+            "{} exited with status {code}",
+            engine.name()
+        ))),
+        Ended::Exited { signal, .. } => Some(failed(format!(
+            "{} was killed by signal {}",
+            engine.name(),
+            signal.unwrap_or(0)
+        ))),
+        Ended::TimedOut => Some(failed(format!(
+            "{} ran longer than {} s and was stopped",
+            engine.name(),
+            config.engine_timeout_secs
+        ))),
+        Ended::OutputTooLarge => Some(failed(format!(
+            "{} wrote more than {} bytes and was stopped",
+            engine.name(),
+            config.engine_max_output_bytes
+        ))),
         Ended::Cancelled => {
             if lease.is_lost() {
                 return Err(Failure::LeaseLost);
             }
             drop(scratch);
-            return end(state, row, lease, ScanStatus::Cancelled, "cancelled".into(), None).await;
+            return end(
+                state,
+                row,
+                lease,
+                ScanStatus::Cancelled,
+                "cancelled".into(),
+                None,
+            )
+            .await;
         }
     };
     if let Some(message) = message {
         drop(scratch);
         state.metrics.observe_ingest_failure();
-        return end(state, row, lease, ScanStatus::Failed, message, Some(&finished.stderr)).await;
+        return end(
+            state,
+            row,
+            lease,
+            ScanStatus::Failed,
+            message,
+            Some(&finished.stderr),
+        )
+        .await;
     }
     let size = std::fs::metadata(&report).map_or(0, |m| m.len());
     if size == 0 {
@@ -206,7 +256,9 @@ async fn prepare(
     let limits = Limits::of(&state.config);
     let from_source = |err: SourceError| match err {
         SourceError::Rejected(message) => Prepared::Rejected(message),
-        SourceError::Io(err) => Prepared::Failed(Failure::Transient(format!("preparing the source: {err}"))),
+        SourceError::Io(err) => {
+            Prepared::Failed(Failure::Transient(format!("preparing the source: {err}")))
+        }
     };
     match source {
         SourceSpec::Archive { key, format } => {
@@ -256,7 +308,12 @@ async fn prepare(
             let finished = process::run(spec, CancellationToken::new())
                 .await
                 .map_err(|e| Prepared::Failed(Failure::Transient(format!("running git: {e}"))))?;
-            if finished.ended != (Ended::Exited { code: Some(0), signal: None }) {
+            if finished.ended
+                != (Ended::Exited {
+                    code: Some(0),
+                    signal: None,
+                })
+            {
                 return Err(Prepared::Rejected(format!(
                     "the repository could not be cloned: {}",
                     process::last_lines(&finished.stderr, STDERR_LINES)
@@ -280,15 +337,21 @@ async fn fetch_object(state: &AppState, key: &str, to: &Path) -> Result<(), Prep
         .store
         .get(key)
         .await
-        .map_err(|e| Prepared::Failed(Failure::Transient(format!("reading the source archive: {e}"))))?
+        .map_err(|e| {
+            Prepared::Failed(Failure::Transient(format!(
+                "reading the source archive: {e}"
+            )))
+        })?
         .ok_or_else(|| Prepared::Rejected("the source archive is no longer stored".into()))?;
     let mut file = tokio::fs::File::create(to)
         .await
         .map_err(|e| Prepared::Failed(Failure::Transient(format!("scratch: {e}"))))?;
     let mut reader = tokio_util::io::StreamReader::new(object.body);
-    tokio::io::copy(&mut reader, &mut file)
-        .await
-        .map_err(|e| Prepared::Failed(Failure::Transient(format!("reading the source archive: {e}"))))?;
+    tokio::io::copy(&mut reader, &mut file).await.map_err(|e| {
+        Prepared::Failed(Failure::Transient(format!(
+            "reading the source archive: {e}"
+        )))
+    })?;
     Ok(())
 }
 
@@ -302,7 +365,12 @@ async fn blocking(
 
 /// Runs `work` with a stop token that fires when the scan is cancelled, the lease is lost or
 /// this process shuts down; meanwhile the lease is told the work is alive.
-async fn watched<F, Fut, T>(state: &AppState, row: &scan::Model, lease: &Lease, work: F) -> Result<T, Failure>
+async fn watched<F, Fut, T>(
+    state: &AppState,
+    row: &scan::Model,
+    lease: &Lease,
+    work: F,
+) -> Result<T, Failure>
 where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = T>,
@@ -339,9 +407,16 @@ async fn should_go_on(state: &AppState, row: &scan::Model, lease: &Lease) -> Res
         return Err(Failure::LeaseLost);
     }
     if cancelled(state, row).await {
-        return end(state, row, lease, ScanStatus::Cancelled, "cancelled".into(), None)
-            .await
-            .and(Err(Failure::Cancelled));
+        return end(
+            state,
+            row,
+            lease,
+            ScanStatus::Cancelled,
+            "cancelled".into(),
+            None,
+        )
+        .await
+        .and(Err(Failure::Cancelled));
     }
     Ok(())
 }
@@ -360,8 +435,13 @@ async fn progress(
     let txn = crate::db::begin_write(&state.db).await?;
     lease.fence(&txn).await?;
     let mut update = scan::Entity::update_many()
-        .col_expr(scan::Column::Status, Expr::value(ScanStatus::Running.as_str()))
-        .filter(scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]));
+        .col_expr(
+            scan::Column::Status,
+            Expr::value(ScanStatus::Running.as_str()),
+        )
+        .filter(
+            scan::Column::Status.is_in([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]),
+        );
     if starting {
         update = update.col_expr(scan::Column::StartedAt, Expr::value(Some(Utc::now())));
     }
@@ -393,7 +473,10 @@ async fn store_report(
     let updated = scan::Entity::update_many()
         .col_expr(scan::Column::RawKey, Expr::value(Some(key.clone())))
         .col_expr(scan::Column::RawSha256, Expr::value(Some(receipt.sha256)))
-        .col_expr(scan::Column::RawSize, Expr::value(Some(receipt.size as i64)))
+        .col_expr(
+            scan::Column::RawSize,
+            Expr::value(Some(receipt.size as i64)),
+        )
         .filter(scan::Column::Id.eq(row.id))
         .filter(scan::Column::Status.eq(ScanStatus::Running.as_str()))
         .exec(&txn)
@@ -404,7 +487,15 @@ async fn store_report(
         if let Err(err) = state.store.delete(&key).await {
             tracing::warn!(%key, %err, "could not remove the report of a cancelled scan");
         }
-        end(state, row, lease, ScanStatus::Cancelled, "cancelled".into(), None).await?;
+        end(
+            state,
+            row,
+            lease,
+            ScanStatus::Cancelled,
+            "cancelled".into(),
+            None,
+        )
+        .await?;
         return Err(Failure::Cancelled);
     }
     Ok(())
@@ -441,7 +532,10 @@ struct Scratch {
 impl Scratch {
     fn create(root: &Path, scan: uuid::Uuid, attempt: i32) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(root)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)?;
         let path = root.join(format!("{}-{attempt}", scan.simple()));
         if path.exists() {
             std::fs::remove_dir_all(&path)?;

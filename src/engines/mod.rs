@@ -34,7 +34,8 @@ pub const ALL: [&dyn Engine; 4] = [
 
 /// The engine of this name.
 pub fn by_name(name: &str) -> Option<&'static dyn Engine> {
-    ALL.into_iter().find(|e| e.name().eq_ignore_ascii_case(name.trim()))
+    ALL.into_iter()
+        .find(|e| e.name().eq_ignore_ascii_case(name.trim()))
 }
 
 /// What a scan run gives an engine.
@@ -108,7 +109,8 @@ pub fn first_version(output: &str) -> Option<String> {
         .find(|w| {
             w.starts_with(|c: char| c.is_ascii_digit())
                 && w.contains('.')
-                && w.chars().all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
         })
         .map(str::to_string)
 }

@@ -38,7 +38,10 @@ pub struct RunSpec {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
     /// It exited by itself: its code, or the signal that ended it.
-    Exited { code: Option<i32>, signal: Option<i32> },
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
     TimedOut,
     Cancelled,
     OutputTooLarge,
@@ -56,7 +59,11 @@ pub struct Finished {
 /// engines that are scripts of a virtual environment), a private HOME and TMPDIR, a UTF-8
 /// locale. Nothing of Rampart's own environment (secrets, credentials) is passed on.
 pub fn base_env(program: &Path, home: &Path) -> Vec<(OsString, OsString)> {
-    let mut path: Vec<PathBuf> = program.parent().map(Path::to_path_buf).into_iter().collect();
+    let mut path: Vec<PathBuf> = program
+        .parent()
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
     path.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
     let path = std::env::join_paths(path).unwrap_or_else(|_| OsString::from("/usr/bin:/bin"));
     vec![
@@ -107,7 +114,7 @@ pub async fn run(spec: RunSpec, stop: CancellationToken) -> std::io::Result<Fini
         .process_group(0)
         .kill_on_drop(true);
     let memory = spec.memory_limit;
-    // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+    // SAFETY: only async-signal-safe calls (setrlimit, prctl) between fork and exec.
     unsafe {
         command.pre_exec(move || {
             let none = libc::rlimit {
@@ -115,6 +122,8 @@ pub async fn run(spec: RunSpec, stop: CancellationToken) -> std::io::Result<Fini
                 rlim_max: 0,
             };
             libc::setrlimit(libc::RLIMIT_CORE, &none);
+            // Dies with the worker process (a worker killed outright leaves no engine behind).
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             if let Some(bytes) = memory {
                 let limit = libc::rlimit {
                     rlim_cur: bytes as libc::rlim_t,
@@ -181,7 +190,10 @@ pub async fn run(spec: RunSpec, stop: CancellationToken) -> std::io::Result<Fini
         .unwrap_or_default();
     let ended = match ended {
         Ended::Exited { .. }
-            if tokio::fs::metadata(&spec.report).await.map_or(0, |m| m.len()) > spec.max_output =>
+            if tokio::fs::metadata(&spec.report)
+                .await
+                .map_or(0, |m| m.len())
+                > spec.max_output =>
         {
             Ended::OutputTooLarge
         }
@@ -213,24 +225,41 @@ mod tests {
     async fn output_and_stderr_tail_and_exit_code() {
         let dir = tempfile::tempdir().unwrap();
         let done = run(
-            spec(dir.path(), "echo report; echo oops >&2; echo last >&2; exit 3"),
+            spec(
+                dir.path(),
+                "echo report; echo oops >&2; echo last >&2; exit 3",
+            ),
             CancellationToken::new(),
         )
         .await
         .unwrap();
-        assert_eq!(done.ended, Ended::Exited { code: Some(3), signal: None });
+        assert_eq!(
+            done.ended,
+            Ended::Exited {
+                code: Some(3),
+                signal: None
+            }
+        );
         assert_eq!(last_lines(&done.stderr, 1), "last");
-        assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "report\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out")).unwrap(),
+            "report\n"
+        );
     }
 
     #[tokio::test]
     async fn the_environment_holds_nothing_of_ours() {
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("RAMPART_TEST_SECRET_FOR_ENGINES", "hunter2");
-        let done = run(spec(dir.path(), "env"), CancellationToken::new()).await.unwrap();
+        let done = run(spec(dir.path(), "env"), CancellationToken::new())
+            .await
+            .unwrap();
         assert!(matches!(done.ended, Ended::Exited { code: Some(0), .. }));
         let env = std::fs::read_to_string(dir.path().join("out")).unwrap();
-        assert!(!env.contains("hunter2") && !env.contains("RAMPART"), "{env}");
+        assert!(
+            !env.contains("hunter2") && !env.contains("RAMPART"),
+            "{env}"
+        );
         assert!(env.contains("HOME="), "{env}");
     }
 
@@ -245,7 +274,11 @@ mod tests {
         while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let started = Instant::now();
         stop.cancel();
         let done = task.await.unwrap().unwrap();

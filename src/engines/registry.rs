@@ -69,7 +69,9 @@ impl Registry {
             .collect();
         Self {
             entries,
-            runs: Arc::new(tokio::sync::Semaphore::new(config.engine_concurrency.max(1))),
+            runs: Arc::new(tokio::sync::Semaphore::new(
+                config.engine_concurrency.max(1),
+            )),
         }
     }
 
@@ -77,7 +79,9 @@ impl Registry {
     ///
     /// # Errors
     /// Never in practice (the semaphore is never closed).
-    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError> {
+    pub async fn permit(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError> {
         self.runs.clone().acquire_owned().await
     }
 
@@ -129,11 +133,7 @@ impl Entry {
                 EngineStatus::Unavailable
             },
             version: probe.as_ref().ok().cloned(),
-            path: self
-                .program
-                .as_ref()
-                .ok()
-                .map(|p| p.display().to_string()),
+            path: self.program.as_ref().ok().map(|p| p.display().to_string()),
             format: self.engine.report_format().as_str().into(),
             error: probe.as_ref().err().cloned(),
         }
@@ -141,7 +141,11 @@ impl Entry {
 }
 
 /// The configured path, or the first executable of that name on `search` (a PATH).
-fn locate(engine: &dyn Engine, config: &Config, search: &std::ffi::OsStr) -> Result<PathBuf, String> {
+fn locate(
+    engine: &dyn Engine,
+    config: &Config,
+    search: &std::ffi::OsStr,
+) -> Result<PathBuf, String> {
     if let Some((_, path)) = config
         .engine_paths
         .iter()
@@ -187,7 +191,12 @@ async fn read_version(engine: &dyn Engine, program: &Path) -> Result<String, Str
         .kill_on_drop(true);
     let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
         .await
-        .map_err(|_| format!("`{} --version` did not answer in {PROBE_TIMEOUT:?}", engine.program()))?
+        .map_err(|_| {
+            format!(
+                "`{} --version` did not answer in {PROBE_TIMEOUT:?}",
+                engine.program()
+            )
+        })?
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
@@ -199,9 +208,12 @@ async fn read_version(engine: &dyn Engine, program: &Path) -> Result<String, Str
             super::process::last_lines(&err, 5)
         ));
     }
-    engine
-        .parse_version(&text)
-        .ok_or_else(|| format!("no version in what `{} --version` printed", engine.program()))
+    engine.parse_version(&text).ok_or_else(|| {
+        format!(
+            "no version in what `{} --version` printed",
+            engine.program()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -227,9 +239,17 @@ mod tests {
         assert_eq!(list.len(), ALL.len());
         let bandit = list.iter().find(|e| e.name == "bandit").unwrap();
         assert_eq!(bandit.status, EngineStatus::Unavailable);
-        assert!(bandit.error.as_deref().unwrap().contains("/nonexistent/bandit"));
+        assert!(bandit
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("/nonexistent/bandit"));
         let semgrep = list.iter().find(|e| e.name == "semgrep").unwrap();
-        assert!(semgrep.error.as_deref().unwrap().contains("not on the PATH"));
+        assert!(semgrep
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not on the PATH"));
     }
 
     #[tokio::test]

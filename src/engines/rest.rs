@@ -111,7 +111,11 @@ pub async fn start_scan(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
     let mut spooled = None;
     let start = if is_json {
         let bytes = axum::body::to_bytes(request.into_body(), state.config.max_body_bytes)
@@ -194,7 +198,8 @@ pub async fn start_scan(
 async fn spool(state: &AppState, body: Body) -> Result<tempfile::NamedTempFile, AppError> {
     let limit = state.config.engine_max_archive_bytes;
     let file = tempfile::NamedTempFile::new().map_err(|e| AppError::Internal(e.into()))?;
-    let mut out = tokio::fs::File::from_std(file.reopen().map_err(|e| AppError::Internal(e.into()))?);
+    let mut out =
+        tokio::fs::File::from_std(file.reopen().map_err(|e| AppError::Internal(e.into()))?);
     let mut stream = body.into_data_stream();
     let mut written: u64 = 0;
     loop {
@@ -217,7 +222,9 @@ async fn spool(state: &AppState, body: Body) -> Result<tempfile::NamedTempFile, 
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
     }
-    out.flush().await.map_err(|e| AppError::Internal(e.into()))?;
+    out.flush()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
     if written == 0 {
         return Err(AppError::Client {
             code: ErrorCode::BadRequest,
@@ -229,5 +236,7 @@ async fn spool(state: &AppState, body: Body) -> Result<tempfile::NamedTempFile, 
 }
 
 fn too_large(limit: u64) -> AppError {
-    AppError::payload_too_large(format!("the archive is larger than the limit of {limit} bytes"))
+    AppError::payload_too_large(format!(
+        "the archive is larger than the limit of {limit} bytes"
+    ))
 }

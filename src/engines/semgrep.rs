@@ -25,10 +25,17 @@ impl Engine for Semgrep {
         &[(RULES, include_str!("semgrep-rules.yml"))]
     }
     fn scan_args(&self, invocation: &Invocation<'_>) -> Vec<OsString> {
-        let mut args: Vec<OsString> = ["scan", "--sarif", "--metrics=off", "--disable-version-check", "--quiet", "--config"]
-            .into_iter()
-            .map(OsString::from)
-            .collect();
+        let mut args: Vec<OsString> = [
+            "scan",
+            "--sarif",
+            "--metrics=off",
+            "--disable-version-check",
+            "--quiet",
+            "--config",
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
         args.push(invocation.assets.join(RULES).into_os_string());
         args.push(".".into());
         args

@@ -214,9 +214,10 @@ async fn record(
     let (kind, detail) = match &planned[0].2 {
         SourceSpec::Archive { format, .. } => ("archive", serde_json::json!(format)),
         SourceSpec::Path { path } => ("path", serde_json::json!(path)),
-        SourceSpec::Git { url, reference } => {
-            ("git", serde_json::json!({"url": url, "reference": reference}))
-        }
+        SourceSpec::Git { url, reference } => (
+            "git",
+            serde_json::json!({"url": url, "reference": reference}),
+        ),
     };
     audit::record(
         &txn,
@@ -283,7 +284,10 @@ async fn resolve_target(ctx: &Ctx, state: &AppState, req: &StartScan) -> AppResu
             .ok_or_else(|| AppError::not_found("target"));
     }
     let Some(name) = req.target.as_deref() else {
-        return Err(AppError::invalid("target", "give target_id, or target (a name)"));
+        return Err(AppError::invalid(
+            "target",
+            "give target_id, or target (a name)",
+        ));
     };
     let name = crate::validate::name("target", name, 255)?;
     let kind = req.target_kind.unwrap_or(TargetKind::Repository);
@@ -299,9 +303,8 @@ async fn check_archive(state: &AppState, path: PathBuf) -> AppResult<ArchiveForm
         if n == 0 {
             return Err(SourceError::Rejected("the archive is empty".into()));
         }
-        let format = ArchiveFormat::sniff(&head[..n]).ok_or_else(|| {
-            SourceError::Rejected("not a .tar.gz or .zip archive".into())
-        })?;
+        let format = ArchiveFormat::sniff(&head[..n])
+            .ok_or_else(|| SourceError::Rejected("not a .tar.gz or .zip archive".into()))?;
         sources::extract(&path, format, None, limits)?;
         Ok(format)
     })

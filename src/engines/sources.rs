@@ -232,7 +232,11 @@ fn broken(err: impl std::fmt::Display) -> SourceError {
     rejected(format!("the archive cannot be read: {err}"))
 }
 
-fn extract_tar(archive: &Path, dest: Option<&Path>, budget: &mut Budget) -> Result<(), SourceError> {
+fn extract_tar(
+    archive: &Path,
+    dest: Option<&Path>,
+    budget: &mut Budget,
+) -> Result<(), SourceError> {
     let file = fs::File::open(archive)?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
     for entry in tar.entries().map_err(broken)? {
@@ -272,7 +276,11 @@ fn extract_tar(archive: &Path, dest: Option<&Path>, budget: &mut Budget) -> Resu
             }
             continue;
         }
-        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink() {
+        if kind.is_pax_global_extensions()
+            || kind.is_pax_local_extensions()
+            || kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+        {
             continue;
         }
         return Err(rejected(format!(
@@ -282,7 +290,11 @@ fn extract_tar(archive: &Path, dest: Option<&Path>, budget: &mut Budget) -> Resu
     Ok(())
 }
 
-fn extract_zip(archive: &Path, dest: Option<&Path>, budget: &mut Budget) -> Result<(), SourceError> {
+fn extract_zip(
+    archive: &Path,
+    dest: Option<&Path>,
+    budget: &mut Budget,
+) -> Result<(), SourceError> {
     let file = fs::File::open(archive)?;
     let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(broken)?;
     for i in 0..zip.len() {
@@ -321,7 +333,13 @@ fn extract_zip(archive: &Path, dest: Option<&Path>, budget: &mut Budget) -> Resu
 /// A read error inside a zip entry (bad CRC, corrupt data) is the archive's fault.
 fn zip_read(err: SourceError) -> SourceError {
     match err {
-        SourceError::Io(err) if err.kind() == io::ErrorKind::InvalidData || err.kind() == io::ErrorKind::UnexpectedEof || err.kind() == io::ErrorKind::Other => broken(err),
+        SourceError::Io(err)
+            if err.kind() == io::ErrorKind::InvalidData
+                || err.kind() == io::ErrorKind::UnexpectedEof
+                || err.kind() == io::ErrorKind::Other =>
+        {
+            broken(err)
+        }
         other => other,
     }
 }
@@ -346,9 +364,9 @@ pub fn allowed_dir(requested: &str, roots: &[PathBuf]) -> Result<PathBuf, Source
     if !canonical.is_dir() {
         return Err(outside());
     }
-    let inside = roots.iter().any(|root| {
-        fs::canonicalize(root).is_ok_and(|root| canonical.starts_with(root))
-    });
+    let inside = roots
+        .iter()
+        .any(|root| fs::canonicalize(root).is_ok_and(|root| canonical.starts_with(root)));
     if inside {
         Ok(canonical)
     } else {
@@ -376,7 +394,10 @@ fn copy_dir(from: &Path, dest: &Path, budget: &mut Budget) -> Result<(), SourceE
             continue;
         }
         budget.entry().map_err(|_| {
-            rejected(format!("the directory has more than {} entries", budget.limits.max_entries))
+            rejected(format!(
+                "the directory has more than {} entries",
+                budget.limits.max_entries
+            ))
         })?;
         let to = dest.join(entry.file_name());
         if kind.is_dir() {
@@ -384,13 +405,15 @@ fn copy_dir(from: &Path, dest: &Path, budget: &mut Budget) -> Result<(), SourceE
         } else if kind.is_file() {
             let mut input = fs::File::open(entry.path())?;
             let mut out = fs::File::create(&to)?;
-            budget.copy(&mut input, Some(&mut out)).map_err(|e| match e {
-                SourceError::Rejected(_) => rejected(format!(
-                    "the directory holds more than {} bytes",
-                    budget.limits.max_bytes
-                )),
-                other => other,
-            })?;
+            budget
+                .copy(&mut input, Some(&mut out))
+                .map_err(|e| match e {
+                    SourceError::Rejected(_) => rejected(format!(
+                        "the directory holds more than {} bytes",
+                        budget.limits.max_bytes
+                    )),
+                    other => other,
+                })?;
         }
         // Links, sockets, devices: left out.
     }
@@ -523,7 +546,8 @@ mod tests {
     fn a_plain_tar_gz_extracts() {
         let bytes = tar_gz(|b| {
             let data = b"print('hi')\n";
-            b.append(&file_header("src/app.py", data.len() as u64), &data[..]).unwrap();
+            b.append(&file_header("src/app.py", data.len() as u64), &data[..])
+                .unwrap();
             let mut link = tar::Header::new_gnu();
             link.set_entry_type(tar::EntryType::Symlink);
             link.set_size(0);
@@ -531,9 +555,21 @@ mod tests {
         });
         let out = tempfile::tempdir().unwrap();
         let written = check(&bytes, Some(out.path())).unwrap();
-        assert_eq!(written, Written { files: 1, bytes: 12 });
-        assert_eq!(fs::read_to_string(out.path().join("src/app.py")).unwrap(), "print('hi')\n");
-        assert!(!out.path().join("src/again.py").exists(), "links inside are not created");
+        assert_eq!(
+            written,
+            Written {
+                files: 1,
+                bytes: 12
+            }
+        );
+        assert_eq!(
+            fs::read_to_string(out.path().join("src/app.py")).unwrap(),
+            "print('hi')\n"
+        );
+        assert!(
+            !out.path().join("src/again.py").exists(),
+            "links inside are not created"
+        );
     }
 
     #[test]
@@ -542,16 +578,23 @@ mod tests {
             b.append(&file_header("../evil.py", 1), &b"x"[..]).unwrap();
         });
         let err = check(&traversal, None).unwrap_err();
-        assert!(matches!(err, SourceError::Rejected(ref m) if m.contains("unsafe path")), "{err}");
+        assert!(
+            matches!(err, SourceError::Rejected(ref m) if m.contains("unsafe path")),
+            "{err}"
+        );
 
         let link_out = tar_gz(|b| {
             let mut link = tar::Header::new_gnu();
             link.set_entry_type(tar::EntryType::Symlink);
             link.set_size(0);
-            b.append_link(&mut link, "src/passwd", "../../etc/passwd").unwrap();
+            b.append_link(&mut link, "src/passwd", "../../etc/passwd")
+                .unwrap();
         });
         let err = check(&link_out, None).unwrap_err();
-        assert!(matches!(err, SourceError::Rejected(ref m) if m.contains("outside")), "{err}");
+        assert!(
+            matches!(err, SourceError::Rejected(ref m) if m.contains("outside")),
+            "{err}"
+        );
 
         let absolute_link = tar_gz(|b| {
             let mut link = tar::Header::new_gnu();
@@ -563,11 +606,15 @@ mod tests {
 
         let zeros = vec![0u8; 2 << 20];
         let bomb = tar_gz(|b| {
-            b.append(&file_header("zeros", zeros.len() as u64), &zeros[..]).unwrap();
+            b.append(&file_header("zeros", zeros.len() as u64), &zeros[..])
+                .unwrap();
         });
         assert!(bomb.len() < 20_000, "{}", bomb.len());
         let err = check(&bomb, None).unwrap_err();
-        assert!(matches!(err, SourceError::Rejected(ref m) if m.contains("expands")), "{err}");
+        assert!(
+            matches!(err, SourceError::Rejected(ref m) if m.contains("expands")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -584,7 +631,10 @@ mod tests {
         });
         let out = tempfile::tempdir().unwrap();
         assert_eq!(check(&good, Some(out.path())).unwrap().bytes, 5);
-        assert_eq!(fs::read_to_string(out.path().join("a/b.txt")).unwrap(), "hello");
+        assert_eq!(
+            fs::read_to_string(out.path().join("a/b.txt")).unwrap(),
+            "hello"
+        );
 
         let traversal = zip_of(&|w| {
             w.start_file("../../x.txt", options).unwrap();

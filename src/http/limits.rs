@@ -43,8 +43,12 @@ fn limit_for(config: &Config, req: &Request) -> (usize, bool) {
     } else if path == crate::engines::rest::START_PATH && req.method() == Method::POST {
         // A source archive, or a small JSON body.
         (
-            usize::try_from(config.engine_max_archive_bytes.max(config.max_body_bytes as u64))
-                .unwrap_or(usize::MAX),
+            usize::try_from(
+                config
+                    .engine_max_archive_bytes
+                    .max(config.max_body_bytes as u64),
+            )
+            .unwrap_or(usize::MAX),
             true,
         )
     } else if path == crate::http::playground::PATH

@@ -154,10 +154,18 @@ pub async fn give_up(
     Ok(())
 }
 
-pub(crate) async fn mark_running(state: &AppState, row: &scan::Model, lease: &Lease) -> Result<(), Failure> {
+pub(crate) async fn mark_running(
+    state: &AppState,
+    row: &scan::Model,
+    lease: &Lease,
+) -> Result<(), Failure> {
     let now = Utc::now();
-    let mut progress =
-        ScanProgress::new(row.id, row.target_id, ScanStatus::Running, streaming_phase(row));
+    let mut progress = ScanProgress::new(
+        row.id,
+        row.target_id,
+        ScanStatus::Running,
+        streaming_phase(row),
+    );
     let txn = crate::db::begin_write(&state.db).await?;
     lease.fence(&txn).await?;
     let update = scan::Entity::update_many()
@@ -312,8 +320,12 @@ async fn stream_findings(
     };
 
     let mut writer = BatchWriter::new(row, lease);
-    let mut progress =
-        ScanProgress::new(row.id, row.target_id, ScanStatus::Running, streaming_phase(row));
+    let mut progress = ScanProgress::new(
+        row.id,
+        row.target_id,
+        ScanStatus::Running,
+        streaming_phase(row),
+    );
     let mut last_event = Instant::now();
     let mut writing = Duration::ZERO;
     let outcome: Result<(), Failure> = async {

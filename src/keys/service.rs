@@ -24,7 +24,7 @@ pub struct ApiKey {
     pub label: String,
     /// The first characters of the key, to recognise it.
     pub prefix: String,
-    /// `READ`, or `WRITE` (which includes read).
+    /// `READ`, `WRITE` (which includes read), or `ENGINES` (which includes write).
     pub scopes: Scope,
     pub expires_at: Option<DateTime<Utc>>,
     /// Updated at most once a minute.
@@ -59,7 +59,10 @@ impl From<api_key::Model> for ApiKey {
 /// `VALIDATION_FAILED` for an empty list.
 pub fn scope_of(scopes: &[Scope]) -> AppResult<Scope> {
     match scopes {
-        [] => Err(AppError::invalid("scopes", "must name read, write or engines")),
+        [] => Err(AppError::invalid(
+            "scopes",
+            "must name read, write or engines",
+        )),
         _ if scopes.contains(&Scope::Engines) => Ok(Scope::Engines),
         _ if scopes.contains(&Scope::Write) => Ok(Scope::Write),
         _ => Ok(Scope::Read),

@@ -35,7 +35,7 @@ pub struct Scan {
     pub source: String,
     pub scanner_name: String,
     pub scanner_version: Option<String>,
-    /// Report format: `native`, `sarif`, `cyclonedx` or `trivy`.
+    /// Report format: `native`, `sarif`, `cyclonedx`, `trivy` or `detect_secrets`.
     pub format: Option<String>,
     pub policy_tier: Option<String>,
     /// 0–100; absent until the scan completes.

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use crate::support::{assert_envelope, Auth, Rest, TestApp, TestConfig};
 
-const VULNERABLE_PY: &str = "import subprocess\n\n\ndef run(cmd):\n    subprocess.call(cmd, shell=True)\n";
+const VULNERABLE_PY: &str =
+    "import subprocess\n\n\ndef run(cmd):\n    subprocess.call(cmd, shell=True)\n";
 const FIXED_PY: &str = "import subprocess\n\n\ndef run(args):\n    subprocess.call(args)\n";
 const AWS_KEY_PY: &str = "aws_access_key_id = \"AKIAIOSFODNN7EXAMPLE\"\n";
 const OPEN_SG_TF: &str = r#"resource "aws_security_group" "open" {
@@ -35,7 +36,11 @@ fn with_engines(tc: &mut TestConfig) {
     let venv = engines_dir().join(".venv/bin");
     let checkov = engines_dir().join(".venv-checkov/bin/checkov");
     for path in [venv.join("semgrep"), checkov.clone()] {
-        assert!(path.is_file(), "{} is missing: pip install -r tests/engines/*requirements.txt (see .ci/run)", path.display());
+        assert!(
+            path.is_file(),
+            "{} is missing: pip install -r tests/engines/*requirements.txt (see .ci/run)",
+            path.display()
+        );
     }
     tc.config.engine_paths = vec![
         ("bandit".into(), venv.join("bandit")),
@@ -96,7 +101,11 @@ async fn send(auth: Auth<'_>, req: reqwest::RequestBuilder) -> Rest {
     let headers = res.headers().clone();
     let text = res.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Rest { status, headers, body }
+    Rest {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// The scans of a 202 answer, by engine: `(engine, scan id)`.
@@ -115,7 +124,10 @@ fn started(res: &Rest) -> Vec<(String, String)> {
             assert_eq!(s["source"], "engine", "{s}");
             assert_eq!(s["status"], "queued", "{s}");
             assert_eq!(s["group_id"], group);
-            (s["scanner_name"].as_str().unwrap().to_string(), s["id"].as_str().unwrap().to_string())
+            (
+                s["scanner_name"].as_str().unwrap().to_string(),
+                s["id"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -128,7 +140,9 @@ async fn wait_complete(app: &TestApp, auth: Auth<'_>, id: &str) -> Value {
 
 /// `(rule_id, path)` of each finding a scan saw.
 async fn findings(app: &TestApp, token: &str, id: &str) -> Vec<(String, String)> {
-    let req = app.http.get(app.url(&format!("/api/v1/scans/{id}/findings?page_size=500")));
+    let req = app
+        .http
+        .get(app.url(&format!("/api/v1/scans/{id}/findings?page_size=500")));
     let res = send(Auth::Bearer(token), req).await;
     assert_eq!(res.status, 200, "{}", res.body);
     res.body["data"]
@@ -188,7 +202,11 @@ async fn the_engines_are_listed_with_their_pinned_versions() {
     with_engines(&mut tc);
     let app = spawn(tc).await;
     let token = app.login_admin().await;
-    let res = send(Auth::Bearer(&token), app.http.get(app.url("/api/v1/engines"))).await;
+    let res = send(
+        Auth::Bearer(&token),
+        app.http.get(app.url("/api/v1/engines")),
+    )
+    .await;
     assert_eq!(res.status, 200, "{}", res.body);
     let pins = std::fs::read_to_string(engines_dir().join("requirements.txt")).unwrap()
         + &std::fs::read_to_string(engines_dir().join("checkov-requirements.txt")).unwrap();
@@ -196,14 +214,29 @@ async fn the_engines_are_listed_with_their_pinned_versions() {
     assert_eq!(engines.len(), 4, "{}", res.body);
     for engine in engines {
         assert_eq!(engine["status"], "available", "{engine}");
-        let pin = format!("{}=={}", engine["name"].as_str().unwrap(), engine["version"].as_str().unwrap());
+        let pin = format!(
+            "{}=={}",
+            engine["name"].as_str().unwrap(),
+            engine["version"].as_str().unwrap()
+        );
         assert!(pins.contains(&pin), "{pin} is not what tests/engines pins");
     }
     let (status, health) = app.get_json("/health/services").await;
     assert_eq!(status, 200);
-    let listed: Vec<&str> = health["engines"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = health["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(listed, ["bandit", "semgrep", "checkov", "detect-secrets"]);
-    let gql = app.gql(Auth::Bearer(&token), "{ engines { name status version format } }", json!({})).await;
+    let gql = app
+        .gql(
+            Auth::Bearer(&token),
+            "{ engines { name status version format } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(gql.data("engines")[3]["format"], "detect_secrets");
 }
 
@@ -220,7 +253,9 @@ async fn an_archive_is_scanned_by_three_engines_rescanned_and_fixed() {
     let owner = app.login_admin().await;
     // A member (write) may scan an archive.
     app.add_member(&owner, "dev@acme.test", "MEMBER").await;
-    let (member, _) = app.login("dev@acme.test", crate::support::MEMBER_PASSWORD).await;
+    let (member, _) = app
+        .login("dev@acme.test", crate::support::MEMBER_PASSWORD)
+        .await;
     let auth = Auth::Bearer(&member);
     let vulnerable = tar_gz(&[("src/app.py", VULNERABLE_PY), ("src/creds.py", AWS_KEY_PY)]);
     let query = "target=shop&target_kind=repository&engines=bandit,semgrep,detect-secrets";
@@ -232,29 +267,68 @@ async fn an_archive_is_scanned_by_three_engines_rescanned_and_fixed() {
     let bandit_phases = phases(&app, &member, &first[0].1).await;
     for (engine, id) in &first {
         let scan = wait_complete(&app, auth, id).await;
-        assert!(scan["findingsNew"].as_i64().unwrap() >= 1, "{engine}: {scan}");
+        assert!(
+            scan["findingsNew"].as_i64().unwrap() >= 1,
+            "{engine}: {scan}"
+        );
     }
-    let order = ["queued", "preparing", "scanning", "ingesting", "finalizing", "complete"];
+    let order = [
+        "queued",
+        "preparing",
+        "scanning",
+        "ingesting",
+        "finalizing",
+        "complete",
+    ];
     let positions: Vec<usize> = bandit_phases
         .iter()
-        .map(|p| order.iter().position(|o| o == p).unwrap_or_else(|| panic!("phase {p}")))
+        .map(|p| {
+            order
+                .iter()
+                .position(|o| o == p)
+                .unwrap_or_else(|| panic!("phase {p}"))
+        })
         .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{bandit_phases:?}");
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "{bandit_phases:?}"
+    );
     for phase in ["scanning", "ingesting", "complete"] {
-        assert!(bandit_phases.iter().any(|p| p == phase), "{bandit_phases:?}");
+        assert!(
+            bandit_phases.iter().any(|p| p == phase),
+            "{bandit_phases:?}"
+        );
     }
 
     let bandit = findings(&app, &member, &first[0].1).await;
     assert!(has(&bandit, "B602", "src/app.py"), "{bandit:?}");
     let semgrep = findings(&app, &member, &first[1].1).await;
-    assert!(has(&semgrep, "rampart.python.subprocess-shell-true", "src/app.py"), "{semgrep:?}");
+    assert!(
+        has(
+            &semgrep,
+            "rampart.python.subprocess-shell-true",
+            "src/app.py"
+        ),
+        "{semgrep:?}"
+    );
     let secrets = findings(&app, &member, &first[2].1).await;
-    assert!(has(&secrets, "AWS Access Key", "src/creds.py"), "{secrets:?}");
+    assert!(
+        has(&secrets, "AWS Access Key", "src/creds.py"),
+        "{secrets:?}"
+    );
     // The engine's output is the scan's raw report.
-    let raw = app.http.get(app.url(&format!("/api/v1/scans/{}/raw", first[0].1))).bearer_auth(&member).send().await.unwrap();
+    let raw = app
+        .http
+        .get(app.url(&format!("/api/v1/scans/{}/raw", first[0].1)))
+        .bearer_auth(&member)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status(), 200);
     let raw: Value = raw.json().await.unwrap();
-    assert!(raw["runs"][0]["results"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(raw["runs"][0]["results"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
 
     // The same code again: nothing new, nothing fixed.
     let again = started(&post_archive(&app, auth, query, vulnerable).await);
@@ -262,23 +336,45 @@ async fn an_archive_is_scanned_by_three_engines_rescanned_and_fixed() {
         let scan = wait_complete(&app, auth, id).await;
         assert_eq!(scan["findingsNew"], 0, "{engine}: {scan}");
         assert_eq!(scan["findingsFixed"], 0, "{engine}: {scan}");
-        assert!(scan["findingsUnchanged"].as_i64().unwrap() >= 1, "{engine}: {scan}");
+        assert!(
+            scan["findingsUnchanged"].as_i64().unwrap() >= 1,
+            "{engine}: {scan}"
+        );
     }
 
     // Fixed: bandit's shell=True finding is fixed; the secret is still there.
     let fixed = tar_gz(&[("src/app.py", FIXED_PY), ("src/creds.py", AWS_KEY_PY)]);
-    let third = started(&post_archive(&app, auth, "target=shop&target_kind=repository&engines=bandit,detect-secrets", fixed).await);
+    let third = started(
+        &post_archive(
+            &app,
+            auth,
+            "target=shop&target_kind=repository&engines=bandit,detect-secrets",
+            fixed,
+        )
+        .await,
+    );
     let scan = wait_complete(&app, auth, &third[0].1).await;
     assert!(scan["findingsFixed"].as_i64().unwrap() >= 1, "{scan}");
-    assert!(!has(&findings(&app, &member, &third[0].1).await, "B602", "src/app.py"));
+    assert!(!has(
+        &findings(&app, &member, &third[0].1).await,
+        "B602",
+        "src/app.py"
+    ));
     let secrets = wait_complete(&app, auth, &third[1].1).await;
     assert_eq!(secrets["findingsFixed"], 0, "{secrets}");
 
     // Scratch directories are gone; the group lists its scans.
-    let left: Vec<_> = std::fs::read_dir(&scratch).map(|d| d.flatten().collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "scratch left behind: {left:?}");
     let group = res.body["data"]["group_id"].as_str().unwrap();
-    let listed = send(auth, app.http.get(app.url(&format!("/api/v1/scans?group_id={group}")))).await;
+    let listed = send(
+        auth,
+        app.http
+            .get(app.url(&format!("/api/v1/scans?group_id={group}"))),
+    )
+    .await;
     assert_eq!(listed.body["meta"]["total"], 3, "{}", listed.body);
 }
 
@@ -301,7 +397,9 @@ async fn checkov_scans_a_server_directory_and_admins_alone_may_name_one() {
 
     // A member, or a write key, may not read server directories; an engines key may.
     app.add_member(&owner, "dev@acme.test", "MEMBER").await;
-    let (member, _) = app.login("dev@acme.test", crate::support::MEMBER_PASSWORD).await;
+    let (member, _) = app
+        .login("dev@acme.test", crate::support::MEMBER_PASSWORD)
+        .await;
     let res = post_json(&app, Auth::Bearer(&member), body.clone()).await;
     assert_envelope(&res.body, 403, "FORBIDDEN");
     let write_key = app.create_key(&owner, "WRITE").await;
@@ -309,21 +407,39 @@ async fn checkov_scans_a_server_directory_and_admins_alone_may_name_one() {
     assert_envelope(&res.body, 403, "FORBIDDEN");
     // Outside the roots: refused, whoever asks.
     let outside = json!({"target": "infra", "engines": ["checkov"], "source": {"path": "/etc"}});
-    assert_envelope(&post_json(&app, Auth::Bearer(&owner), outside).await.body, 400, "BAD_REQUEST");
+    assert_envelope(
+        &post_json(&app, Auth::Bearer(&owner), outside).await.body,
+        400,
+        "BAD_REQUEST",
+    );
 
     let engines_key = app.create_key(&owner, "ENGINES").await;
     let scans = started(&post_json(&app, Auth::ApiKey(&engines_key), body).await);
     wait_complete(&app, Auth::Bearer(&owner), &scans[0].1).await;
     let found = findings(&app, &owner, &scans[0].1).await;
-    assert!(has(&found, "CKV_AWS_24", "main.tf") || has(&found, "CKV_AWS_24", "/main.tf"), "{found:?}");
+    assert!(
+        has(&found, "CKV_AWS_24", "main.tf") || has(&found, "CKV_AWS_24", "/main.tf"),
+        "{found:?}"
+    );
     // The server directory was read, not written.
-    let entries: Vec<_> = std::fs::read_dir(&infra).unwrap().flatten().map(|e| e.file_name()).collect();
+    let entries: Vec<_> = std::fs::read_dir(&infra)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(entries, ["main.tf"]);
 }
 
 fn git(dir: &Path, args: &[&str]) {
     let status = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .status()
@@ -394,23 +510,53 @@ async fn cancelling_a_running_engine_kills_it_and_stores_nothing() {
     let app = spawn(tc).await;
     let owner = app.login_admin().await;
     let auth = Auth::Bearer(&owner);
-    let scans = started(&post_archive(&app, auth, "target=slow&engines=bandit", tar_gz(&[("a.py", "x = 1\n")])).await);
+    let scans = started(
+        &post_archive(
+            &app,
+            auth,
+            "target=slow&engines=bandit",
+            tar_gz(&[("a.py", "x = 1\n")]),
+        )
+        .await,
+    );
     let id = &scans[0].1;
     let pids = bin.path().join("pids");
     let waited = Instant::now();
-    while !pids.exists() || std::fs::read_to_string(&pids).unwrap().trim().split(' ').count() < 2 {
-        assert!(waited.elapsed() < Duration::from_secs(60), "the engine never started");
+    while !pids.exists()
+        || std::fs::read_to_string(&pids)
+            .unwrap()
+            .trim()
+            .split(' ')
+            .count()
+            < 2
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the engine never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let pids: Vec<i32> = std::fs::read_to_string(&pids).unwrap().split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let pids: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
     let running = app.wait_scan_status(auth, id, "RUNNING").await;
     assert_eq!(running["status"], "RUNNING");
 
     let cancelled_at = Instant::now();
-    let res = send(auth, app.http.post(app.url(&format!("/api/v1/scans/{id}/cancel")))).await;
+    let res = send(
+        auth,
+        app.http
+            .post(app.url(&format!("/api/v1/scans/{id}/cancel"))),
+    )
+    .await;
     assert_eq!(res.status, 200, "{}", res.body);
     while pids.iter().any(|p| alive(*p)) {
-        assert!(cancelled_at.elapsed() < Duration::from_secs(2), "the engine outlived its cancel by 2 s");
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(2),
+            "the engine outlived its cancel by 2 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let scan = app.wait_scan(auth, id).await;
@@ -420,11 +566,16 @@ async fn cancelling_a_running_engine_kills_it_and_stores_nothing() {
     assert!(rest.body["data"]["raw_size"].is_null(), "{}", rest.body);
     let waited = Instant::now();
     loop {
-        let left: Vec<_> = std::fs::read_dir(&scratch).map(|d| d.flatten().collect()).unwrap_or_default();
+        let left: Vec<_> = std::fs::read_dir(&scratch)
+            .map(|d| d.flatten().collect())
+            .unwrap_or_default();
         if left.is_empty() {
             break;
         }
-        assert!(waited.elapsed() < Duration::from_secs(5), "scratch left behind: {left:?}");
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "scratch left behind: {left:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -441,11 +592,22 @@ async fn a_failing_engine_fails_its_scan_with_its_last_words() {
     let app = spawn(tc).await;
     let owner = app.login_admin().await;
     let auth = Auth::Bearer(&owner);
-    let scans = started(&post_archive(&app, auth, "target=t&engines=semgrep", tar_gz(&[("a.py", "x = 1\n")])).await);
+    let scans = started(
+        &post_archive(
+            &app,
+            auth,
+            "target=t&engines=semgrep",
+            tar_gz(&[("a.py", "x = 1\n")]),
+        )
+        .await,
+    );
     let scan = app.wait_scan(auth, &scans[0].1).await;
     assert_eq!(scan["status"], "FAILED", "{scan}");
     let error = scan["error"].as_str().unwrap();
-    assert!(error.contains("exited with status 7") && error.contains("rules could not be parsed"), "{error}");
+    assert!(
+        error.contains("exited with status 7") && error.contains("rules could not be parsed"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -469,24 +631,41 @@ async fn unsafe_archives_and_callers_without_rights_are_refused() {
     let traversal = gzip(&builder.into_inner().unwrap());
     let res = post_archive(&app, auth, query, traversal).await;
     assert_envelope(&res.body, 400, "BAD_REQUEST");
-    assert!(res.body["error"].as_str().unwrap().contains("unsafe path"), "{}", res.body);
+    assert!(
+        res.body["error"].as_str().unwrap().contains("unsafe path"),
+        "{}",
+        res.body
+    );
 
     let mut builder = tar::Builder::new(Vec::new());
     let mut link = tar::Header::new_gnu();
     link.set_entry_type(tar::EntryType::Symlink);
     link.set_size(0);
-    builder.append_link(&mut link, "src/keys", "../../../root/.ssh").unwrap();
+    builder
+        .append_link(&mut link, "src/keys", "../../../root/.ssh")
+        .unwrap();
     let symlink = gzip(&builder.into_inner().unwrap());
     let res = post_archive(&app, auth, query, symlink).await;
     assert_envelope(&res.body, 400, "BAD_REQUEST");
-    assert!(res.body["error"].as_str().unwrap().contains("outside"), "{}", res.body);
+    assert!(
+        res.body["error"].as_str().unwrap().contains("outside"),
+        "{}",
+        res.body
+    );
 
     let zeros = "\0".repeat(4 << 20);
     let bomb = tar_gz(&[("zeros.bin", zeros.as_str())]);
     assert!(bomb.len() < 50_000);
     let res = post_archive(&app, auth, query, bomb).await;
     assert_envelope(&res.body, 400, "BAD_REQUEST");
-    assert!(res.body["error"].as_str().unwrap().contains("expands to more than"), "{}", res.body);
+    assert!(
+        res.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("expands to more than"),
+        "{}",
+        res.body
+    );
 
     let res = post_archive(&app, auth, query, b"just some text".to_vec()).await;
     assert_envelope(&res.body, 400, "BAD_REQUEST");
@@ -496,11 +675,28 @@ async fn unsafe_archives_and_callers_without_rights_are_refused() {
 
     // A read key may not start scans; an unknown engine is a validation error.
     let read_key = app.create_key(&owner, "READ").await;
-    let res = post_archive(&app, Auth::ApiKey(&read_key), query, tar_gz(&[("a.py", "x\n")])).await;
+    let res = post_archive(
+        &app,
+        Auth::ApiKey(&read_key),
+        query,
+        tar_gz(&[("a.py", "x\n")]),
+    )
+    .await;
     assert_envelope(&res.body, 403, "FORBIDDEN");
-    let res = post_archive(&app, auth, "target=t&engines=nmap", tar_gz(&[("a.py", "x\n")])).await;
+    let res = post_archive(
+        &app,
+        auth,
+        "target=t&engines=nmap",
+        tar_gz(&[("a.py", "x\n")]),
+    )
+    .await;
     assert_envelope(&res.body, 422, "VALIDATION_FAILED");
     // Git URLs of other schemes are refused before anything runs.
-    let res = post_json(&app, auth, json!({"target": "t", "engines": ["bandit"], "source": {"git": {"url": "ext::sh -c id"}}})).await;
+    let res = post_json(
+        &app,
+        auth,
+        json!({"target": "t", "engines": ["bandit"], "source": {"git": {"url": "ext::sh -c id"}}}),
+    )
+    .await;
     assert_envelope(&res.body, 400, "BAD_REQUEST");
 }

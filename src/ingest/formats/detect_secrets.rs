@@ -79,7 +79,11 @@ impl State {
     }
 }
 
-fn run(state: &mut State, reader: &mut dyn Read, sink: Option<&mut SinkFn<'_>>) -> Result<(), IngestError> {
+fn run(
+    state: &mut State,
+    reader: &mut dyn Read,
+    sink: Option<&mut SinkFn<'_>>,
+) -> Result<(), IngestError> {
     let mut de = json_deserializer(reader)?;
     let res = de
         .deserialize_map(Top { state, sink })
@@ -296,7 +300,10 @@ mod tests {
         assert_eq!(found[0].title, "AWS Access Key in creds.py");
         assert_eq!(found[0].severity, Severity::High);
         assert_eq!(found[0].location_line, Some(1));
-        assert_eq!(found[1].occurrences, 2, "the same secret twice is one finding");
+        assert_eq!(
+            found[1].occurrences, 2,
+            "the same secret twice is one finding"
+        );
         // Golden: fingerprints must not change between versions.
         assert_eq!(found[0].fingerprint, "bd6848e77d52bd51036bc7d50fd1e6b1");
 
@@ -308,7 +315,9 @@ mod tests {
     #[test]
     fn a_broken_report_says_where() {
         let mut open = || -> std::io::Result<Box<dyn Read + Send>> {
-            Ok(Box::new(Cursor::new(br#"{"plugins_used": [], "results": {"a": [{"type": 1}]}}"#.to_vec())))
+            Ok(Box::new(Cursor::new(
+                br#"{"plugins_used": [], "results": {"a": [{"type": 1}]}}"#.to_vec(),
+            )))
         };
         let err = parse_report(None, &mut open, &mut |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");

@@ -534,7 +534,12 @@ impl TestApp {
     }
 
     /// Polls a scan until it has this status (GraphQL spelling); returns it.
-    pub async fn wait_scan_status(&self, auth: Auth<'_>, id: &str, status: &str) -> serde_json::Value {
+    pub async fn wait_scan_status(
+        &self,
+        auth: Auth<'_>,
+        id: &str,
+        status: &str,
+    ) -> serde_json::Value {
         let query = "query($id: UUID!) { scan(id: $id) { id status error } }";
         for _ in 0..600 {
             let res = self.gql(auth, query, serde_json::json!({"id": id})).await;
