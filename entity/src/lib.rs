@@ -19,6 +19,7 @@ pub mod organization;
 pub mod password_reset;
 pub mod scan;
 pub mod scan_finding;
+pub mod scan_schedule;
 pub mod session;
 pub mod target;
 pub mod user;
@@ -43,6 +44,7 @@ pub mod prelude {
     pub use super::password_reset::Entity as PasswordReset;
     pub use super::scan::Entity as Scan;
     pub use super::scan_finding::Entity as ScanFinding;
+    pub use super::scan_schedule::Entity as ScanSchedule;
     pub use super::session::Entity as Session;
     pub use super::target::Entity as Target;
     pub use super::user::Entity as User;

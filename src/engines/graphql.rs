@@ -3,6 +3,7 @@
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject, Upload};
 use uuid::Uuid;
 
+use super::schedules::{self, ScanSchedule, ScheduleInput};
 use super::service::{self, SourceRequest, StartScan};
 use super::EngineInfo;
 use crate::context::Permission;
@@ -21,6 +22,35 @@ impl EnginesQuery {
         caller(ctx)?.require(Permission::Read)?;
         Ok(state(ctx).engines.list().await)
     }
+
+    /// The org's scan schedules.
+    async fn scan_schedules(&self, ctx: &Context<'_>) -> Result<Vec<ScanSchedule>> {
+        Ok(schedules::list(caller(ctx)?, state(ctx)).await?)
+    }
+}
+
+/// A new schedule: engines on a server directory or a git repository, by cron.
+#[derive(Clone, Debug, InputObject)]
+pub struct CreateScanScheduleInput {
+    pub target_id: Uuid,
+    pub engines: Vec<String>,
+    /// `path` or `git` (archives cannot be scheduled).
+    pub source: ScanSourceInput,
+    /// Five fields (minute hour day-of-month month day-of-week), or six with seconds first.
+    pub cron: String,
+    /// An IANA time zone; `UTC` when absent.
+    #[graphql(default = "UTC")]
+    pub time_zone: String,
+    #[graphql(default = true)]
+    pub enabled: bool,
+}
+
+/// What may change on a schedule.
+#[derive(Clone, Debug, InputObject)]
+pub struct UpdateScanScheduleInput {
+    pub cron: Option<String>,
+    pub time_zone: Option<String>,
+    pub enabled: Option<bool>,
 }
 
 /// A git repository to scan: cloned shallowly into a scratch directory.
@@ -62,8 +92,60 @@ impl From<service::Started> for StartedScans {
 #[derive(Default)]
 pub struct EnginesMutation;
 
+fn source_of(source: ScanSourceInput) -> Result<SourceRequest> {
+    match (source.path, source.git) {
+        (Some(path), None) => Ok(SourceRequest::Path(path)),
+        (None, Some(git)) => Ok(SourceRequest::Git {
+            url: git.url,
+            reference: git.reference,
+        }),
+        _ => Err(AppError::invalid("source", "give exactly one of path and git").into()),
+    }
+}
+
 #[Object]
 impl EnginesMutation {
+    /// Schedules engine scans of a target. Each firing queues one scan per engine, like
+    /// `startScan`, once across all replicas; missed firings (while nothing ran) fire once.
+    async fn create_scan_schedule(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateScanScheduleInput,
+    ) -> Result<ScanSchedule> {
+        let input = ScheduleInput {
+            target_id: input.target_id,
+            engines: input.engines,
+            source: source_of(input.source)?,
+            cron: input.cron,
+            time_zone: input.time_zone,
+            enabled: input.enabled,
+        };
+        Ok(schedules::create(caller(ctx)?, state(ctx), input).await?)
+    }
+
+    /// Changes a schedule's cron, time zone or enabled flag (its next run is recomputed).
+    async fn update_scan_schedule(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        input: UpdateScanScheduleInput,
+    ) -> Result<ScanSchedule> {
+        Ok(schedules::update(
+            caller(ctx)?,
+            state(ctx),
+            id,
+            input.cron,
+            input.time_zone,
+            input.enabled,
+        )
+        .await?)
+    }
+
+    /// Deletes a schedule; the scans it started stay.
+    async fn delete_scan_schedule(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        Ok(schedules::delete(caller(ctx)?, state(ctx), id).await?)
+    }
+
     /// Runs engines on a source: one scan per engine, queued now and run by a worker, then
     /// ingested like an upload (`source` is `engine`). Follow each with `scanProgress`.
     /// The source is an uploaded `.tar.gz` / `.zip` archive (`archive`, multipart request), a

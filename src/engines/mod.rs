@@ -13,6 +13,7 @@ pub mod job;
 pub mod process;
 pub mod registry;
 pub mod rest;
+pub mod schedules;
 pub mod semgrep;
 pub mod service;
 pub mod sources;

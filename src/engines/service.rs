@@ -75,9 +75,24 @@ pub struct Payload {
 #[tracing::instrument(skip_all, fields(org = %ctx.org_id))]
 pub async fn start(ctx: &Ctx, state: &AppState, req: StartScan) -> AppResult<Started> {
     ctx.require(Permission::Write)?;
-    let config = &state.config;
-    let roots = config.engine_source_roots.clone();
-    let source = match &req.source {
+    let source = resolve_source(ctx, state, &req.source).await?;
+    let engines = check_engines(state, &req.engines).await?;
+    let target = resolve_target(ctx, state, &req).await?;
+    start_checked(ctx, state, req, source, engines, target).await
+}
+
+/// The source a request names, checked, with the permission it needs: `Engines` for a
+/// server-side path or a local git repository.
+///
+/// # Errors
+/// As [`start`].
+pub(crate) async fn resolve_source(
+    ctx: &Ctx,
+    state: &AppState,
+    source: &SourceRequest,
+) -> AppResult<SourceSpec> {
+    let roots = state.config.engine_source_roots.clone();
+    Ok(match source {
         SourceRequest::Path(path) => {
             ctx.require(Permission::Engines)?;
             let path = path.clone();
@@ -110,10 +125,17 @@ pub async fn start(ctx: &Ctx, state: &AppState, req: StartScan) -> AppResult<Sta
                 format,
             }
         }
-    };
-    let engines = check_engines(state, &req.engines).await?;
-    let target = resolve_target(ctx, state, &req).await?;
+    })
+}
 
+async fn start_checked(
+    ctx: &Ctx,
+    state: &AppState,
+    req: StartScan,
+    source: SourceSpec,
+    engines: Vec<&'static dyn super::Engine>,
+    target: target::Model,
+) -> AppResult<Started> {
     let group_id = Uuid::now_v7();
     let now = Utc::now();
     let mut planned = Vec::new();
@@ -139,7 +161,19 @@ pub async fn start(ctx: &Ctx, state: &AppState, req: StartScan) -> AppResult<Sta
             _ => None,
         })
         .collect();
-    let recorded = record(ctx, state, &target, group_id, now, &planned).await;
+    let origin = Origin {
+        org_id: ctx.org_id,
+        created_by: ctx.actor_label(),
+        request_id: ctx.meta.request_id.to_string(),
+        audit: AuditEntry::by(ctx, "scan.start", "scan_group", group_id),
+    };
+    let recorded = async {
+        let txn = crate::db::begin_write(&state.db).await?;
+        let scans = record_in(&txn, state, origin, &target, group_id, now, &planned).await?;
+        txn.commit().await?;
+        Ok::<_, AppError>(scans)
+    }
+    .await;
     match recorded {
         Ok(scans) => {
             for scan in &scans {
@@ -160,15 +194,29 @@ pub async fn start(ctx: &Ctx, state: &AppState, req: StartScan) -> AppResult<Sta
     }
 }
 
-async fn record(
-    ctx: &Ctx,
+/// Who queues scans: a caller, or a schedule.
+pub(crate) struct Origin {
+    pub org_id: Uuid,
+    pub created_by: String,
+    pub request_id: String,
+    /// The `scan.start` entry, its details filled in by [`record_in`].
+    pub audit: AuditEntry,
+}
+
+/// The planned scans: id, engine, source.
+pub(crate) type Planned = (Uuid, &'static dyn super::Engine, SourceSpec);
+
+/// Writes the scans and their jobs, and audits them, in `txn`.
+pub(crate) async fn record_in(
+    txn: &sea_orm::DatabaseTransaction,
     state: &AppState,
+    origin: Origin,
     target: &target::Model,
     group_id: Uuid,
     now: chrono::DateTime<Utc>,
-    planned: &[(Uuid, &'static dyn super::Engine, SourceSpec)],
+    planned: &[Planned],
 ) -> AppResult<Vec<Scan>> {
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = txn;
     let mut scans = Vec::new();
     for (scan_id, engine, source) in planned {
         let queued = ScanProgress::new(*scan_id, target.id, ScanStatus::Queued, "queued");
@@ -179,7 +227,7 @@ async fn record(
             .and_then(|(info, _)| info.version);
         let row = scan::ActiveModel {
             id: Set(*scan_id),
-            org_id: Set(ctx.org_id),
+            org_id: Set(origin.org_id),
             target_id: Set(target.id),
             status: Set(ScanStatus::Queued.as_str().into()),
             source: Set("engine".into()),
@@ -187,23 +235,23 @@ async fn record(
             scanner_version: Set(version),
             format: Set(Some(engine.report_format().as_str().into())),
             progress: Set(serde_json::to_value(&queued).ok()),
-            created_by: Set(Some(ctx.actor_label())),
+            created_by: Set(Some(origin.created_by.clone())),
             scanned_at: Set(now),
             created_at: Set(now),
             group_id: Set(Some(group_id)),
             ..Default::default()
         }
-        .insert(&txn)
+        .insert(txn)
         .await?;
         let payload = Payload {
-            request_id: ctx.meta.request_id.to_string(),
+            request_id: origin.request_id.clone(),
             engine: engine.name().into(),
             source: source.clone(),
         };
         jobs::enqueue_with(
-            &txn,
+            txn,
             JOB_KIND,
-            ctx.org_id,
+            origin.org_id,
             *scan_id,
             state.config.job_max_attempts,
             serde_json::to_value(&payload).map_err(|e| AppError::Internal(e.into()))?,
@@ -220,24 +268,24 @@ async fn record(
         ),
     };
     audit::record(
-        &txn,
-        AuditEntry::by(ctx, "scan.start", "scan", scans[0].id).with_details(serde_json::json!({
+        txn,
+        origin.audit.with_details(serde_json::json!({
             "group_id": group_id,
             "target_id": target.id,
             "target": target.name,
             "engines": planned.iter().map(|(_, e, _)| e.name()).collect::<Vec<_>>(),
             "scans": scans.iter().map(|s| s.id).collect::<Vec<_>>(),
+            "created_by": origin.created_by,
             "source": kind,
             "source_detail": detail,
         })),
     )
     .await?;
-    txn.commit().await?;
     Ok(scans)
 }
 
 /// The engines named, known and (in a process that runs workers) available, without repeats.
-async fn check_engines(
+pub(crate) async fn check_engines(
     state: &AppState,
     names: &[String],
 ) -> AppResult<Vec<&'static dyn super::Engine>> {
@@ -275,7 +323,11 @@ async fn check_engines(
 }
 
 /// The org's target by id, or by kind and name (created on first sight).
-async fn resolve_target(ctx: &Ctx, state: &AppState, req: &StartScan) -> AppResult<target::Model> {
+pub(crate) async fn resolve_target(
+    ctx: &Ctx,
+    state: &AppState,
+    req: &StartScan,
+) -> AppResult<target::Model> {
     if let Some(id) = req.target_id {
         return target::Entity::find_by_id(id)
             .filter(target::Column::OrgId.eq(ctx.org_id))

@@ -66,6 +66,9 @@ pub fn spawn(state: &AppState, wake: Arc<Notify>) -> Workers {
         if state.config.workers > 0 && state.config.store_sweep_interval_secs > 0 {
             scheduler.spawn(sweep::schedule(state.clone()));
         }
+        if state.config.workers > 0 {
+            scheduler.spawn(crate::engines::schedules::run(state.clone()));
+        }
         loop {
             tokio::select! {
                 () = tokio::time::sleep(fleet::HEARTBEAT_EVERY) => {}

@@ -91,6 +91,11 @@ macro_rules! cluster_fields {
         "id name bootstrap_servers: bootstrapServers labels metadata last_scan_at: lastScanAt last_score: lastScore created_at: createdAt updated_at: updatedAt"
     };
 }
+macro_rules! schedule_fields {
+    () => {
+        "id target_id: targetId engines path git_url: gitUrl git_reference: gitReference cron time_zone: timeZone enabled next_run_at: nextRunAt last_run_at: lastRunAt last_group_id: lastGroupId created_at: createdAt"
+    };
+}
 macro_rules! scan_fields {
     () => {
         concat!(
@@ -375,6 +380,18 @@ pub const ROUTES: &[Route] = &[
     Route::get("/api/v1/engines", "engines", "The engines this server can run, with availability and version",
         "query ListEngines { engines { name description status version path format error } }")
         .notes("Start engine scans with `POST /api/v1/scans`."),
+    Route::get("/api/v1/scan-schedules", "engines", "The org's scan schedules",
+        op!("query ListScanSchedules { scanSchedules { ", schedule_fields!(), " } }")),
+    Route::post("/api/v1/scan-schedules", "engines", "Schedule engine scans of a target by cron",
+        op!("mutation CreateScanSchedule($input: CreateScanScheduleInput!) { createScanSchedule(input: $input) { ", schedule_fields!(), " } }"))
+        .vars(&[Var::body("input")])
+        .created(),
+    Route::patch("/api/v1/scan-schedules/{id}", "engines", "Change a schedule's cron, time zone or enabled flag",
+        op!("mutation UpdateScanSchedule($id: UUID!, $input: UpdateScanScheduleInput!) { updateScanSchedule(id: $id, input: $input) { ", schedule_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::body("input")]),
+    Route::delete("/api/v1/scan-schedules/{id}", "engines", "Delete a schedule (its scans stay)",
+        "mutation DeleteScanSchedule($id: UUID!) { deleteScanSchedule(id: $id) }")
+        .vars(&[Var::path("id")]),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
         op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
