@@ -216,7 +216,6 @@ pub(crate) async fn record_in(
     now: chrono::DateTime<Utc>,
     planned: &[Planned],
 ) -> AppResult<Vec<Scan>> {
-    let txn = txn;
     let mut scans = Vec::new();
     for (scan_id, engine, source) in planned {
         let queued = ScanProgress::new(*scan_id, target.id, ScanStatus::Queued, "queued");

@@ -619,7 +619,8 @@ mod tests {
 
     #[test]
     fn zips_are_checked_the_same_way() {
-        let zip_of = |build: &dyn Fn(&mut zip::ZipWriter<io::Cursor<Vec<u8>>>)| {
+        type Zip = zip::ZipWriter<io::Cursor<Vec<u8>>>;
+        let zip_of = |build: &dyn Fn(&mut Zip)| {
             let mut w = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
             build(&mut w);
             w.finish().unwrap().into_inner()

@@ -123,7 +123,10 @@ fn started(res: &Rest) -> Vec<(String, String)> {
         .map(|s| {
             assert_eq!(s["source"], "engine", "{s}");
             // A worker may have taken it up already.
-            assert!(["queued", "running"].contains(&s["status"].as_str().unwrap()), "{s}");
+            assert!(
+                ["queued", "running"].contains(&s["status"].as_str().unwrap()),
+                "{s}"
+            );
             assert_eq!(s["group_id"], group);
             (
                 s["scanner_name"].as_str().unwrap().to_string(),
