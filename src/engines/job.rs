@@ -77,7 +77,10 @@ pub async fn process(
         Err(Failure::Cancelled) => Ok(()),
         other => other,
     };
-    if outcome.is_ok() {
+    // Done, or about to be given up (the worker fails the scan): the archive is not needed.
+    let last_attempt =
+        matches!(outcome, Err(Failure::Transient(_))) && crate::ingest::jobs::exhausted(job);
+    if outcome.is_ok() || last_attempt {
         remove_source(state, &payload.source).await;
     }
     outcome

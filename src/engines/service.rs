@@ -342,7 +342,7 @@ pub(crate) async fn resolve_target(
     };
     let name = crate::validate::name("target", name, 255)?;
     let kind = req.target_kind.unwrap_or(TargetKind::Repository);
-    crate::ingest::upload::find_or_create_target(ctx, state, kind, &name).await
+    crate::ingest::upload::find_or_create_target(ctx, state, kind, &name, "engine scan").await
 }
 
 /// Checks the whole archive (format, paths, links, size) without extracting it.
