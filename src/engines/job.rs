@@ -106,7 +106,10 @@ async fn run(
             );
             return end(state, row, lease, ScanStatus::Failed, message, None).await;
         }
-        None => unreachable!("every engine has a registry entry"),
+        None => {
+            let message = format!("{} has no entry in the registry", engine.name());
+            return end(state, row, lease, ScanStatus::Failed, message, None).await;
+        }
     };
     progress(state, row, lease, "preparing", 0.0, true).await?;
     let scratch = Scratch::create(&state.config.engine_scratch(), row.id, lease.token)
