@@ -10,6 +10,7 @@ pub mod checkov;
 pub mod detect_secrets;
 pub mod graphql;
 pub mod job;
+pub mod prepare;
 pub mod process;
 pub mod registry;
 pub mod rest;
