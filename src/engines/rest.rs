@@ -85,9 +85,8 @@ fn target_kind(kind: Option<&str>) -> Result<Option<TargetKind>, AppError> {
 #[utoipa::path(post, path = "/api/v1/scans", tag = "scans", params(ArchiveParams),
     request_body(content(
         (StartScanBody = "application/json"),
-        (inline(ReportBytes) = "application/gzip"),
-        (inline(ReportBytes) = "application/zip")),
-        description = "A JSON source, or the archive's bytes"),
+        (inline(ReportBytes) = "application/octet-stream")),
+        description = "A JSON source, or the archive's bytes (`.tar.gz` or `.zip`; any type but JSON)"),
     responses(
         (status = 202, description = "Queued: `{data: {group_id, scans}, links}`"),
         (status = 400, description = "Unsafe or unreadable archive, a path outside the allowed roots, a bad git URL", body = crate::error::ErrorEnvelope),
