@@ -879,3 +879,60 @@ async fn app_member_is_refused(app: &TestApp, owner: &str, body: Value) {
     .await;
     assert_envelope(&res.body, 403, "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn start_scan_takes_an_archive_in_a_graphql_multipart_request() {
+    let mut tc = TestConfig::new().await;
+    let bin = tempfile::tempdir().unwrap();
+    tc.config.engine_paths = vec![("bandit".into(), instant_engine(bin.path()))];
+    let app = spawn(tc).await;
+    let owner = app.login_admin().await;
+    let form = |archive: Vec<u8>| {
+        let operations = json!({
+            "query": "mutation($a: Upload!) { startScan(target: \"uploaded\", engines: [\"bandit\"], archive: $a) { groupId scans { id source scannerName } } }",
+            "variables": {"a": null}
+        });
+        reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", r#"{"0":["variables.a"]}"#)
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(archive).file_name("code.tar.gz"),
+            )
+    };
+    let res = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&owner)
+        .multipart(form(tar_gz(&[("a.py", "x = 1\n")])))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    let scan = &body["data"]["startScan"]["scans"][0];
+    assert_eq!(scan["source"], "engine", "{body}");
+    let done = app
+        .wait_scan(Auth::Bearer(&owner), scan["id"].as_str().unwrap())
+        .await;
+    assert_eq!(done["status"], "COMPLETE", "{done}");
+
+    // The same checks as over REST: an unsafe archive is refused.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    builder.append_link(&mut link, "etc", "/etc").unwrap();
+    let res = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&owner)
+        .multipart(form(gzip(&builder.into_inner().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+        "{body}"
+    );
+}
