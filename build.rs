@@ -89,7 +89,7 @@ fn main() {
 /// A prerequisite's appearance re-runs this script through the nearest existing path watched
 /// below; one that appears where nothing is watched (`../shared` itself) needs `touch build.rs`.
 fn test_prerequisites() {
-    const FILES: [(&str, &str); 5] = [
+    const FILES: [(&str, &str); 7] = [
         // The conformance samples beside the checkout.
         ("rampart_has_samples", "../shared/samples"),
         // graphql-js and Playwright (`npm ci` in tests/standard-clients).
@@ -107,6 +107,13 @@ fn test_prerequisites() {
         (
             "rampart_has_aiosmtpd",
             "tests/standard-clients/.venv/bin/aiosmtpd",
+        ),
+        // bandit, semgrep and detect-secrets (tests/engines/.venv, requirements.txt).
+        ("rampart_has_engines", "tests/engines/.venv/bin/semgrep"),
+        // checkov (tests/engines/.venv-checkov, checkov-requirements.txt).
+        (
+            "rampart_has_checkov",
+            "tests/engines/.venv-checkov/bin/checkov",
         ),
     ];
     const SERVERS: [(&str, &str); 3] = [

@@ -41,6 +41,8 @@ pub struct AppState {
     pub mailer: crate::accounts::mail::Mailer,
     /// Prometheus metrics of this process (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// The engines this process can run (triggered scans), their versions and run slots.
+    pub engines: Arc<crate::engines::Registry>,
     /// Cancelled when the process starts shutting down: live connections close with a code
     /// clients reconnect on, and workers hand their jobs back.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -187,6 +189,8 @@ impl App {
         set_up?;
         let mailer = crate::accounts::mail::Mailer::from_config(&config)?;
         let key_usage = crate::auth::key_usage::KeyUsage::start(&backends.db);
+        let engines = Arc::new(crate::engines::Registry::discover(&config));
+        engines.probe_in_background();
         let state = AppState {
             config: Arc::new(config),
             db: backends.db,
@@ -201,6 +205,7 @@ impl App {
             readiness: crate::http::health::ReadinessCache::default(),
             mailer,
             metrics: crate::metrics::Metrics::default(),
+            engines,
             shutdown: tokio_util::sync::CancellationToken::new(),
         };
         let schema = build_schema(Some(state.clone()));

@@ -304,6 +304,65 @@ pub struct Config {
     /// across all replicas).
     #[arg(long, env = "RAMPART_REMINDER_INTERVAL_SECS", default_value_t = 3600)]
     pub reminder_interval_secs: u64,
+    /// Where an engine's executable is, when not on the PATH: `name=path` pairs, comma-
+    /// separated (e.g. `semgrep=/opt/semgrep/bin/semgrep`).
+    #[arg(long, env = "RAMPART_ENGINE_PATHS", value_delimiter = ',', value_parser = parse_engine_path)]
+    pub engine_paths: Vec<(String, PathBuf)>,
+
+    /// Server-side directories engine scans may read (a scan of a directory names one of
+    /// these or a directory under it), comma-separated; none by default.
+    #[arg(long, env = "RAMPART_ENGINE_SOURCE_ROOTS", value_delimiter = ',')]
+    pub engine_source_roots: Vec<PathBuf>,
+
+    /// Engine runs at once per worker process, apart from report ingest.
+    #[arg(long, env = "RAMPART_ENGINE_CONCURRENCY", default_value_t = 1)]
+    pub engine_concurrency: usize,
+
+    /// Wall-clock limit of one engine run, in seconds.
+    #[arg(long, env = "RAMPART_ENGINE_TIMEOUT_SECS", default_value_t = 900)]
+    pub engine_timeout_secs: u64,
+
+    /// Address-space limit (RLIMIT_AS) of an engine process, in MiB; 0 for none.
+    #[arg(long, env = "RAMPART_ENGINE_MEMORY_MB", default_value_t = 4096)]
+    pub engine_memory_mb: u64,
+
+    /// Largest report an engine may write (its captured output), in bytes; past it the run
+    /// is stopped and fails.
+    #[arg(long, env = "RAMPART_ENGINE_MAX_OUTPUT_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub engine_max_output_bytes: u64,
+
+    /// Largest source archive accepted for an engine scan, in bytes.
+    #[arg(long, env = "RAMPART_ENGINE_MAX_ARCHIVE_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub engine_max_archive_bytes: u64,
+
+    /// Largest total size a source archive may expand to, in bytes (against archive bombs).
+    #[arg(long, env = "RAMPART_ENGINE_MAX_EXPANDED_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub engine_max_expanded_bytes: u64,
+
+    /// Most entries a source archive may hold.
+    #[arg(
+        long,
+        env = "RAMPART_ENGINE_MAX_ARCHIVE_ENTRIES",
+        default_value_t = 100_000
+    )]
+    pub engine_max_archive_entries: u64,
+
+    /// Where engine runs get their scratch directories (removed after each run); by default
+    /// `<data-dir>/engine-scratch`.
+    #[arg(long, env = "RAMPART_ENGINE_SCRATCH_DIR")]
+    pub engine_scratch_dir: Option<PathBuf>,
+}
+
+/// `name=path`: where one engine's executable is.
+fn parse_engine_path(value: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not name=path"))?;
+    let (name, path) = (name.trim(), path.trim());
+    if name.is_empty() || path.is_empty() {
+        return Err(format!("{value:?} is not name=path"));
+    }
+    Ok((name.to_ascii_lowercase(), PathBuf::from(path)))
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, no path, lowercased.
@@ -388,7 +447,24 @@ impl Config {
             webhook_disable_after_days: 5,
             risk_expiry_notice_days: 7,
             reminder_interval_secs: 3600,
+            engine_paths: Vec::new(),
+            engine_source_roots: Vec::new(),
+            engine_concurrency: 1,
+            engine_timeout_secs: 900,
+            engine_memory_mb: 4096,
+            engine_max_output_bytes: 256 * 1024 * 1024,
+            engine_max_archive_bytes: 100 * 1024 * 1024,
+            engine_max_expanded_bytes: 1024 * 1024 * 1024,
+            engine_max_archive_entries: 100_000,
+            engine_scratch_dir: None,
         }
+    }
+
+    /// Where engine runs get their scratch directories.
+    pub fn engine_scratch(&self) -> PathBuf {
+        self.engine_scratch_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("engine-scratch"))
     }
 
     /// The database URL actually used: the configured one or the embedded SQLite file.

@@ -51,19 +51,22 @@ impl Role {
         match permission {
             Permission::Read => true,
             Permission::Write => self <= Self::Member,
-            Permission::Admin => self <= Self::Admin,
+            Permission::Admin | Permission::Engines => self <= Self::Admin,
             Permission::Owner => self == Self::Owner,
         }
     }
 }
 
-/// What an API key may do: `read`, or `write` (which includes read).
+/// What an API key may do: `read`, `write` (which includes read), or `engines` (which
+/// includes write).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
 pub enum Scope {
     /// Read everything of the org.
     Read,
     /// Read, upload reports and triage findings.
     Write,
+    /// Write, and start engine scans of server-side directories.
+    Engines,
 }
 
 impl Scope {
@@ -71,6 +74,7 @@ impl Scope {
         match self {
             Self::Read => "read",
             Self::Write => "write",
+            Self::Engines => "engines",
         }
     }
 
@@ -80,9 +84,10 @@ impl Scope {
         match value {
             "read" => Ok(Self::Read),
             "write" => Ok(Self::Write),
+            "engines" => Ok(Self::Engines),
             other => Err(AppError::invalid(
                 "scopes",
-                format!("unknown scope {other:?}; expected read or write"),
+                format!("unknown scope {other:?}; expected read, write or engines"),
             )),
         }
     }
@@ -90,7 +95,8 @@ impl Scope {
     fn grants(self, permission: Permission) -> bool {
         match permission {
             Permission::Read => true,
-            Permission::Write => self == Self::Write,
+            Permission::Write => self != Self::Read,
+            Permission::Engines => self == Self::Engines,
             Permission::Admin | Permission::Owner => false,
         }
     }
@@ -107,6 +113,8 @@ pub enum Permission {
     Admin,
     /// owner: granting or taking away ownership
     Owner,
+    /// admin, or a key with the `engines` scope: engine scans of server-side directories
+    Engines,
 }
 
 /// Who is calling.
@@ -177,6 +185,9 @@ impl Ctx {
                 Permission::Write => "this action needs the member role or a write key",
                 Permission::Admin => "this action needs the admin role",
                 Permission::Owner => "this action needs the owner role",
+                Permission::Engines => {
+                    "this action needs the admin role or a key with the engines scope"
+                }
             }))
         }
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod demo;
+pub mod engines;
 pub mod error;
 pub mod events;
 pub mod findings;

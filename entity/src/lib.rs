@@ -21,6 +21,7 @@ pub mod password_reset;
 pub mod rule;
 pub mod scan;
 pub mod scan_finding;
+pub mod scan_schedule;
 pub mod session;
 pub mod suppression_rule;
 pub mod target;
@@ -49,6 +50,7 @@ pub mod prelude {
     pub use super::rule::Entity as Rule;
     pub use super::scan::Entity as Scan;
     pub use super::scan_finding::Entity as ScanFinding;
+    pub use super::scan_schedule::Entity as ScanSchedule;
     pub use super::session::Entity as Session;
     pub use super::suppression_rule::Entity as SuppressionRule;
     pub use super::target::Entity as Target;

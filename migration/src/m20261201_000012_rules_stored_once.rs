@@ -216,7 +216,6 @@ fn chrono_now() -> sea_orm_migration::sea_orm::prelude::DateTimeUtc {
 }
 
 /// `rule.rule_id` is a column name, so the variant keeps the table's name in it.
-#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 #[allow(clippy::enum_variant_names)]
 enum Rule {

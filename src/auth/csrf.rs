@@ -49,7 +49,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
 
 /// What a route accepts as the body of a cookie-authenticated write.
 fn accepts(path: &str) -> Accepts {
-    if path == crate::rest::streams::UPLOAD_PATH {
+    if path == crate::rest::streams::UPLOAD_PATH || path == crate::engines::rest::START_PATH {
         Accepts::Any
     } else if path == crate::http::playground::PATH {
         Accepts::JsonOrMultipart

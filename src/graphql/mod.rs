@@ -59,6 +59,7 @@ pub struct QueryRoot(
     crate::webhooks::graphql::WebhooksQuery,
     crate::suppressions::graphql::SuppressionsQuery,
     crate::notifications::graphql::NotificationsQuery,
+    crate::engines::graphql::EnginesQuery,
 );
 
 /// Write operations.
@@ -77,6 +78,7 @@ pub struct MutationRoot(
     crate::webhooks::graphql::WebhooksMutation,
     crate::suppressions::graphql::SuppressionsMutation,
     crate::notifications::graphql::NotificationsMutation,
+    crate::engines::graphql::EnginesMutation,
 );
 
 /// Live operations.

@@ -51,6 +51,8 @@ pub struct ServicesHealth {
     pub redis: ServiceHealth,
     pub object_store: ServiceHealth,
     pub worker: WorkerHealth,
+    /// The engines this process can run (triggered scans), with their versions.
+    pub engines: Vec<crate::engines::EngineInfo>,
 }
 
 /// The background workers of every process on this database, and the queue they drain.
@@ -282,16 +284,25 @@ pub async fn services(State(state): State<AppState>) -> Json<ServicesHealth> {
             disabled("REDIS_URL is not set; events stay in this process")
         }
     };
-    let (database, redis, object_store, worker) = tokio::join!(
+    let engines = async {
+        // Versions are read at start-up; a probe still running is not waited for past the
+        // checks' bound.
+        tokio::time::timeout(CHECK_TIMEOUT, state.engines.list())
+            .await
+            .unwrap_or_default()
+    };
+    let (database, redis, object_store, worker, engines) = tokio::join!(
         timed(crate::db::backend_name(&state.db), state.db.ping()),
         redis,
         timed(state.store.kind(), state.store.check()),
         workers(&state.db),
+        engines,
     );
     Json(ServicesHealth {
         database,
         redis,
         object_store,
         worker,
+        engines,
     })
 }

@@ -40,6 +40,17 @@ fn limit_for(config: &Config, req: &Request) -> (usize, bool) {
             usize::try_from(config.max_upload_bytes).unwrap_or(usize::MAX),
             false,
         )
+    } else if path == crate::engines::rest::START_PATH && req.method() == Method::POST {
+        // A source archive, or a small JSON body.
+        (
+            usize::try_from(
+                config
+                    .engine_max_archive_bytes
+                    .max(config.max_body_bytes as u64),
+            )
+            .unwrap_or(usize::MAX),
+            true,
+        )
     } else if path == crate::http::playground::PATH
         && req.method() == Method::POST
         && is_multipart(req.headers())

@@ -134,6 +134,10 @@ pub fn router(app: AppState, schema: AppSchema) -> anyhow::Result<Router> {
             crate::rest::streams::UPLOAD_PATH,
             post(crate::rest::streams::ingest).layer(DefaultBodyLimit::disable()),
         )
+        .route(
+            crate::engines::rest::START_PATH,
+            post(crate::engines::rest::start_scan).layer(DefaultBodyLimit::disable()),
+        )
         .route("/api/v1/scans/{id}/raw", get(crate::rest::streams::raw))
         .route(
             crate::rest::exports::AUDIT_EXPORT_PATH,

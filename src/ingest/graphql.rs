@@ -25,7 +25,9 @@ impl IngestMutation {
         file: Upload,
         #[graphql(desc = "Target name; read from the report when absent.")] target: Option<String>,
         target_kind: Option<TargetKind>,
-        #[graphql(desc = "`native`, `sarif`, `cyclonedx` or `trivy`; detected when absent.")]
+        #[graphql(
+            desc = "`native`, `sarif`, `cyclonedx`, `trivy` or `detect_secrets`; detected when absent."
+        )]
         format: Option<String>,
         scanner: Option<String>,
         policy_tier: Option<String>,
@@ -39,7 +41,7 @@ impl IngestMutation {
                 ReportFormat::parse_name(f).ok_or_else(|| AppError::Client {
                     code: ErrorCode::UnsupportedFormat,
                     message: format!(
-                        "unsupported format {f:?}; expected native, sarif, cyclonedx or trivy"
+                        "unsupported format {f:?}; expected native, sarif, cyclonedx, trivy or detect_secrets"
                     ),
                     details: Vec::new(),
                 })

@@ -31,6 +31,8 @@ pub const WEBHOOK: &str = "webhook";
 pub const NOTIFICATION_EMAIL: &str = "notification_email";
 /// Periodic reminders (accepted risks about to lapse), one per period.
 pub const REMINDERS: &str = "reminders";
+/// Runs an engine on a source, then ingests its report (see `engines::job`).
+pub const ENGINE: &str = "engine";
 
 /// One claim of a job: who holds it, and the claim's fencing token.
 #[derive(Clone, Debug)]
@@ -180,13 +182,29 @@ pub async fn enqueue(
     max_attempts: i32,
     request_id: &str,
 ) -> AppResult<job::Model> {
+    let payload = serde_json::json!({ "request_id": request_id });
+    enqueue_with(db, kind, org_id, scan_id, max_attempts, payload).await
+}
+
+/// Queues a job with a payload of its own (which should carry `request_id`).
+///
+/// # Errors
+/// Only on database failure.
+pub async fn enqueue_with(
+    db: &impl ConnectionTrait,
+    kind: &str,
+    org_id: Uuid,
+    scan_id: Uuid,
+    max_attempts: i32,
+    payload: serde_json::Value,
+) -> AppResult<job::Model> {
     let now = Utc::now();
     Ok(job::ActiveModel {
         id: Set(Uuid::now_v7()),
         kind: Set(kind.into()),
         org_id: Set(Some(org_id)),
         scan_id: Set(Some(scan_id)),
-        payload: Set(serde_json::json!({ "request_id": request_id })),
+        payload: Set(payload),
         status: Set("queued".into()),
         attempts: Set(0),
         max_attempts: Set(max_attempts),

@@ -154,9 +154,18 @@ pub async fn give_up(
     Ok(())
 }
 
-async fn mark_running(state: &AppState, row: &scan::Model, lease: &Lease) -> Result<(), Failure> {
+pub(crate) async fn mark_running(
+    state: &AppState,
+    row: &scan::Model,
+    lease: &Lease,
+) -> Result<(), Failure> {
     let now = Utc::now();
-    let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "parsing");
+    let mut progress = ScanProgress::new(
+        row.id,
+        row.target_id,
+        ScanStatus::Running,
+        streaming_phase(row),
+    );
     let txn = crate::db::begin_write(&state.db).await?;
     lease.fence(&txn).await?;
     let update = scan::Entity::update_many()
@@ -174,6 +183,16 @@ async fn mark_running(state: &AppState, row: &scan::Model, lease: &Lease) -> Res
         live::publish(state.bus.as_ref(), row.org_id, &progress).await;
     }
     Ok(())
+}
+
+/// The phase of reading the report: `parsing` for an upload, `ingesting` for an engine's
+/// report (after its `preparing` and `scanning`).
+fn streaming_phase(row: &scan::Model) -> &'static str {
+    if row.source == "engine" {
+        "ingesting"
+    } else {
+        "parsing"
+    }
 }
 
 /// What the streaming phase learned.
@@ -301,7 +320,12 @@ async fn stream_findings(
     };
 
     let mut writer = BatchWriter::new(row, lease);
-    let mut progress = ScanProgress::new(row.id, row.target_id, ScanStatus::Running, "parsing");
+    let mut progress = ScanProgress::new(
+        row.id,
+        row.target_id,
+        ScanStatus::Running,
+        streaming_phase(row),
+    );
     let mut last_event = Instant::now();
     let mut writing = Duration::ZERO;
     let outcome: Result<(), Failure> = async {
@@ -610,7 +634,7 @@ async fn discard_partial(
 }
 
 /// Ends a scan that did not complete, keeping a cancellation that came first.
-async fn finish(
+pub(crate) async fn finish(
     state: &AppState,
     row: &scan::Model,
     lease: &Lease,

@@ -207,7 +207,7 @@ async fn record(
                 .and_then(|k| TargetKind::parse(k).ok())
         })
         .unwrap_or(TargetKind::Application);
-    let target = find_or_create_target(ctx, state, kind, &name).await?;
+    let target = find_or_create_target(ctx, state, kind, &name, "upload").await?;
 
     let now = Utc::now();
     let queued = ScanProgress::new(scan_id, target.id, ScanStatus::Queued, "queued");
@@ -455,12 +455,14 @@ async fn meta_of_stored(
     }
 }
 
-/// The org's target of this kind and name, created on first sight.
-async fn find_or_create_target(
+/// The org's target of this kind and name, created on first sight (audited with `via`: what
+/// created it, `upload` or `engine scan`).
+pub(crate) async fn find_or_create_target(
     ctx: &Ctx,
     state: &AppState,
     kind: TargetKind,
     name: &str,
+    via: &str,
 ) -> AppResult<target::Model> {
     let find = || {
         target::Entity::find()
@@ -493,7 +495,7 @@ async fn find_or_create_target(
             audit::record(
                 &txn,
                 AuditEntry::by(ctx, "target.create", "target", row.id).with_details(
-                    serde_json::json!({"name": row.name, "kind": row.kind, "via": "upload"}),
+                    serde_json::json!({"name": row.name, "kind": row.kind, "via": via}),
                 ),
             )
             .await?;

@@ -69,6 +69,9 @@ pub fn spawn(state: &AppState, wake: Arc<Notify>) -> Workers {
         if state.config.workers > 0 && state.config.reminder_interval_secs > 0 {
             scheduler.spawn(crate::findings::reminders::schedule(state.clone()));
         }
+        if state.config.workers > 0 {
+            scheduler.spawn(crate::engines::schedules::run(state.clone()));
+        }
         loop {
             tokio::select! {
                 () = tokio::time::sleep(fleet::HEARTBEAT_EVERY) => {}
@@ -173,7 +176,14 @@ pub async fn run_one(
         request_id = job.payload.get("request_id").and_then(|v| v.as_str()).unwrap_or(""),
     );
     let renewal = renewing(state, &lease, length, stall);
-    let work = pipeline::process(state, scan_id, &lease).instrument(span.clone());
+    let work = async {
+        if job.kind == jobs::ENGINE {
+            crate::engines::job::process(state, &job, &lease).await
+        } else {
+            pipeline::process(state, scan_id, &lease).await
+        }
+    }
+    .instrument(span.clone());
     tokio::pin!(work);
     let outcome = tokio::select! {
         outcome = &mut work => outcome,

@@ -24,7 +24,7 @@ pub struct ApiKey {
     pub label: String,
     /// The first characters of the key, to recognise it.
     pub prefix: String,
-    /// `READ`, or `WRITE` (which includes read).
+    /// `READ`, `WRITE` (which includes read), or `ENGINES` (which includes write).
     pub scopes: Scope,
     pub expires_at: Option<DateTime<Utc>>,
     /// Updated at most once a minute.
@@ -52,14 +52,18 @@ impl From<api_key::Model> for ApiKey {
     }
 }
 
-/// The one scope a key holds for the scopes a client listed: the strongest (`write` includes
-/// `read`).
+/// The one scope a key holds for the scopes a client listed: the strongest (`engines` includes
+/// `write`, which includes `read`).
 ///
 /// # Errors
 /// `VALIDATION_FAILED` for an empty list.
 pub fn scope_of(scopes: &[Scope]) -> AppResult<Scope> {
     match scopes {
-        [] => Err(AppError::invalid("scopes", "must name read or write")),
+        [] => Err(AppError::invalid(
+            "scopes",
+            "must name read, write or engines",
+        )),
+        _ if scopes.contains(&Scope::Engines) => Ok(Scope::Engines),
         _ if scopes.contains(&Scope::Write) => Ok(Scope::Write),
         _ => Ok(Scope::Read),
     }

@@ -45,7 +45,7 @@ use crate::http::{health, ServerState};
         title = "Rampart API",
         description = "Security-scan platform: scanners send reports, Rampart keeps them, turns them into de-duplicated findings per target and serves them. Every REST route runs a GraphQL operation on the same schema served at /graphql.",
     ),
-    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, streams::raw, crate::live::sse::events, crate::live::sse::event_token, crate::notifications::sse::events, exports::audit_events),
+    paths(crate::http::index, health::live, health::ready, health::services, streams::ingest, crate::engines::rest::start_scan, streams::raw, crate::live::sse::events, crate::live::sse::event_token, crate::notifications::sse::events, exports::audit_events),
     components(schemas(ErrorEnvelope, ErrorCode, FieldError)),
     tags((name = "health", description = "Liveness, readiness and backend health")),
     modifiers(&SecuritySchemes)
@@ -110,6 +110,10 @@ const TAGS: &[(&str, &str)] = &[
     (
         "scans",
         "Reports in; scans, their findings, raw reports and live events out",
+    ),
+    (
+        "engines",
+        "Scanners Rampart runs itself (triggered scans): which, and whether installed",
     ),
     (
         "findings",

@@ -102,12 +102,17 @@ macro_rules! cluster_fields {
         "id name bootstrap_servers: bootstrapServers labels metadata last_scan_at: lastScanAt last_score: lastScore created_at: createdAt updated_at: updatedAt"
     };
 }
+macro_rules! schedule_fields {
+    () => {
+        "id target_id: targetId engines path git_url: gitUrl git_reference: gitReference cron time_zone: timeZone enabled next_run_at: nextRunAt last_run_at: lastRunAt last_group_id: lastGroupId created_at: createdAt"
+    };
+}
 macro_rules! scan_fields {
     () => {
         concat!(
             "id target_id: targetId target { name kind } status source scanner_name: scannerName scanner_version: scannerVersion format policy_tier: policyTier score ",
             counts!(),
-            " findings_new: findingsNew findings_fixed: findingsFixed findings_unchanged: findingsUnchanged raw_size: rawSize raw_sha256: rawSha256 error scanned_at: scannedAt created_at: createdAt started_at: startedAt finished_at: finishedAt duration_ms: durationMs"
+            " findings_new: findingsNew findings_fixed: findingsFixed findings_unchanged: findingsUnchanged raw_size: rawSize raw_sha256: rawSha256 error scanned_at: scannedAt created_at: createdAt started_at: startedAt finished_at: finishedAt duration_ms: durationMs group_id: groupId"
         )
     };
 }
@@ -361,8 +366,8 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("id"), Var::body("input")]),
     // --- scans ---------------------------------------------------------------------------
     Route::get("/api/v1/scans", "scans", "Scan history, newest first",
-        op!("query ListScans($targetId: UUID, $status: [ScanStatus!], $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { scans(targetId: $targetId, status: $status, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", scan_fields!(), " } } } }"))
-        .vars(&[Var::query("targetId"), Var::query("status"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
+        op!("query ListScans($targetId: UUID, $status: [ScanStatus!], $groupId: UUID, $since: DateTime, $until: DateTime, $page: Int, $pageSize: Int) { scans(targetId: $targetId, status: $status, groupId: $groupId, since: $since, until: $until, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", scan_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("status"), Var::query("groupId"), Var::query("since"), Var::query("until"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/scans/compare", "scans", "What changed between two scans of one target",
         op!("query CompareScans($scanA: UUID!, $scanB: UUID!, $page: Int, $pageSize: Int) { compareScans(scanA: $scanA, scanB: $scanB) { new(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } fixed(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } unchanged(page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } } }"))
@@ -392,6 +397,22 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("id")])
         .accepted()
         .notes("Answers 202: the scan is processed again in the background; follow it like an upload."),
+    // --- engines -------------------------------------------------------------------------
+    Route::get("/api/v1/engines", "engines", "The engines this server can run, with availability and version",
+        "query ListEngines { engines { name description status version path format error } }")
+        .notes("Start engine scans with `POST /api/v1/scans`."),
+    Route::get("/api/v1/scan-schedules", "engines", "The org's scan schedules",
+        op!("query ListScanSchedules { scanSchedules { ", schedule_fields!(), " } }")),
+    Route::post("/api/v1/scan-schedules", "engines", "Schedule engine scans of a target by cron",
+        op!("mutation CreateScanSchedule($input: CreateScanScheduleInput!) { createScanSchedule(input: $input) { ", schedule_fields!(), " } }"))
+        .vars(&[Var::body("input")])
+        .created(),
+    Route::patch("/api/v1/scan-schedules/{id}", "engines", "Change a schedule's cron, time zone or enabled flag",
+        op!("mutation UpdateScanSchedule($id: UUID!, $input: UpdateScanScheduleInput!) { updateScanSchedule(id: $id, input: $input) { ", schedule_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::body("input")]),
+    Route::delete("/api/v1/scan-schedules/{id}", "engines", "Delete a schedule (its scans stay)",
+        "mutation DeleteScanSchedule($id: UUID!) { deleteScanSchedule(id: $id) }")
+        .vars(&[Var::path("id")]),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
         op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $assigneeId: UUID, $assignedToMe: Boolean, $suppression: SuppressionFilter, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, assigneeId: $assigneeId, assignedToMe: $assignedToMe, suppression: $suppression, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))

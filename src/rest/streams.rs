@@ -56,7 +56,7 @@ pub struct IngestParams {
     /// Target kind (`repository`, `container_image`, `kafka_cluster`, ...); from the report or
     /// `application` when absent.
     pub target_kind: Option<String>,
-    /// `native`, `sarif`, `cyclonedx` or `trivy`; detected from the content when absent.
+    /// `native`, `sarif`, `cyclonedx`, `trivy` or `detect_secrets`; detected from the content when absent.
     pub format: Option<String>,
     /// Scanner name; read from the report when absent.
     pub scanner: Option<String>,
@@ -132,7 +132,7 @@ pub async fn ingest(
             ReportFormat::parse_name(f).ok_or_else(|| AppError::Client {
                 code: crate::error::ErrorCode::UnsupportedFormat,
                 message: format!(
-                    "unsupported format {f:?}; expected native, sarif, cyclonedx or trivy"
+                    "unsupported format {f:?}; expected native, sarif, cyclonedx, trivy or detect_secrets"
                 ),
                 details: Vec::new(),
             })
@@ -186,7 +186,7 @@ pub async fn ingest(
 
 /// The scan as [`SCAN_ROW`] answers it, through the translator (the same names, spellings
 /// and fields), or that row's error answer.
-async fn scan_as_rest(
+pub(crate) async fn scan_as_rest(
     schema: &AppSchema,
     meta: RequestMeta,
     ctx: Ctx,

@@ -82,6 +82,7 @@ impl ScansQuery {
         ctx: &Context<'_>,
         target_id: Option<Uuid>,
         status: Option<Vec<ScanStatus>>,
+        #[graphql(desc = "The scans one `startScan` request queued.")] group_id: Option<Uuid>,
         #[graphql(desc = "Scanned at or after.")] since: Option<DateTime<Utc>>,
         #[graphql(desc = "Scanned before.")] until: Option<DateTime<Utc>>,
         order_by: Option<ScanOrder>,
@@ -103,6 +104,7 @@ impl ScansQuery {
         let filter = ScanFilter {
             target_id,
             status: status.unwrap_or_default(),
+            group_id,
             since,
             until,
         };

@@ -31,11 +31,11 @@ pub struct Scan {
     pub id: Uuid,
     pub target_id: Uuid,
     pub status: ScanStatus,
-    /// `upload` or `engine`.
+    /// `upload` or `engine` (run by Rampart, see `engines`).
     pub source: String,
     pub scanner_name: String,
     pub scanner_version: Option<String>,
-    /// Report format: `native`, `sarif`, `cyclonedx` or `trivy`.
+    /// Report format: `native`, `sarif`, `cyclonedx`, `trivy` or `detect_secrets`.
     pub format: Option<String>,
     pub policy_tier: Option<String>,
     /// 0–100; absent until the scan completes.
@@ -57,6 +57,8 @@ pub struct Scan {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Shared by the scans one `startScan` request queued (one per engine).
+    pub group_id: Option<Uuid>,
     #[graphql(skip)]
     pub raw_key: Option<String>,
     #[graphql(skip)]
@@ -99,6 +101,7 @@ impl From<scan::Model> for Scan {
             created_at: m.created_at,
             started_at: m.started_at,
             finished_at: m.finished_at,
+            group_id: m.group_id,
             raw_key: m.raw_key,
             progress,
         }

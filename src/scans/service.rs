@@ -21,6 +21,7 @@ use crate::graphql::pagination::{OrderDirection, Paged, Window};
 pub struct ScanFilter {
     pub target_id: Option<Uuid>,
     pub status: Vec<ScanStatus>,
+    pub group_id: Option<Uuid>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
 }
@@ -53,6 +54,9 @@ pub async fn list(
     }
     if !filter.status.is_empty() {
         query = query.filter(scan::Column::Status.is_in(filter.status.iter().map(|s| s.as_str())));
+    }
+    if let Some(group_id) = filter.group_id {
+        query = query.filter(scan::Column::GroupId.eq(group_id));
     }
     if let Some(since) = filter.since {
         query = query.filter(scan::Column::ScannedAt.gte(since));

@@ -11,6 +11,7 @@ mod cli;
 mod compat;
 mod compliance;
 mod crash;
+mod engines;
 mod events;
 mod graphql_api;
 mod health;

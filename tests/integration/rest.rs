@@ -1091,10 +1091,10 @@ async fn the_document_describes_every_row() {
     // Enum spellings and descriptions come from the GraphQL schema.
     let scopes = &doc["components"]["schemas"]["CurrentApiKeyResponse"]["properties"]["data"]
         ["properties"]["scopes"];
-    assert_eq!(scopes["enum"], json!(["read", "write"]));
+    assert_eq!(scopes["enum"], json!(["read", "write", "engines"]));
     assert_eq!(
         scopes["description"],
-        "`read`, or `write` (which includes read)."
+        "`read`, `write` (which includes read), or `engines` (which includes write)."
     );
     let body = &doc["paths"]["/api/v1/api-keys"]["post"]["requestBody"]["content"]
         ["application/json"]["schema"];

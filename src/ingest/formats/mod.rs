@@ -16,6 +16,7 @@ use super::finding::{NormalizedFinding, ReportMeta};
 pub(crate) mod common;
 pub mod cyclonedx;
 pub mod detect;
+pub mod detect_secrets;
 pub mod native;
 pub mod sarif;
 pub mod trivy;
@@ -40,24 +41,30 @@ pub enum ReportFormat {
     CycloneDx,
     /// Trivy JSON (schema 2).
     Trivy,
+    /// detect-secrets JSON (`detect-secrets scan`, and its baselines).
+    #[serde(rename = "detect_secrets")]
+    DetectSecrets,
 }
 
 impl ReportFormat {
     /// Every format, in detection order.
-    pub const ALL: [ReportFormat; 4] = [
+    pub const ALL: [ReportFormat; 5] = [
         ReportFormat::Native,
         ReportFormat::CycloneDx,
         ReportFormat::Trivy,
+        ReportFormat::DetectSecrets,
         ReportFormat::Sarif,
     ];
 
-    /// The lowercase name used in APIs (`?format=`): `native`, `sarif`, `cyclonedx`, `trivy`.
+    /// The lowercase name used in APIs (`?format=`): `native`, `sarif`, `cyclonedx`, `trivy`,
+    /// `detect_secrets`.
     pub fn as_str(self) -> &'static str {
         match self {
             ReportFormat::Native => "native",
             ReportFormat::Sarif => "sarif",
             ReportFormat::CycloneDx => "cyclonedx",
             ReportFormat::Trivy => "trivy",
+            ReportFormat::DetectSecrets => "detect_secrets",
         }
     }
 
@@ -79,6 +86,7 @@ impl ReportFormat {
             ReportFormat::Sarif => "SARIF",
             ReportFormat::CycloneDx => "CycloneDX",
             ReportFormat::Trivy => "Trivy report",
+            ReportFormat::DetectSecrets => "detect-secrets report",
         }
     }
 
@@ -89,6 +97,7 @@ impl ReportFormat {
             ReportFormat::Sarif => &sarif::SarifParser,
             ReportFormat::CycloneDx => &cyclonedx::CycloneDxParser,
             ReportFormat::Trivy => &trivy::TrivyParser,
+            ReportFormat::DetectSecrets => &detect_secrets::DetectSecretsParser,
         }
     }
 }
@@ -101,7 +110,7 @@ impl fmt::Display for ReportFormat {
 
 /// Error of [`ReportFormat::from_str`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown report format `{0}` (expected native, sarif, cyclonedx or trivy)")]
+#[error("unknown report format `{0}` (expected native, sarif, cyclonedx, trivy or detect_secrets)")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for ReportFormat {

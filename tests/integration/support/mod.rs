@@ -536,6 +536,25 @@ impl TestApp {
         panic!("scan {id} did not finish in 60 s");
     }
 
+    /// Polls a scan until it has this status (GraphQL spelling); returns it.
+    pub async fn wait_scan_status(
+        &self,
+        auth: Auth<'_>,
+        id: &str,
+        status: &str,
+    ) -> serde_json::Value {
+        let query = "query($id: UUID!) { scan(id: $id) { id status error } }";
+        for _ in 0..600 {
+            let res = self.gql(auth, query, serde_json::json!({"id": id})).await;
+            let scan = res.data("scan").clone();
+            if scan["status"] == status {
+                return scan;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("scan {id} did not reach {status} in 60 s");
+    }
+
     /// Uploads and waits: the finished scan.
     pub async fn ingest_and_wait(
         &self,
