@@ -16,6 +16,7 @@ pub mod findings;
 pub mod graphql;
 pub mod http;
 pub mod ingest;
+pub mod insights;
 pub mod invitations;
 pub mod keys;
 pub mod live;

@@ -81,6 +81,14 @@ fn triage_condition(state: TriageState, now: DateTime<Utc>) -> Condition {
     }
 }
 
+/// Findings a person has settled for now: a false positive, or a risk accepted until an expiry
+/// still ahead. They leave the risk score and the SLA (docs/risk-score.md, docs/sla.md).
+pub fn settled_condition(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(finding::Column::TriageState.eq(TriageState::FalsePositive.as_str()))
+        .add(triage_condition(TriageState::AcceptedRisk, now))
+}
+
 /// The org's findings.
 ///
 /// # Errors

@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub const FLEET_COMPARISON_COST: usize = 200;
 pub const COMPARE_SCANS_COST: usize = 100;
 pub const TARGET_TREND_COST: usize = 25;
+/// `findingStats`: its fields each run one grouped query over the scope's findings.
+pub const FINDING_STATS_COST: usize = 100;
 /// A list's own cost, with and without a text search.
 pub fn list_cost(search: Option<&String>) -> usize {
     if search.is_some_and(|s| !s.is_empty()) {

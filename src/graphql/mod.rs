@@ -54,6 +54,7 @@ pub struct QueryRoot(
     crate::scans::graphql::ScansQuery,
     crate::findings::graphql::FindingsQuery,
     crate::trends::graphql::TrendsQuery,
+    crate::insights::graphql::InsightsQuery,
     crate::accounts::graphql::AccountsQuery,
     crate::auth::mfa::graphql::MfaQuery,
     crate::webhooks::graphql::WebhooksQuery,

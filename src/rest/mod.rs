@@ -121,7 +121,11 @@ const TAGS: &[(&str, &str)] = &[
     ),
     (
         "trends",
-        "Scores over time, per target and across the fleet",
+        "Scores and open findings over time, per target and across the fleet",
+    ),
+    (
+        "insights",
+        "Dashboard figures of the org's findings, or one target's",
     ),
     (
         "audit",

@@ -81,9 +81,14 @@ macro_rules! counts {
         "counts { critical high medium low info total }"
     };
 }
+macro_rules! severity_counts {
+    () => {
+        "{ critical high medium low info total }"
+    };
+}
 macro_rules! target_fields {
     () => {
-        "id kind name labels metadata last_scan_at: lastScanAt last_score: lastScore created_at: createdAt updated_at: updatedAt"
+        "id kind name labels metadata last_scan_at: lastScanAt last_score: lastScore risk_score: riskScore created_at: createdAt updated_at: updatedAt"
     };
 }
 macro_rules! cluster_fields {
@@ -445,6 +450,23 @@ pub const ROUTES: &[Route] = &[
         .accepted()
         .session()
         .notes("Same body and `webhook-id` as before, so receivers can drop duplicates. 409 while the delivery is still being attempted or the webhook is disabled."),
+    // --- insights ------------------------------------------------------------------------
+    Route::get("/api/v1/stats", "insights", "Dashboard figures of the org's findings, or one target's",
+        op!("query FindingStats($targetId: UUID, $period: String, $interval: TrendInterval, $top: Int) { findingStats(targetId: $targetId, period: $period, interval: $interval, top: $top) { target_id: targetId period interval at risk_score: riskScore open ", severity_counts!(),
+            " by_severity_status: bySeverityStatus { severity status count } by_target_kind: byTargetKind { kind counts ", severity_counts!(),
+            " } by_scanner: byScanner { scanner counts ", severity_counts!(),
+            " } top_rules: topRules { scanner rule_id: ruleId count } top_cwes: topCwes { cwe count } age_buckets: ageBuckets { bucket min_days: minDays max_days: maxDays counts ", severity_counts!(),
+            " } new_vs_fixed: newVsFixed { start new fixed } time_to_fix: timeToFix { severity fixed mean_hours: meanHours median_hours: medianHours } } }"))
+        .vars(&[Var::query("targetId"), Var::query("period"), Var::query("interval"), Var::query("top")])
+        .notes("`period` (`7d`, `30d` default, `90d`, `1y`) bounds `new_vs_fixed` and `time_to_fix`; `interval` is `day` (default) or `week`; `top` (1–100, default 10) bounds `top_rules` and `top_cwes`. A `target_id` of another org answers 404."),
+    Route::get("/api/v1/trends/findings", "trends", "The org's open findings per severity over a period",
+        op!("query OrgFindingTrend($period: String, $interval: TrendInterval) { findingTrend(period: $period, interval: $interval) { start at open ", severity_counts!(), " } }"))
+        .vars(&[Var::query("period"), Var::query("interval")])
+        .notes("A plain list, oldest first, one point per day (or week with `interval=week`) of the period (`7d`, `30d`, `90d` default, `1y`): the findings open at the point's `at`."),
+    Route::get("/api/v1/trends/{target_id}/findings", "trends", "One target's open findings per severity over a period",
+        op!("query TargetFindingTrend($targetId: UUID!, $period: String, $interval: TrendInterval) { findingTrend(targetId: $targetId, period: $period, interval: $interval) { start at open ", severity_counts!(), " } }"))
+        .vars(&[Var::path("targetId"), Var::query("period"), Var::query("interval")])
+        .notes("As `GET /api/v1/trends/findings`, for one target."),
     // --- trends --------------------------------------------------------------------------
     Route::get("/api/v1/trends/compare", "trends", "Every target's score, change over the period and sparkline",
         op!("query FleetComparison($period: String, $page: Int, $pageSize: Int) { fleetComparison(period: $period, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { target_id: targetId name current_score: currentScore delta_pct: deltaPct last_scanned_at: lastScannedAt sparkline } } } }"))

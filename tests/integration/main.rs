@@ -15,6 +15,7 @@ mod graphql_api;
 mod health;
 mod http_guards;
 mod ingest;
+mod insights;
 mod isolation;
 mod jobs;
 mod live;
