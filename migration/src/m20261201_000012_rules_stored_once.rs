@@ -215,6 +215,8 @@ fn chrono_now() -> sea_orm_migration::sea_orm::prelude::DateTimeUtc {
     sea_orm_migration::sea_orm::prelude::ChronoUtc::now()
 }
 
+/// `RuleId` is the column `rule_id`; the name follows the column.
+#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 enum Rule {
     Table,

@@ -42,7 +42,9 @@ impl BatchFn for RiskCountsLoader {
             .filter(finding::Column::OrgId.eq(self.0.org_id))
             .filter(finding::Column::TargetId.is_in(keys.iter().copied()))
             .filter(finding::Column::Status.eq("open"))
-            .filter(sea_orm::Condition::not(crate::findings::settled_condition(Utc::now())))
+            .filter(sea_orm::Condition::not(crate::findings::settled_condition(
+                Utc::now(),
+            )))
             .group_by(finding::Column::TargetId)
             .group_by(finding::Column::Severity)
             .into_tuple()
@@ -168,7 +170,9 @@ impl InsightsQuery {
         #[graphql(desc = "Buckets of `newVsFixed`: `DAY` (default) or `WEEK`.")] interval: Option<
             TrendInterval,
         >,
-        #[graphql(desc = "How many rules and CWEs `topRules` and `topCwes` list (1–100, default 10).")]
+        #[graphql(
+            desc = "How many rules and CWEs `topRules` and `topCwes` list (1–100, default 10)."
+        )]
         top: Option<i32>,
     ) -> Result<FindingStats> {
         let period_text = period.unwrap_or_else(|| "30d".into());

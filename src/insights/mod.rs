@@ -3,11 +3,13 @@
 //! aggregated in SQL (`GROUP BY`), on SQLite and PostgreSQL alike; Rust only lays the grouped
 //! rows out.
 
+mod flows;
 pub mod graphql;
 pub mod risk;
 pub(crate) mod sql;
 mod stats;
 mod trend;
 
+pub use flows::*;
 pub use stats::*;
 pub use trend::*;

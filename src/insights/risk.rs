@@ -75,7 +75,13 @@ mod tests {
                 assert!(risk_score(&after) > before, "{base:?} + severity {i}");
             }
             // Info findings carry no weight.
-            let info = counts(base.critical, base.high, base.medium, base.low, base.info + 1);
+            let info = counts(
+                base.critical,
+                base.high,
+                base.medium,
+                base.low,
+                base.info + 1,
+            );
             assert_eq!(risk_score(&info), before);
         }
     }
@@ -92,7 +98,10 @@ mod tests {
             assert!(score > previous, "10^{exponent} high");
             if exponent > 0 {
                 // Each tenfold adds about 25 points.
-                assert!((score - previous - 25.0).abs() < 4.0, "10^{exponent}: {score}");
+                assert!(
+                    (score - previous - 25.0).abs() < 4.0,
+                    "10^{exponent}: {score}"
+                );
             }
             previous = score;
         }

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use entity::finding;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, QueryFilter, QuerySelect};
 
-use super::stats::{flows, Buckets, Scope};
+use super::flows::{flows, Buckets};
+use super::stats::Scope;
 use crate::error::AppResult;
 use crate::findings::{Severity, SeverityCounts};
 

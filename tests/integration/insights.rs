@@ -2,8 +2,8 @@
 //! worked out by hand from the findings each test writes.
 
 use chrono::{DateTime, Duration, Utc};
-use rampart::ingest::synthetic::{sarif, SyntheticResult};
 use entity::target;
+use rampart::ingest::synthetic::{sarif, SyntheticResult};
 use serde_json::{json, Value};
 
 use crate::support::builders::{finding_seen, org_id, target};
@@ -29,7 +29,10 @@ pub(crate) async fn rest(
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn rest_get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
@@ -146,8 +149,12 @@ async fn stats_of_uploaded_reports() {
     );
 
     // REST: the same figures, snake_case, from the route table.
-    let (status, body) = rest_get(&app, &token, &format!("/api/v1/stats?target_id={}&top=1", web_id.as_str().unwrap()))
-        .await;
+    let (status, body) = rest_get(
+        &app,
+        &token,
+        &format!("/api/v1/stats?target_id={}&top=1", web_id.as_str().unwrap()),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["open"], sev(0, 3, 2, 1));
     assert_eq!(
@@ -235,10 +242,16 @@ async fn history_figures_and_finding_trends() {
     assert_eq!(ttf.len(), 2, "{s}");
     assert_eq!(ttf[0]["severity"], "CRITICAL");
     assert_eq!(ttf[0]["fixed"], 2);
-    assert!(close(&ttf[0]["meanHours"], 48.0) && close(&ttf[0]["medianHours"], 48.0), "{s}");
+    assert!(
+        close(&ttf[0]["meanHours"], 48.0) && close(&ttf[0]["medianHours"], 48.0),
+        "{s}"
+    );
     assert_eq!(ttf[1]["severity"], "HIGH");
     assert_eq!(ttf[1]["fixed"], 3);
-    assert!(close(&ttf[1]["meanHours"], 56.0) && close(&ttf[1]["medianHours"], 48.0), "{s}");
+    assert!(
+        close(&ttf[1]["meanHours"], 56.0) && close(&ttf[1]["medianHours"], 48.0),
+        "{s}"
+    );
     // Open, not settled: critical 1, high 2, medium 1, low 1 → W = 20 + 20 + 4 + 1 = 45.
     assert!(close(&s["riskScore"], 25.0 * 46f64.log10()), "{s}");
 
@@ -251,7 +264,10 @@ async fn history_figures_and_finding_trends() {
             json!({}),
         )
         .await;
-    let flows = flows.data("findingStats")["newVsFixed"].as_array().unwrap().clone();
+    let flows = flows.data("findingStats")["newVsFixed"]
+        .as_array()
+        .unwrap()
+        .clone();
     let new: Vec<i64> = flows.iter().map(|p| p["new"].as_i64().unwrap()).collect();
     let fixed: Vec<i64> = flows.iter().map(|p| p["fixed"].as_i64().unwrap()).collect();
     // new: e (6 days ago), h (5), k (4), i (3), a (2); fixed: i (2), h and k (1).
@@ -308,8 +324,12 @@ async fn history_figures_and_finding_trends() {
         ]
     );
     // Weeks start on Mondays; REST rows serve both trends.
-    let (status, body) = rest_get(&app, &token, "/api/v1/trends/findings?period=30d&interval=week")
-        .await;
+    let (status, body) = rest_get(
+        &app,
+        &token,
+        "/api/v1/trends/findings?period=30d&interval=week",
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let weeks = body["data"].as_array().unwrap();
     assert!((5..=6).contains(&weeks.len()), "{body}");
@@ -318,8 +338,12 @@ async fn history_figures_and_finding_trends() {
         assert_eq!(start.format("%a %H:%M").to_string(), "Mon 00:00", "{week}");
     }
     assert_eq!(weeks.last().unwrap()["open"], sev(1, 2, 1, 1));
-    let (status, body) = rest_get(&app, &token, &format!("/api/v1/trends/{}/findings?period=7d", t2.id))
-        .await;
+    let (status, body) = rest_get(
+        &app,
+        &token,
+        &format!("/api/v1/trends/{}/findings?period=7d", t2.id),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     // t2: d before; +e (6 days ago), +k, +i, -i, -k.
     assert_eq!(body["data"][7]["open"], sev(0, 0, 1, 1), "{body}");
