@@ -27,6 +27,7 @@ pub mod rest;
 pub mod scans;
 pub mod secrets;
 pub mod setup;
+pub mod sla;
 pub mod store;
 pub mod targets;
 pub mod trends;

@@ -48,6 +48,8 @@ pub struct Model {
     pub triage_expires_at: Option<DateTimeUtc>,
     pub triaged_by: Option<String>,
     pub triaged_at: Option<DateTimeUtc>,
+    /// A due date a person set; when absent the org's SLA policy gives one.
+    pub due_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -21,6 +21,7 @@ pub mod rule;
 pub mod scan;
 pub mod scan_finding;
 pub mod session;
+pub mod sla_policy;
 pub mod target;
 pub mod user;
 pub mod webhook;
@@ -46,6 +47,7 @@ pub mod prelude {
     pub use super::scan::Entity as Scan;
     pub use super::scan_finding::Entity as ScanFinding;
     pub use super::session::Entity as Session;
+    pub use super::sla_policy::Entity as SlaPolicy;
     pub use super::target::Entity as Target;
     pub use super::user::Entity as User;
     pub use super::webhook::Entity as Webhook;

@@ -23,6 +23,7 @@ mod m20261201_000009_mfa;
 mod m20261201_000010_webhooks;
 mod m20261201_000011_password_resets;
 mod m20261201_000012_rules_stored_once;
+mod m20261201_000016_sla;
 
 /// Runs Rampart's migrations, in order.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_webhooks::Migration),
             Box::new(m20261201_000011_password_resets::Migration),
             Box::new(m20261201_000012_rules_stored_once::Migration),
+            Box::new(m20261201_000016_sla::Migration),
         ]
     }
 }

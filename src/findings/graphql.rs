@@ -68,6 +68,38 @@ impl Finding {
         }
     }
 
+    /// When it is due: the date a person set, else first seen + the org's SLA days for its
+    /// severity; absent when neither applies (docs/sla.md).
+    async fn due_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let policy = crate::sla::graphql::org_policy(ctx).await?;
+        Ok(crate::sla::due_at(
+            &policy,
+            self.severity,
+            self.first_seen_at,
+            self.explicit_due_at,
+        ))
+    }
+
+    /// Where it stands against its due date; absent when it is fixed, has no due date, or is
+    /// settled (a false positive, or a risk accepted until an expiry still ahead).
+    async fn sla_state(&self, ctx: &Context<'_>) -> Result<Option<crate::sla::SlaState>> {
+        let policy = crate::sla::graphql::org_policy(ctx).await?;
+        let due = crate::sla::due_at(
+            &policy,
+            self.severity,
+            self.first_seen_at,
+            self.explicit_due_at,
+        );
+        Ok(crate::sla::sla_state(
+            &policy,
+            self.severity,
+            self.status,
+            self.triage.state,
+            due,
+            chrono::Utc::now(),
+        ))
+    }
+
     /// Notes on it, oldest first.
     async fn comments(&self, ctx: &Context<'_>) -> Result<Vec<Comment>> {
         Ok(load::<CommentsLoader>(ctx, self.id)
@@ -118,6 +150,9 @@ impl FindingsQuery {
         #[graphql(desc = "A CVE id, e.g. `CVE-2024-3094`.")] cve: Option<String>,
         #[graphql(desc = "Case-insensitive part of title, description, rule or path.")]
         search: Option<String>,
+        #[graphql(desc = "Open findings in this SLA state.")] sla_state: Option<
+            crate::sla::SlaState,
+        >,
         order_by: Option<FindingOrder>,
         first: Option<i32>,
         after: Option<String>,
@@ -144,6 +179,7 @@ impl FindingsQuery {
             rule_id,
             cve,
             search,
+            sla_state,
         };
         Ok(
             super::list(caller(ctx)?, state(ctx), &filter, order, window)

@@ -78,6 +78,9 @@ pub struct Finding {
     pub triage: Triage,
     #[graphql(skip)]
     pub last_scan_id: Option<Uuid>,
+    /// The due date a person set, if any (`dueAt` resolves it against the SLA policy).
+    #[graphql(skip)]
+    pub explicit_due_at: Option<DateTime<Utc>>,
 }
 
 fn json_list(text: &str) -> Vec<String> {
@@ -130,6 +133,7 @@ impl Finding {
                 at: if lapsed { None } else { m.triaged_at },
             },
             last_scan_id: m.last_scan_id,
+            explicit_due_at: m.due_at,
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct FindingFilter {
     pub cve: Option<String>,
     /// Case-insensitive substring of title, description, rule or path.
     pub search: Option<String>,
+    /// Open findings in this SLA state (docs/sla.md).
+    pub sla_state: Option<crate::sla::SlaState>,
 }
 
 /// Sort keys for findings.
@@ -140,6 +142,10 @@ pub async fn list(
     }
     if let Some(triage) = filter.triage_state {
         query = query.filter(triage_condition(triage, now));
+    }
+    if let Some(sla) = filter.sla_state {
+        let policy = crate::sla::load_policy(&state.db, ctx.org_id).await?;
+        query = query.filter(crate::sla::state_condition(&policy, sla, now));
     }
     if let Some(rule) = filter.rule_id.as_deref() {
         query = query.filter(finding::Column::RuleId.eq(rule));

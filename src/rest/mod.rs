@@ -124,6 +124,10 @@ const TAGS: &[(&str, &str)] = &[
         "Scores and open findings over time, per target and across the fleet",
     ),
     (
+        "sla",
+        "Service-level agreements: the org's days to fix per severity, due dates, compliance",
+    ),
+    (
         "insights",
         "Dashboard figures of the org's findings, or one target's",
     ),

@@ -81,6 +81,11 @@ macro_rules! counts {
         "counts { critical high medium low info total }"
     };
 }
+macro_rules! sla_policy_fields {
+    () => {
+        "critical_days: criticalDays high_days: highDays medium_days: mediumDays low_days: lowDays info_days: infoDays updated_at: updatedAt updated_by: updatedBy"
+    };
+}
 macro_rules! severity_counts {
     () => {
         "{ critical high medium low info total }"
@@ -107,7 +112,7 @@ macro_rules! scan_fields {
 }
 macro_rules! finding_fields {
     () => {
-        "id target_id: targetId scanner fingerprint rule_id: ruleId title severity cve_ids: cveIds cwe_ids: cweIds location { path line component } description remediation occurrences status first_seen_at: firstSeenAt last_seen_at: lastSeenAt fixed_at: fixedAt triage { state note expires_at: expiresAt by at }"
+        "id target_id: targetId scanner fingerprint rule_id: ruleId title severity cve_ids: cveIds cwe_ids: cweIds location { path line component } description remediation occurrences status first_seen_at: firstSeenAt last_seen_at: lastSeenAt fixed_at: fixedAt triage { state note expires_at: expiresAt by at } due_at: dueAt sla_state: slaState"
     };
 }
 macro_rules! comment_fields {
@@ -378,8 +383,8 @@ pub const ROUTES: &[Route] = &[
         .notes("Answers 202: the scan is processed again in the background; follow it like an upload."),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
-        op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
-        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("newInScan"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("page"), Var::query("pageSize")])
+        op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $slaState: SlaState, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, slaState: $slaState, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("newInScan"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("slaState"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/findings/{id}", "findings", "One finding",
         op!("query GetFinding($id: UUID!) { finding(id: $id) { ", finding_fields!(), " } }"))
@@ -388,6 +393,10 @@ pub const ROUTES: &[Route] = &[
         op!("mutation SetFindingState($id: UUID!, $input: SetFindingStateInput!) { setFindingState(id: $id, input: $input) { ", finding_fields!(), " } }"))
         .vars(&[Var::path("id"), Var::body("input")])
         .notes("`accepted_risk` needs `expires_at`, after which the finding reads as `untriaged` again."),
+    Route::put("/api/v1/findings/{id}/due-date", "sla", "Set or clear a finding's due date",
+        op!("mutation SetFindingDueDate($id: UUID!, $dueAt: DateTime) { setFindingDueDate(id: $id, dueAt: $dueAt) { ", finding_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::field("dueAt")])
+        .notes("Body `{\"due_at\": \"2027-01-31T00:00:00Z\"}`; `null` (or no `due_at`) goes back to the due date the SLA policy gives. Members and write keys; audited as `finding.due_date`."),
     Route::get("/api/v1/findings/{id}/comments", "findings", "Comments on a finding, oldest first",
         op!("query FindingComments($id: UUID!, $page: Int, $pageSize: Int) { findingComments(findingId: $id, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", comment_fields!(), " } } } }"))
         .vars(&[Var::path("id"), Var::query("page"), Var::query("pageSize")])
@@ -467,6 +476,17 @@ pub const ROUTES: &[Route] = &[
         op!("query TargetFindingTrend($targetId: UUID!, $period: String, $interval: TrendInterval) { findingTrend(targetId: $targetId, period: $period, interval: $interval) { start at open ", severity_counts!(), " } }"))
         .vars(&[Var::path("targetId"), Var::query("period"), Var::query("interval")])
         .notes("As `GET /api/v1/trends/findings`, for one target."),
+    // --- sla ---------------------------------------------------------------------------------
+    Route::get("/api/v1/sla/policy", "sla", "The org's SLA policy: days to fix per severity",
+        op!("query SlaPolicy { slaPolicy { ", sla_policy_fields!(), " } }")),
+    Route::patch("/api/v1/sla/policy", "sla", "Change the org's SLA policy",
+        op!("mutation UpdateSlaPolicy($input: UpdateSlaPolicyInput!) { updateSlaPolicy(input: $input) { ", sla_policy_fields!(), " } }"))
+        .vars(&[Var::body("input")])
+        .notes("Admins only (API keys hold no admin rights: 403). An absent field stays as it is; `null` removes the SLA of that severity; days are 1–3650. Audited as `sla_policy.update` with the policy before and after."),
+    Route::get("/api/v1/sla/summary", "sla", "Open findings per SLA state, and SLA compliance over a period",
+        op!("query SlaSummary($targetId: UUID, $period: String) { slaSummary(targetId: $targetId, period: $period) { target_id: targetId period on_time: onTime due_soon: dueSoon breached met missed compliance_pct: compliancePct } }"))
+        .vars(&[Var::query("targetId"), Var::query("period")])
+        .notes("Of the org, or of one target with `target_id` (404 for another org's). `period` is `7d`, `30d` (default), `90d` or `1y`. See docs/sla.md for due dates, the due-soon margin and the compliance formula."),
     // --- trends --------------------------------------------------------------------------
     Route::get("/api/v1/trends/compare", "trends", "Every target's score, change over the period and sparkline",
         op!("query FleetComparison($period: String, $page: Int, $pageSize: Int) { fleetComparison(period: $period, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { target_id: targetId name current_score: currentScore delta_pct: deltaPct last_scanned_at: lastScannedAt sparkline } } } }"))

@@ -29,6 +29,7 @@ mod rest;
 mod rest_domain;
 mod retry;
 mod server;
+mod sla;
 mod standard_clients;
 mod startup;
 mod store;
