@@ -7,6 +7,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::risk::risk_score;
+use super::sql::count_all;
 use super::{
     AgeBucket, Buckets, CweCount, FindingCountPoint, FlowPoint, KindCounts, RuleCount,
     ScannerCounts, Scope, SeverityStatusCount, TimeToFix, TrendInterval,
@@ -38,7 +39,7 @@ impl BatchFn for RiskCountsLoader {
             .select_only()
             .column(finding::Column::TargetId)
             .column(finding::Column::Severity)
-            .column_as(finding::Column::Id.count(), "n")
+            .column_as(count_all(), "n")
             .filter(finding::Column::OrgId.eq(self.0.org_id))
             .filter(finding::Column::TargetId.is_in(keys.iter().copied()))
             .filter(finding::Column::Status.eq("open"))

@@ -12,6 +12,12 @@ pub fn epoch(backend: DatabaseBackend, column: &str) -> String {
     }
 }
 
+/// `COUNT(*)`: unlike `COUNT(id)` it can be answered from an index holding the grouped and
+/// filtered columns alone (e.g. `(org_id, status, severity)`) without reading the rows.
+pub fn count_all() -> sea_orm::sea_query::SimpleExpr {
+    sea_orm::sea_query::Expr::cust("COUNT(*)")
+}
+
 /// A statement written with `?` placeholders, numbered for PostgreSQL as they are bound.
 pub struct Sql {
     backend: DatabaseBackend,

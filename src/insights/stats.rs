@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::sql::Sql;
+use super::sql::{count_all, Sql};
 use crate::app::AppState;
 use crate::context::{Ctx, Permission};
 use crate::error::{AppError, AppResult};
@@ -140,7 +140,7 @@ pub async fn open_counts(db: &impl ConnectionTrait, scope: &Scope) -> AppResult<
     let rows: Vec<(String, i64)> = open(scope)
         .select_only()
         .column(finding::Column::Severity)
-        .column_as(finding::Column::Id.count(), "n")
+        .column_as(count_all(), "n")
         .group_by(finding::Column::Severity)
         .into_tuple()
         .all(db)
@@ -170,7 +170,7 @@ pub async fn risk_counts(
         )))
         .select_only()
         .column(finding::Column::Severity)
-        .column_as(finding::Column::Id.count(), "n")
+        .column_as(count_all(), "n")
         .group_by(finding::Column::Severity)
         .into_tuple()
         .all(db)
@@ -197,7 +197,7 @@ pub async fn by_severity_status(
         .select_only()
         .column(finding::Column::Severity)
         .column(finding::Column::Status)
-        .column_as(finding::Column::Id.count(), "n")
+        .column_as(count_all(), "n")
         .group_by(finding::Column::Severity)
         .group_by(finding::Column::Status)
         .into_tuple()
@@ -229,7 +229,7 @@ pub async fn by_target_kind(
         .select_only()
         .column(target::Column::Kind)
         .column(finding::Column::Severity)
-        .column_as(finding::Column::Id.count(), "n")
+        .column_as(count_all(), "n")
         .join(JoinType::InnerJoin, finding::Relation::Target.def())
         .filter(target::Column::OrgId.eq(scope.org_id))
         .group_by(target::Column::Kind)
@@ -255,7 +255,7 @@ pub async fn by_scanner(db: &impl ConnectionTrait, scope: &Scope) -> AppResult<V
         .select_only()
         .column(finding::Column::Scanner)
         .column(finding::Column::Severity)
-        .column_as(finding::Column::Id.count(), "n")
+        .column_as(count_all(), "n")
         .group_by(finding::Column::Scanner)
         .group_by(finding::Column::Severity)
         .into_tuple()
@@ -280,7 +280,7 @@ pub async fn top_rules(
         .select_only()
         .column(finding::Column::Scanner)
         .column(finding::Column::RuleId)
-        .column_as(finding::Column::Id.count(), "n")
+        .column_as(count_all(), "n")
         .group_by(finding::Column::Scanner)
         .group_by(finding::Column::RuleId)
         .order_by_desc(Expr::col(Alias::new("n")))
@@ -365,7 +365,7 @@ pub async fn age_buckets(
         .select_only()
         .column_as(case, "bucket")
         .column(finding::Column::Severity)
-        .column_as(finding::Column::Id.count(), "n")
+        .column_as(count_all(), "n")
         .group_by(Expr::col(Alias::new("bucket")))
         .group_by(finding::Column::Severity)
         .into_tuple()

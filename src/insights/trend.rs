@@ -9,6 +9,7 @@ use entity::finding;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, QueryFilter, QuerySelect};
 
 use super::flows::{flows, Buckets};
+use super::sql::count_all;
 use super::stats::Scope;
 use crate::error::AppResult;
 use crate::findings::{Severity, SeverityCounts};
@@ -42,7 +43,7 @@ pub async fn finding_trend(
         .findings()
         .select_only()
         .column(finding::Column::Severity)
-        .column_as(finding::Column::Id.count(), "n")
+        .column_as(count_all(), "n")
         .filter(finding::Column::FirstSeenAt.lt(buckets.start))
         .filter(
             Condition::any()
