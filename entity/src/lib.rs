@@ -23,6 +23,7 @@ pub mod scan;
 pub mod scan_finding;
 pub mod scan_schedule;
 pub mod session;
+pub mod sla_policy;
 pub mod suppression_rule;
 pub mod target;
 pub mod target_follow;
@@ -52,6 +53,7 @@ pub mod prelude {
     pub use super::scan_finding::Entity as ScanFinding;
     pub use super::scan_schedule::Entity as ScanSchedule;
     pub use super::session::Entity as Session;
+    pub use super::sla_policy::Entity as SlaPolicy;
     pub use super::suppression_rule::Entity as SuppressionRule;
     pub use super::target::Entity as Target;
     pub use super::target_follow::Entity as TargetFollow;

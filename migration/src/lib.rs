@@ -25,6 +25,7 @@ mod m20261201_000011_password_resets;
 mod m20261201_000012_rules_stored_once;
 mod m20261201_000013_notifications;
 mod m20261201_000014_engine_scans;
+mod m20261201_000016_sla;
 mod m20261201_000017_remediation;
 mod m20261201_000018_reminders;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_rules_stored_once::Migration),
             Box::new(m20261201_000013_notifications::Migration),
             Box::new(m20261201_000014_engine_scans::Migration),
+            Box::new(m20261201_000016_sla::Migration),
             Box::new(m20261201_000017_remediation::Migration),
             Box::new(m20261201_000018_reminders::Migration),
         ]

@@ -68,6 +68,41 @@ impl Finding {
         }
     }
 
+    /// When it is due: the date a person set, else first seen + the org's SLA days for its
+    /// severity; absent when neither applies (docs/sla.md).
+    async fn due_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let policy = crate::sla::graphql::org_policy(ctx).await?;
+        Ok(crate::sla::due_at(
+            &policy,
+            self.severity,
+            self.first_seen_at,
+            self.explicit_due_at,
+        ))
+    }
+
+    /// Where it stands against its due date; absent when it is fixed, has no due date, or is
+    /// settled (a false positive, a risk accepted until an expiry still ahead, or suppressed).
+    async fn sla_state(&self, ctx: &Context<'_>) -> Result<Option<crate::sla::SlaState>> {
+        if self.suppression.is_some() {
+            return Ok(None);
+        }
+        let policy = crate::sla::graphql::org_policy(ctx).await?;
+        let due = crate::sla::due_at(
+            &policy,
+            self.severity,
+            self.first_seen_at,
+            self.explicit_due_at,
+        );
+        Ok(crate::sla::sla_state(
+            &policy,
+            self.severity,
+            self.status,
+            self.triage.state,
+            due,
+            chrono::Utc::now(),
+        ))
+    }
+
     /// Notes on it, oldest first.
     async fn comments(&self, ctx: &Context<'_>) -> Result<Vec<Comment>> {
         Ok(load::<CommentsLoader>(ctx, self.id)
@@ -115,6 +150,7 @@ pub struct FindingFilterInput {
     pub search: Option<String>,
     pub assignee_id: Option<Uuid>,
     pub suppression: Option<SuppressionFilter>,
+    pub sla_state: Option<crate::sla::SlaState>,
 }
 
 /// What to do to each selected finding: any of a triage decision, an assignment and a comment.
@@ -159,6 +195,7 @@ impl BulkTriageInput {
                 assignee_id: f.assignee_id,
                 assigned_to_me: false,
                 suppression: f.suppression.unwrap_or_default(),
+                sla_state: f.sla_state,
             })),
             _ => return Err(AppError::invalid("findings", "give either ids or filter")),
         };
@@ -228,6 +265,9 @@ impl FindingsQuery {
         #[graphql(desc = "Suppressed findings are left out unless asked for.")] suppression: Option<
             SuppressionFilter,
         >,
+        #[graphql(desc = "Open findings in this SLA state.")] sla_state: Option<
+            crate::sla::SlaState,
+        >,
         order_by: Option<FindingOrder>,
         first: Option<i32>,
         after: Option<String>,
@@ -257,6 +297,7 @@ impl FindingsQuery {
             assignee_id,
             assigned_to_me: assigned_to_me.unwrap_or(false),
             suppression: suppression.unwrap_or_default(),
+            sla_state,
         };
         Ok(
             super::list(caller(ctx)?, state(ctx), &filter, order, window)

@@ -82,6 +82,9 @@ pub struct Finding {
     pub suppression: Option<Suppression>,
     #[graphql(skip)]
     pub last_scan_id: Option<Uuid>,
+    /// The due date a person set, if any (`dueAt` resolves it against the SLA policy).
+    #[graphql(skip)]
+    pub explicit_due_at: Option<DateTime<Utc>>,
 }
 
 /// Why a finding is suppressed, and until when.
@@ -151,6 +154,7 @@ impl Finding {
                     until: m.suppressed_until,
                 }),
             last_scan_id: m.last_scan_id,
+            explicit_due_at: m.due_at,
         }
     }
 }

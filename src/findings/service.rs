@@ -54,6 +54,8 @@ pub struct FindingFilter {
     pub assigned_to_me: bool,
     /// Suppressed findings are left out unless asked for.
     pub suppression: SuppressionFilter,
+    /// Open findings in this SLA state (docs/sla.md).
+    pub sla_state: Option<crate::sla::SlaState>,
 }
 
 /// Which findings to list by suppression.
@@ -116,6 +118,16 @@ fn triage_condition(state: TriageState, now: DateTime<Utc>) -> Condition {
     }
 }
 
+/// Findings a person has settled for now: a false positive, a risk accepted until an expiry
+/// still ahead, or a finding an active suppression rule hides. They leave the risk score and
+/// the SLA (docs/risk-score.md, docs/sla.md).
+pub fn settled_condition(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(finding::Column::TriageState.eq(TriageState::FalsePositive.as_str()))
+        .add(triage_condition(TriageState::AcceptedRisk, now))
+        .add(suppressed_condition(now))
+}
+
 /// The org's findings.
 ///
 /// # Errors
@@ -130,7 +142,7 @@ pub async fn list(
 ) -> AppResult<Paged<Finding>> {
     ctx.require(Permission::Read)?;
     let now = Utc::now();
-    let query = filtered(ctx, filter, now)?;
+    let query = filtered(ctx, state, filter, now).await?;
     let total = query.clone().count(&state.db).await?;
     let query = match order.0 {
         FindingOrderField::Severity => query.order_by(severity_rank_expr(), order.1.order()),
@@ -163,8 +175,9 @@ pub async fn list(
 ///
 /// # Errors
 /// `VALIDATION_FAILED` when "assigned to me" is asked by an API key (no user).
-pub(super) fn filtered(
+pub(super) async fn filtered(
     ctx: &Ctx,
+    state: &AppState,
     filter: &FindingFilter,
     now: DateTime<Utc>,
 ) -> AppResult<sea_orm::Select<finding::Entity>> {
@@ -205,6 +218,10 @@ pub(super) fn filtered(
     }
     if let Some(triage) = filter.triage_state {
         query = query.filter(triage_condition(triage, now));
+    }
+    if let Some(sla) = filter.sla_state {
+        let policy = crate::sla::load_policy(&state.db, ctx.org_id).await?;
+        query = query.filter(crate::sla::state_condition(&policy, sla, now));
     }
     if let Some(rule) = filter.rule_id.as_deref() {
         query = query.filter(finding::Column::RuleId.eq(rule));

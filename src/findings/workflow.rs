@@ -277,7 +277,8 @@ async fn selected_ids(
             Ok(ids)
         }
         BulkSelection::Filter(filter) => {
-            let ids: Vec<Uuid> = filtered(ctx, filter, Utc::now())?
+            let ids: Vec<Uuid> = filtered(ctx, state, filter, Utc::now())
+                .await?
                 .select_only()
                 .column(finding::Column::Id)
                 .limit(BULK_LIMIT as u64 + 1)

@@ -22,6 +22,8 @@ pub const TARGET_TREND_COST: usize = 25;
 /// rules by scanner; `complianceTrend` does the same with one bucket per day or week.
 pub const COMPLIANCE_COST: usize = 100;
 pub const COMPLIANCE_TREND_COST: usize = 200;
+/// `findingStats`: its fields each run one grouped query over the scope's findings.
+pub const FINDING_STATS_COST: usize = 100;
 /// A list's own cost, with and without a text search.
 pub fn list_cost(search: Option<&String>) -> usize {
     if search.is_some_and(|s| !s.is_empty()) {

@@ -617,6 +617,7 @@ mod tests {
             suppressed_by: None,
             suppressed_until: None,
             risk_notice_for: None,
+            due_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

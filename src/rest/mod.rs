@@ -133,7 +133,15 @@ const TAGS: &[(&str, &str)] = &[
     ),
     (
         "trends",
-        "Scores over time, per target and across the fleet",
+        "Scores and open findings over time, per target and across the fleet",
+    ),
+    (
+        "sla",
+        "Service-level agreements: the org's days to fix per severity, due dates, compliance",
+    ),
+    (
+        "insights",
+        "Dashboard figures of the org's findings, or one target's",
     ),
     (
         "compliance",

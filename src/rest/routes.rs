@@ -92,9 +92,19 @@ macro_rules! counts {
         "counts { critical high medium low info total }"
     };
 }
+macro_rules! sla_policy_fields {
+    () => {
+        "critical_days: criticalDays high_days: highDays medium_days: mediumDays low_days: lowDays info_days: infoDays updated_at: updatedAt updated_by: updatedBy"
+    };
+}
+macro_rules! severity_counts {
+    () => {
+        "{ critical high medium low info total }"
+    };
+}
 macro_rules! target_fields {
     () => {
-        "id kind name labels metadata last_scan_at: lastScanAt last_score: lastScore created_at: createdAt updated_at: updatedAt"
+        "id kind name labels metadata last_scan_at: lastScanAt last_score: lastScore risk_score: riskScore created_at: createdAt updated_at: updatedAt"
     };
 }
 macro_rules! cluster_fields {
@@ -118,7 +128,7 @@ macro_rules! scan_fields {
 }
 macro_rules! finding_fields {
     () => {
-        "id target_id: targetId scanner fingerprint rule_id: ruleId title severity cve_ids: cveIds cwe_ids: cweIds location { path line component } description remediation occurrences status first_seen_at: firstSeenAt last_seen_at: lastSeenAt fixed_at: fixedAt triage { state note expires_at: expiresAt by at } assignee_id: assigneeId suppression { rule_id: ruleId until }"
+        "id target_id: targetId scanner fingerprint rule_id: ruleId title severity cve_ids: cveIds cwe_ids: cweIds location { path line component } description remediation occurrences status first_seen_at: firstSeenAt last_seen_at: lastSeenAt fixed_at: fixedAt triage { state note expires_at: expiresAt by at } assignee_id: assigneeId suppression { rule_id: ruleId until } due_at: dueAt sla_state: slaState"
     };
 }
 macro_rules! suppression_rule_fields {
@@ -415,8 +425,8 @@ pub const ROUTES: &[Route] = &[
         .vars(&[Var::path("id")]),
     // --- findings ------------------------------------------------------------------------
     Route::get("/api/v1/findings", "findings", "Findings across scans, worst first",
-        op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $assigneeId: UUID, $assignedToMe: Boolean, $suppression: SuppressionFilter, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, assigneeId: $assigneeId, assignedToMe: $assignedToMe, suppression: $suppression, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
-        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("newInScan"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("assigneeId"), Var::query("assignedToMe"), Var::query("suppression"), Var::query("page"), Var::query("pageSize")])
+        op!("query ListFindings($targetId: UUID, $scanId: UUID, $newInScan: UUID, $severity: [Severity!], $status: FindingStatus, $triageState: TriageState, $ruleId: String, $cve: String, $search: String, $assigneeId: UUID, $assignedToMe: Boolean, $suppression: SuppressionFilter, $slaState: SlaState, $page: Int, $pageSize: Int) { findings(targetId: $targetId, scanId: $scanId, newInScan: $newInScan, severity: $severity, status: $status, triageState: $triageState, ruleId: $ruleId, cve: $cve, search: $search, assigneeId: $assigneeId, assignedToMe: $assignedToMe, suppression: $suppression, slaState: $slaState, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", finding_fields!(), " } } } }"))
+        .vars(&[Var::query("targetId"), Var::query("scanId"), Var::query("newInScan"), Var::query("severity"), Var::query("status"), Var::query("triageState"), Var::query("ruleId"), Var::query("cve"), Var::query("search"), Var::query("assigneeId"), Var::query("assignedToMe"), Var::query("suppression"), Var::query("slaState"), Var::query("page"), Var::query("pageSize")])
         .page(),
     Route::get("/api/v1/findings/{id}", "findings", "One finding",
         op!("query GetFinding($id: UUID!) { finding(id: $id) { ", finding_fields!(), " } }"))
@@ -433,6 +443,10 @@ pub const ROUTES: &[Route] = &[
         "mutation BulkTriageFindings($input: BulkTriageInput!) { bulkTriageFindings(input: $input) { count } }")
         .vars(&[Var::body("input")])
         .notes("Findings by `findings.ids` or `findings.filter` (the findings list's filters), at most 10,000: all change in one transaction or none does, recorded as one audit event with the count."),
+    Route::put("/api/v1/findings/{id}/due-date", "sla", "Set or clear a finding's due date",
+        op!("mutation SetFindingDueDate($id: UUID!, $dueAt: DateTime) { setFindingDueDate(id: $id, dueAt: $dueAt) { ", finding_fields!(), " } }"))
+        .vars(&[Var::path("id"), Var::field("dueAt")])
+        .notes("Body `{\"due_at\": \"2027-01-31T00:00:00Z\"}`; `null` (or no `due_at`) goes back to the due date the SLA policy gives. Members and write keys; audited as `finding.due_date`."),
     Route::get("/api/v1/findings/{id}/comments", "findings", "Comments on a finding, oldest first",
         op!("query FindingComments($id: UUID!, $page: Int, $pageSize: Int) { findingComments(findingId: $id, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { ", comment_fields!(), " } } } }"))
         .vars(&[Var::path("id"), Var::query("page"), Var::query("pageSize")])
@@ -555,6 +569,34 @@ pub const ROUTES: &[Route] = &[
         "mutation UnfollowTarget($id: UUID!) { unfollowTarget(targetId: $id) }")
         .vars(&[Var::path("id")])
         .session(),
+    // --- insights ------------------------------------------------------------------------
+    Route::get("/api/v1/stats", "insights", "Dashboard figures of the org's findings, or one target's",
+        op!("query FindingStats($targetId: UUID, $period: String, $interval: TrendInterval, $top: Int) { findingStats(targetId: $targetId, period: $period, interval: $interval, top: $top) { target_id: targetId period interval at risk_score: riskScore open ", severity_counts!(),
+            " by_severity_status: bySeverityStatus { severity status count } by_target_kind: byTargetKind { kind counts ", severity_counts!(),
+            " } by_scanner: byScanner { scanner counts ", severity_counts!(),
+            " } top_rules: topRules { scanner rule_id: ruleId count } top_cwes: topCwes { cwe count } age_buckets: ageBuckets { bucket min_days: minDays max_days: maxDays counts ", severity_counts!(),
+            " } new_vs_fixed: newVsFixed { start new fixed } time_to_fix: timeToFix { severity fixed mean_hours: meanHours median_hours: medianHours } } }"))
+        .vars(&[Var::query("targetId"), Var::query("period"), Var::query("interval"), Var::query("top")])
+        .notes("`period` (`7d`, `30d` default, `90d`, `1y`) bounds `new_vs_fixed` and `time_to_fix`; `interval` is `day` (default) or `week`; `top` (1–100, default 10) bounds `top_rules` and `top_cwes`. A `target_id` of another org answers 404."),
+    Route::get("/api/v1/trends/findings", "trends", "The org's open findings per severity over a period",
+        op!("query OrgFindingTrend($period: String, $interval: TrendInterval) { findingTrend(period: $period, interval: $interval) { start at open ", severity_counts!(), " } }"))
+        .vars(&[Var::query("period"), Var::query("interval")])
+        .notes("A plain list, oldest first, one point per day (or week with `interval=week`) of the period (`7d`, `30d`, `90d` default, `1y`): the findings open at the point's `at`."),
+    Route::get("/api/v1/trends/{target_id}/findings", "trends", "One target's open findings per severity over a period",
+        op!("query TargetFindingTrend($targetId: UUID!, $period: String, $interval: TrendInterval) { findingTrend(targetId: $targetId, period: $period, interval: $interval) { start at open ", severity_counts!(), " } }"))
+        .vars(&[Var::path("targetId"), Var::query("period"), Var::query("interval")])
+        .notes("As `GET /api/v1/trends/findings`, for one target."),
+    // --- sla ---------------------------------------------------------------------------------
+    Route::get("/api/v1/sla/policy", "sla", "The org's SLA policy: days to fix per severity",
+        op!("query SlaPolicy { slaPolicy { ", sla_policy_fields!(), " } }")),
+    Route::patch("/api/v1/sla/policy", "sla", "Change the org's SLA policy",
+        op!("mutation UpdateSlaPolicy($input: UpdateSlaPolicyInput!) { updateSlaPolicy(input: $input) { ", sla_policy_fields!(), " } }"))
+        .vars(&[Var::body("input")])
+        .notes("Admins only (API keys hold no admin rights: 403). An absent field stays as it is; `null` removes the SLA of that severity; days are 1–3650. Audited as `sla_policy.update` with the policy before and after."),
+    Route::get("/api/v1/sla/summary", "sla", "Open findings per SLA state, and SLA compliance over a period",
+        op!("query SlaSummary($targetId: UUID, $period: String) { slaSummary(targetId: $targetId, period: $period) { target_id: targetId period on_time: onTime due_soon: dueSoon breached met missed compliance_pct: compliancePct } }"))
+        .vars(&[Var::query("targetId"), Var::query("period")])
+        .notes("Of the org, or of one target with `target_id` (404 for another org's). `period` is `7d`, `30d` (default), `90d` or `1y`. See docs/sla.md for due dates, the due-soon margin and the compliance formula."),
     // --- trends --------------------------------------------------------------------------
     Route::get("/api/v1/trends/compare", "trends", "Every target's score, change over the period and sparkline",
         op!("query FleetComparison($period: String, $page: Int, $pageSize: Int) { fleetComparison(period: $period, page: $page, pageSize: $pageSize) { ", page_fields!(), " edges { node { target_id: targetId name current_score: currentScore delta_pct: deltaPct last_scanned_at: lastScannedAt sparkline } } } }"))

@@ -148,6 +148,17 @@ impl Target {
         load::<LatestScanLoader>(ctx, self.id).await
     }
 
+    /// Risk of the open findings that are neither false positives nor accepted risks:
+    /// `25 × log10(1 + 20·critical + 10·high + 4·medium + low)`, 0 with none and without a
+    /// ceiling, so 10 and 10,000 high findings differ (docs/risk-score.md). `lastScore` keeps
+    /// its meaning: the latest scan's 0–100 health score.
+    async fn risk_score(&self, ctx: &Context<'_>) -> Result<f64> {
+        let counts = load::<crate::insights::graphql::RiskCountsLoader>(ctx, self.id)
+            .await?
+            .unwrap_or_default();
+        Ok(crate::insights::risk::risk_score(&counts))
+    }
+
     /// Open findings per severity.
     async fn open_findings(&self, ctx: &Context<'_>) -> Result<SeverityCounts> {
         Ok(load::<OpenCountsLoader>(ctx, self.id)

@@ -74,7 +74,18 @@ async fn permission_matrix() {
         ("mutation { updateNotificationPreferences(input: {email: false}) { email } }", [OK, OK, OK, OK, S, S]),
         ("mutation { markAllNotificationsRead { count } }", [OK, OK, OK, OK, S, S]),
         ("{ followedTargets { totalCount } }", [OK, OK, OK, OK, S, S]),
+        ("{ findingStats { riskScore open { total } topCwes { cwe } } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ findingTrend { at } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ slaPolicy { highDays } }", [OK, OK, OK, OK, OK, OK]),
+        ("{ slaSummary { breached compliancePct } }", [OK, OK, OK, OK, OK, OK]),
+        ("mutation { updateSlaPolicy(input: {highDays: 30}) { highDays } }", [OK, OK, F, F, F, F]),
+        ("mutation($finding: UUID!) { setFindingDueDate(id: $finding, dueAt: null) { id } }", [OK, OK, OK, F, OK, F]),
     ];
+    // A finding for the due-date cases.
+    let db = &app.state.db;
+    let org = crate::support::builders::org_id(db, "default").await;
+    let t = crate::support::builders::target(db, org, "repository", "matrix", json!({})).await;
+    let finding = crate::support::builders::finding(db, &t, "matrix", "high", "m", &[]).await;
 
     let mut n = 0;
     for (operation, expected) in matrix {
@@ -96,6 +107,7 @@ async fn permission_matrix() {
                 .await;
             let key = keys.data("createApiKey")["apiKey"]["id"].clone();
             let vars = json!({
+                "finding": finding.id,
                 "victim": victim,
                 "key": key,
                 "email": format!("new{n}@acme.test"),
@@ -436,6 +448,26 @@ async fn isolation_matrix() {
             "mutation($id: UUID!) { markNotificationRead(id: $id) { id } }",
             json!(n.id),
         ),
+        (
+            "finding stats",
+            "query($id: UUID!) { findingStats(targetId: $id) { open { total } } }",
+            json!(t.id),
+        ),
+        (
+            "finding trend",
+            "query($id: UUID!) { findingTrend(targetId: $id) { at } }",
+            json!(t.id),
+        ),
+        (
+            "sla summary",
+            "query($id: UUID!) { slaSummary(targetId: $id) { breached } }",
+            json!(t.id),
+        ),
+        (
+            "finding due date",
+            "mutation($id: UUID!) { setFindingDueDate(id: $id, dueAt: null) { id } }",
+            json!(f.id),
+        ),
     ];
     for (resource, query, id) in domain {
         let foreign = app
@@ -466,6 +498,38 @@ async fn isolation_matrix() {
         assert_eq!(b_view.data(field)["totalCount"], 0, "{field} of org B");
         let a_view = app.gql(Auth::Bearer(&owner_a), query, json!({})).await;
         assert_eq!(a_view.data(field)["totalCount"], 1, "{field} of org A");
+    }
+    // Org-wide figures count the caller's org only.
+    let stats = "{ findingStats { open { total } } slaSummary { onTime dueSoon breached } }";
+    let b_view = app.gql(Auth::Bearer(&admin_b), stats, json!({})).await;
+    assert_eq!(
+        b_view.data("findingStats")["open"]["total"],
+        0,
+        "{}",
+        b_view.body
+    );
+    let a_view = app.gql(Auth::Bearer(&owner_a), stats, json!({})).await;
+    assert_eq!(
+        a_view.data("findingStats")["open"]["total"],
+        1,
+        "{}",
+        a_view.body
+    );
+    assert_eq!(a_view.data("slaSummary")["onTime"], 1, "{}", a_view.body);
+    assert_eq!(b_view.data("slaSummary")["onTime"], 0, "{}", b_view.body);
+    for path in [
+        format!("/api/v1/stats?target_id={}", t.id),
+        format!("/api/v1/trends/{}/findings", t.id),
+        format!("/api/v1/sla/summary?target_id={}", t.id),
+    ] {
+        let res = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&admin_b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{path}");
     }
     let fleet = app
         .gql(

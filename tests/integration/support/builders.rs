@@ -138,3 +138,49 @@ pub async fn finding(
     }
     row
 }
+
+/// A finding with a chosen history: first seen at `first_seen`, fixed at `fixed` (open when
+/// `None`), of `scanner`'s `rule` naming `cwes`.
+#[allow(clippy::too_many_arguments)]
+pub async fn finding_seen(
+    db: &DatabaseConnection,
+    t: &target::Model,
+    fingerprint: &str,
+    severity: &str,
+    scanner: &str,
+    rule: &str,
+    cwes: &[&str],
+    first_seen: DateTime<Utc>,
+    fixed: Option<DateTime<Utc>>,
+) -> finding::Model {
+    let cwes: Vec<String> = cwes.iter().map(|c| c.to_string()).collect();
+    let rule_row = rampart::ingest::rules::RuleRow::new(t.org_id, scanner, rule, None, None, &cwes);
+    rampart::ingest::rules::insert(db, t.org_id, first_seen, std::slice::from_ref(&rule_row))
+        .await
+        .unwrap();
+    finding::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        org_id: Set(t.org_id),
+        target_id: Set(t.id),
+        scanner: Set(scanner.into()),
+        fingerprint: Set(fingerprint.into()),
+        rule_id: Set(rule.into()),
+        title: Set(format!("{rule} at {fingerprint}")),
+        severity: Set(severity.into()),
+        cve_ids: Set("[]".into()),
+        rule_ref: Set(Some(rule_row.id)),
+        description: Set(String::new()),
+        occurrences: Set(1),
+        status: Set(if fixed.is_some() { "fixed" } else { "open" }.into()),
+        first_seen_at: Set(first_seen),
+        last_seen_at: Set(fixed.unwrap_or(first_seen)),
+        fixed_at: Set(fixed),
+        triage_state: Set("untriaged".into()),
+        created_at: Set(first_seen),
+        updated_at: Set(first_seen),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap()
+}
