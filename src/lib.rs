@@ -1,5 +1,7 @@
 //! Rampart: scanners send reports; Rampart keeps them, turns them into de-duplicated findings
 //! per target, and serves them over GraphQL and REST.
+// The merged GraphQL root resolves through one deep async state machine per field.
+#![recursion_limit = "256"]
 
 pub mod accounts;
 pub mod app;
