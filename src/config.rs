@@ -300,8 +300,8 @@ pub struct Config {
     #[arg(long, env = "RAMPART_RISK_EXPIRY_NOTICE_DAYS", default_value_t = 7)]
     pub risk_expiry_notice_days: u32,
 
-    /// How often the reminder job looks for acceptances about to lapse (one run per period
-    /// across all replicas).
+    /// How often the reminder job looks for accepted risks about to lapse and findings past
+    /// their SLA due date (one run per period across all replicas).
     #[arg(long, env = "RAMPART_REMINDER_INTERVAL_SECS", default_value_t = 3600)]
     pub reminder_interval_secs: u64,
     /// Where an engine's executable is, when not on the PATH: `name=path` pairs, comma-

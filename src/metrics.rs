@@ -240,6 +240,8 @@ impl Metrics {
             crate::ingest::jobs::SWEEP,
             crate::ingest::jobs::NOTIFICATION_EMAIL,
             crate::ingest::jobs::REMINDERS,
+            crate::ingest::jobs::WEBHOOK,
+            crate::ingest::jobs::ENGINE,
         ] {
             for status in ["queued", "running"] {
                 self.0.jobs.with_label_values(&[kind, status]).set(0);

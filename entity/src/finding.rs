@@ -56,6 +56,8 @@ pub struct Model {
     pub suppressed_until: Option<DateTimeUtc>,
     /// The accepted risk's expiry whose `risk_acceptance.expiring` notice went out.
     pub risk_notice_for: Option<DateTimeUtc>,
+    /// When its `sla.breached` notice went out (once per finding).
+    pub sla_breach_noticed_at: Option<DateTimeUtc>,
     /// A due date a person set; when absent the org's SLA policy gives one.
     pub due_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,

@@ -1,6 +1,8 @@
 //! Reminders sent once: `finding.risk_notice_for` is the expiry of the accepted risk whose
 //! `risk_acceptance.expiring` notice went out, so each acceptance is announced once however
-//! many reminder runs see it (a new acceptance, with a new expiry, is announced again).
+//! many reminder runs see it (a new acceptance, with a new expiry, is announced again);
+//! `finding.sla_breach_noticed_at` is when its `sla.breached` notice went out (once per
+//! finding).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -17,10 +19,26 @@ impl MigrationTrait for Migration {
                     .add_column(timestamp_with_time_zone_null(Finding::RiskNoticeFor))
                     .to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Finding::Table)
+                    .add_column(timestamp_with_time_zone_null(Finding::SlaBreachNoticedAt))
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Finding::Table)
+                    .drop_column(Finding::SlaBreachNoticedAt)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()
@@ -36,4 +54,5 @@ impl MigrationTrait for Migration {
 enum Finding {
     Table,
     RiskNoticeFor,
+    SlaBreachNoticedAt,
 }

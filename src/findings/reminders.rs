@@ -1,15 +1,15 @@
 //! Reminders: accepted risks about to lapse are announced once each, a configurable number of
-//! days before (`risk_acceptance.expiring` webhooks and notifications). A `reminders` job runs
+//! days before (`risk_acceptance.expiring` webhooks and notifications), and open findings past
+//! their SLA due date once each (`sla.breached`). A `reminders` job runs
 //! once per period across all replicas (the period's job has a fixed id, as the store sweep's),
-//! and each finding remembers the expiry it was announced for (`finding.risk_notice_for`), in
-//! the transaction that queues the announcement, so no run announces it twice.
+//! and each finding remembers what was announced (`finding.risk_notice_for`, the expiry;
+//! `finding.sla_breach_noticed_at`), in the transaction that queues the announcement, so no run
+//! announces it twice.
 
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-use entity::{finding, job};
-use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use chrono::Utc;
+use entity::{finding, job, organization};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::model::TriageState;
@@ -23,46 +23,13 @@ const REMINDER_ID_TAG: u64 = 0x7265_6d69_6e64_0000;
 /// Findings announced per transaction.
 const BATCH: u64 = 200;
 
-/// Queues the current period's reminder run unless a process did already, every minute or
-/// so, for as long as the workers run.
-pub async fn schedule(state: AppState) {
-    let period = Ord::max(state.config.reminder_interval_secs, 1);
-    let tick = Duration::from_secs(Ord::min(period, 60));
-    loop {
-        let slot = Ord::max(Utc::now().timestamp(), 0) as u64 / period;
-        match enqueue(&state, slot, period).await {
-            Ok(true) => state.jobs_wake.notify_one(),
-            Ok(false) => {}
-            Err(err) => tracing::warn!(error = ?err, "could not queue the reminders"),
-        }
-        tokio::time::sleep(tick).await;
+/// The reminder run: one job per period across all replicas.
+pub fn periodic(state: &AppState) -> jobs::Periodic {
+    jobs::Periodic {
+        kind: jobs::REMINDERS,
+        tag: REMINDER_ID_TAG,
+        period: state.config.reminder_interval_secs,
     }
-}
-
-async fn enqueue(state: &AppState, slot: u64, period: u64) -> AppResult<bool> {
-    let now = Utc::now();
-    let run_at = DateTime::from_timestamp((slot * period) as i64, 0).unwrap_or(now);
-    let row = job::ActiveModel {
-        id: Set(Uuid::from_u64_pair(REMINDER_ID_TAG, slot)),
-        kind: Set(jobs::REMINDERS.into()),
-        org_id: Set(None),
-        scan_id: Set(None),
-        payload: Set(serde_json::json!({})),
-        status: Set("queued".into()),
-        attempts: Set(0),
-        max_attempts: Set(3),
-        run_at: Set(run_at),
-        lease_owner: Set(None),
-        lease_expires_at: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    let inserted = job::Entity::insert(row)
-        .on_conflict(OnConflict::column(job::Column::Id).do_nothing().to_owned())
-        .exec_without_returning(&state.db)
-        .await?;
-    Ok(inserted > 0)
 }
 
 /// Runs a claimed reminder job and records its outcome; finished runs older than a day are
@@ -80,12 +47,7 @@ pub async fn run_job(state: &AppState, job: &job::Model, lease: &Lease) {
     if let Err(err) = recorded {
         tracing::warn!(error = ?err, "could not record the reminders' outcome");
     }
-    let _ = job::Entity::delete_many()
-        .filter(job::Column::Kind.eq(jobs::REMINDERS))
-        .filter(job::Column::Status.is_in(["done", "failed"]))
-        .filter(job::Column::UpdatedAt.lt(Utc::now() - chrono::Duration::days(1)))
-        .exec(&state.db)
-        .await;
+    periodic(state).forget_old(&state.db).await;
 }
 
 /// Announces every accepted risk lapsing within the notice period that has not been announced
@@ -94,6 +56,11 @@ pub async fn run_job(state: &AppState, job: &job::Model, lease: &Lease) {
 /// # Errors
 /// On database failure or a lost lease; what was announced before stays announced.
 pub async fn remind(state: &AppState, lease: &Lease) -> AppResult<u64> {
+    Ok(expiring_risks(state, lease).await? + sla_breaches(state, lease).await?)
+}
+
+/// Announces accepted risks lapsing within the notice period; returns how many.
+async fn expiring_risks(state: &AppState, lease: &Lease) -> AppResult<u64> {
     let now = Utc::now();
     let horizon = now + chrono::Duration::days(i64::from(state.config.risk_expiry_notice_days));
     let mut announced = 0;
@@ -142,4 +109,61 @@ pub async fn remind(state: &AppState, lease: &Lease) -> AppResult<u64> {
         txn.commit().await?;
         crate::notifications::events::publish(state.bus.as_ref(), &told).await;
     }
+}
+
+/// Announces open findings past their SLA due date (each org's policy, or a due date set by
+/// hand), once per finding; returns how many.
+async fn sla_breaches(state: &AppState, lease: &Lease) -> AppResult<u64> {
+    let now = Utc::now();
+    let orgs: Vec<Uuid> = organization::Entity::find()
+        .select_only()
+        .column(organization::Column::Id)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let mut announced = 0;
+    for org_id in orgs {
+        let policy = crate::sla::load_policy(&state.db, org_id).await?;
+        loop {
+            let due = finding::Entity::find()
+                .filter(finding::Column::OrgId.eq(org_id))
+                .filter(finding::Column::SlaBreachNoticedAt.is_null())
+                .filter(crate::sla::state_condition(
+                    &policy,
+                    crate::sla::SlaState::Breached,
+                    now,
+                ))
+                .order_by_asc(finding::Column::Id)
+                .limit(BATCH)
+                .all(&state.db)
+                .await?;
+            if due.is_empty() {
+                break;
+            }
+            let txn = crate::db::begin_write(&state.db).await?;
+            lease
+                .fence(&txn)
+                .await
+                .map_err(|e| anyhow::anyhow!("reminders: {e}"))?;
+            let mut told = Vec::new();
+            for row in &due {
+                let severity = crate::findings::Severity::parse(&row.severity)
+                    .unwrap_or(crate::findings::Severity::Info);
+                let due_at = crate::sla::due_at(&policy, severity, row.first_seen_at, row.due_at);
+                crate::webhooks::sla_breached(&txn, &state.config, row, due_at).await?;
+                told.extend(
+                    crate::notifications::events::sla_breached(&txn, state, row, due_at).await?,
+                );
+                finding::Entity::update_many()
+                    .col_expr(finding::Column::SlaBreachNoticedAt, Expr::value(Some(now)))
+                    .filter(finding::Column::Id.eq(row.id))
+                    .exec(&txn)
+                    .await?;
+                announced += 1;
+            }
+            txn.commit().await?;
+            crate::notifications::events::publish(state.bus.as_ref(), &told).await;
+        }
+    }
+    Ok(announced)
 }

@@ -470,3 +470,85 @@ mod tests {
         assert!(longest <= Duration::minutes(15), "{longest}");
     }
 }
+
+/// A job that runs once per period across every replica: its id is fixed per period (`tag` in
+/// the high half, the period's number in the low half), so whichever process queues a period
+/// first queues it, and the others find it there.
+#[derive(Clone, Copy, Debug)]
+pub struct Periodic {
+    pub kind: &'static str,
+    pub tag: u64,
+    /// Seconds.
+    pub period: u64,
+}
+
+impl Periodic {
+    /// The id of period `slot`'s job.
+    pub fn job_id(&self, slot: u64) -> Uuid {
+        Uuid::from_u64_pair(self.tag, slot)
+    }
+
+    /// Queues the current period's job unless a process did already, every minute or so (or
+    /// every period, when shorter), for as long as the workers run; wakes a worker when it
+    /// queued one.
+    pub async fn schedule(self, db: DatabaseConnection, wake: Arc<tokio::sync::Notify>) {
+        let period = Ord::max(self.period, 1);
+        let tick = std::time::Duration::from_secs(Ord::min(period, 60));
+        loop {
+            let slot = Ord::max(Utc::now().timestamp(), 0) as u64 / period;
+            match self.enqueue(&db, slot).await {
+                Ok(true) => wake.notify_one(),
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = ?err, kind = self.kind, "could not queue a periodic job")
+                }
+            }
+            tokio::time::sleep(tick).await;
+        }
+    }
+
+    /// Queues period `slot`'s job; false when it was queued already.
+    ///
+    /// # Errors
+    /// Only on database failure.
+    pub async fn enqueue(&self, db: &DatabaseConnection, slot: u64) -> AppResult<bool> {
+        let now = Utc::now();
+        let period = Ord::max(self.period, 1);
+        let run_at = DateTime::from_timestamp((slot * period) as i64, 0).unwrap_or(now);
+        let row = job::ActiveModel {
+            id: sea_orm::Set(self.job_id(slot)),
+            kind: sea_orm::Set(self.kind.into()),
+            org_id: sea_orm::Set(None),
+            scan_id: sea_orm::Set(None),
+            payload: sea_orm::Set(serde_json::json!({})),
+            status: sea_orm::Set("queued".into()),
+            attempts: sea_orm::Set(0),
+            max_attempts: sea_orm::Set(3),
+            run_at: sea_orm::Set(run_at),
+            lease_owner: sea_orm::Set(None),
+            lease_expires_at: sea_orm::Set(None),
+            last_error: sea_orm::Set(None),
+            created_at: sea_orm::Set(now),
+            updated_at: sea_orm::Set(now),
+        };
+        let inserted = job::Entity::insert(row)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(job::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+        Ok(inserted > 0)
+    }
+
+    /// Forgets this kind's finished jobs older than a day.
+    pub async fn forget_old(&self, db: &DatabaseConnection) {
+        let _ = job::Entity::delete_many()
+            .filter(job::Column::Kind.eq(self.kind))
+            .filter(job::Column::Status.is_in(["done", "failed"]))
+            .filter(job::Column::UpdatedAt.lt(Utc::now() - Duration::days(1)))
+            .exec(db)
+            .await;
+    }
+}

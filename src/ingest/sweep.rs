@@ -9,13 +9,11 @@
 //! on its way to its scan row.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{job, organization, scan};
 use futures::StreamExt;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::jobs::{self, Lease};
@@ -188,52 +186,18 @@ async fn audit_removals(
     Ok(())
 }
 
-/// Queues the sweep of the current period, unless a process did already (the period's job
-/// has a fixed id), every minute or so, for as long as the workers run.
-pub(super) async fn schedule(state: AppState) {
-    let period = state.config.store_sweep_interval_secs.max(1);
-    let tick = Duration::from_secs(period.min(60));
-    loop {
-        let slot = Utc::now().timestamp().max(0) as u64 / period;
-        match enqueue(&state, slot, period).await {
-            Ok(true) => state.jobs_wake.notify_one(),
-            Ok(false) => {}
-            Err(err) => tracing::warn!(error = ?err, "could not queue the store sweep"),
-        }
-        tokio::time::sleep(tick).await;
+/// The store sweep: one job per period across all replicas.
+pub fn periodic(state: &AppState) -> jobs::Periodic {
+    jobs::Periodic {
+        kind: jobs::SWEEP,
+        tag: SWEEP_ID_TAG,
+        period: state.config.store_sweep_interval_secs,
     }
 }
 
 /// The id of period `slot`'s sweep job.
 pub fn job_id(slot: u64) -> Uuid {
     Uuid::from_u64_pair(SWEEP_ID_TAG, slot)
-}
-
-/// Queues period `slot`'s sweep; false when it was queued already.
-async fn enqueue(state: &AppState, slot: u64, period: u64) -> AppResult<bool> {
-    let now = Utc::now();
-    let run_at = DateTime::from_timestamp((slot * period) as i64, 0).unwrap_or(now);
-    let row = job::ActiveModel {
-        id: Set(job_id(slot)),
-        kind: Set(jobs::SWEEP.into()),
-        org_id: Set(None),
-        scan_id: Set(None),
-        payload: Set(serde_json::json!({})),
-        status: Set("queued".into()),
-        attempts: Set(0),
-        max_attempts: Set(3),
-        run_at: Set(run_at),
-        lease_owner: Set(None),
-        lease_expires_at: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    let inserted = job::Entity::insert(row)
-        .on_conflict(OnConflict::column(job::Column::Id).do_nothing().to_owned())
-        .exec_without_returning(&state.db)
-        .await?;
-    Ok(inserted > 0)
 }
 
 /// Runs a claimed sweep job and records its outcome; sweep jobs of past periods older than a
@@ -252,15 +216,7 @@ pub(super) async fn run_job(state: &AppState, job: &job::Model, lease: &Lease) {
     if let Err(err) = recorded {
         tracing::warn!(error = ?err, "could not record the store sweep's outcome");
     }
-    let forgotten = job::Entity::delete_many()
-        .filter(job::Column::Kind.eq(jobs::SWEEP))
-        .filter(job::Column::Status.is_in(["done", "failed"]))
-        .filter(job::Column::UpdatedAt.lt(Utc::now() - chrono::Duration::days(1)))
-        .exec(&state.db)
-        .await;
-    if let Err(err) = forgotten {
-        tracing::warn!(%err, "could not forget old sweep jobs");
-    }
+    periodic(state).forget_old(&state.db).await;
 }
 
 #[cfg(test)]

@@ -64,10 +64,14 @@ pub fn spawn(state: &AppState, wake: Arc<Notify>) -> Workers {
         }
         let mut scheduler = JoinSet::new();
         if state.config.workers > 0 && state.config.store_sweep_interval_secs > 0 {
-            scheduler.spawn(sweep::schedule(state.clone()));
+            scheduler
+                .spawn(sweep::periodic(&state).schedule(state.db.clone(), state.jobs_wake.clone()));
         }
         if state.config.workers > 0 && state.config.reminder_interval_secs > 0 {
-            scheduler.spawn(crate::findings::reminders::schedule(state.clone()));
+            scheduler.spawn(
+                crate::findings::reminders::periodic(&state)
+                    .schedule(state.db.clone(), state.jobs_wake.clone()),
+            );
         }
         if state.config.workers > 0 {
             scheduler.spawn(crate::engines::schedules::run(state.clone()));

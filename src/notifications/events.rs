@@ -496,12 +496,7 @@ pub async fn risk_expiring(
     let Some(expires_at) = row.triage_expires_at else {
         return Ok(Vec::new());
     };
-    let mut people = followers(db, row.org_id, row.target_id).await?;
-    if let Some(assignee) = row.assignee_id {
-        if !people.iter().any(|p| p.user_id == assignee) {
-            people.extend(self::people(db, row.org_id, vec![assignee]).await?);
-        }
-    }
+    let people = watchers(db, row).await?;
     let target_name = target::Entity::find_by_id(row.target_id)
         .one(db)
         .await?
@@ -536,6 +531,110 @@ pub async fn risk_expiring(
         let about = About {
             org_id: row.org_id,
             target_id: Some(row.target_id),
+            scan_id: None,
+        };
+        added.push(write(db, state, about, &person, draft).await?);
+    }
+    Ok(added)
+}
+
+/// The followers of a finding's target and its assignee, once each.
+async fn watchers(db: &impl ConnectionTrait, row: &finding::Model) -> AppResult<Vec<Follower>> {
+    let mut people = followers(db, row.org_id, row.target_id).await?;
+    if let Some(assignee) = row.assignee_id {
+        if !people.iter().any(|p| p.user_id == assignee) {
+            people.extend(self::people(db, row.org_id, vec![assignee]).await?);
+        }
+    }
+    Ok(people)
+}
+
+/// An open finding passed its SLA due date: `sla.breached` for the followers of its target and
+/// its assignee, who want it. Call in the transaction that records the announcement.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn sla_breached(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    row: &finding::Model,
+    due_at: Option<chrono::DateTime<Utc>>,
+) -> AppResult<Vec<Added>> {
+    let target_name = target::Entity::find_by_id(row.target_id)
+        .one(db)
+        .await?
+        .map_or_else(|| row.target_id.to_string(), |t| t.name);
+    let mut added = Vec::new();
+    for person in watchers(db, row).await? {
+        if !person.prefs.wants(NotificationKind::SlaBreached) {
+            continue;
+        }
+        let draft = Draft {
+            kind: NotificationKind::SlaBreached,
+            title: format!(
+                "SLA breached on {target_name}: [{}] {}",
+                row.severity, row.title
+            ),
+            body: format!(
+                "[{}] {} on {target_name} was due {} and is still open.\n\nFinding: \
+                 /api/v1/findings/{}\n",
+                row.severity,
+                row.title,
+                due_at.map_or_else(
+                    || "by now".to_string(),
+                    |d| format!("at {}", d.to_rfc3339())
+                ),
+                row.id
+            ),
+            severity: Severity::parse(&row.severity).ok(),
+        };
+        let about = About {
+            org_id: row.org_id,
+            target_id: Some(row.target_id),
+            scan_id: None,
+        };
+        added.push(write(db, state, about, &person, draft).await?);
+    }
+    Ok(added)
+}
+
+/// A webhook was disabled: `webhook.disabled` for the org's owners and admins who want it.
+/// Call in the transaction that disables it.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn webhook_disabled(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    hook: &entity::webhook::Model,
+    reason: &str,
+) -> AppResult<Vec<Added>> {
+    let admins: Vec<Uuid> = membership::Entity::find()
+        .select_only()
+        .column(membership::Column::UserId)
+        .filter(membership::Column::OrgId.eq(hook.org_id))
+        .filter(membership::Column::Role.is_in(["owner", "admin"]))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut added = Vec::new();
+    for person in people(db, hook.org_id, admins).await? {
+        if !person.prefs.wants(NotificationKind::WebhookDisabled) {
+            continue;
+        }
+        let draft = Draft {
+            kind: NotificationKind::WebhookDisabled,
+            title: format!("Webhook to {} was disabled", hook.url),
+            body: format!(
+                "The webhook to {} was disabled: {reason}. Enable it again once the endpoint \
+                 answers.\n\nWebhook: /api/v1/webhooks/{}\n",
+                hook.url, hook.id
+            ),
+            severity: None,
+        };
+        let about = About {
+            org_id: hook.org_id,
+            target_id: None,
             scan_id: None,
         };
         added.push(write(db, state, about, &person, draft).await?);
@@ -617,6 +716,7 @@ mod tests {
             suppressed_by: None,
             suppressed_until: None,
             risk_notice_for: None,
+            sla_breach_noticed_at: None,
             due_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),

@@ -21,6 +21,11 @@ stored_enum! {
         FindingAssigned => "finding.assigned",
         /// An accepted risk on a target they follow, or a finding assigned to them, lapses soon.
         RiskAcceptanceExpiring => "risk_acceptance.expiring",
+        /// A finding on a target they follow, or assigned to them, passed its SLA due date.
+        SlaBreached => "sla.breached",
+        /// A webhook of an org they administer was disabled (its endpoint kept failing, or
+        /// answered 410 Gone).
+        WebhookDisabled => "webhook.disabled",
     }
 }
 

@@ -68,7 +68,7 @@ fn event(n: &Notification) -> Result<Event, Infallible> {
 }
 
 /// My notifications as Server-Sent Events, live; never ends while the server runs.
-#[utoipa::path(get, path = "/api/v1/notifications/events", tag = "notifications",
+#[utoipa::path(get, path = "/api/v1/notifications/events", tag = "notifications", operation_id = "notification_events",
     params(("Last-Event-ID" = Option<String>, Header, description = "Replay my notifications made after this one (an event id) first")),
     responses(
         (status = 200, description = "`text/event-stream` of `notification` events (data: the notification, as `GET /api/v1/notifications/{id}` gives it)", content_type = "text/event-stream"),

@@ -338,3 +338,18 @@ fn the_real_table_compiles() {
     let api = super::api().expect("the REST table compiles");
     assert_eq!(api.routes.len(), super::routes::ROUTES.len());
 }
+
+#[test]
+fn every_operation_of_the_document_has_its_own_id() {
+    let api = super::api().expect("the REST table compiles");
+    let mut seen = std::collections::HashMap::new();
+    for (path, item) in &api.openapi.paths.paths {
+        let operations = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
+        for operation in operations.into_iter().flatten() {
+            let id = operation.operation_id.clone().expect("an operation id");
+            if let Some(other) = seen.insert(id.clone(), path.clone()) {
+                panic!("operation id {id:?} of {path} is also {other}'s");
+            }
+        }
+    }
+}

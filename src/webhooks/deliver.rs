@@ -254,12 +254,15 @@ pub fn retry_at(
     now + chrono::Duration::milliseconds(jittered)
 }
 
-/// Disables `hook` for `reason` (in the caller's transaction) and says so in the org's audit log.
+/// Disables `hook` for `reason` (in the caller's transaction), says so in the org's audit log
+/// and tells the org's owners and admins; returns their notifications, to publish once the
+/// transaction commits.
 async fn disable(
+    state: &AppState,
     txn: &impl sea_orm::ConnectionTrait,
     hook: &webhook::Model,
     reason: &str,
-) -> Result<(), Failure> {
+) -> Result<Vec<crate::notifications::events::Added>, Failure> {
     webhook::Entity::update_many()
         .col_expr(webhook::Column::Active, Expr::value(false))
         .col_expr(
@@ -281,7 +284,7 @@ async fn disable(
     entry.resource_type = "webhook";
     entry.resource_id = Some(hook.id.to_string());
     audit::record(txn, entry).await?;
-    Ok(())
+    Ok(crate::notifications::events::webhook_disabled(txn, state, hook, reason).await?)
 }
 
 async fn record(
@@ -302,6 +305,7 @@ async fn record(
     };
     let txn = crate::db::begin_write(&state.db).await?;
     lease.fence(&txn).await?;
+    let mut told = Vec::new();
     let mut row: webhook_delivery::ActiveModel = delivery.clone().into();
     if hook.active {
         webhook_attempt::ActiveModel {
@@ -341,7 +345,7 @@ async fn record(
         jobs::complete(&txn, lease).await?;
     } else if gone {
         row.status = Set("failed".into());
-        disable(&txn, hook, "the endpoint answered 410 Gone").await?;
+        told = disable(state, &txn, hook, "the endpoint answered 410 Gone").await?;
         jobs::complete(&txn, lease).await?;
     } else {
         let failing_since = hook.failing_since.unwrap_or(now);
@@ -357,7 +361,8 @@ async fn record(
         let limit = chrono::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400_000));
         if now - failing_since >= limit {
             row.status = Set("failed".into());
-            disable(
+            told = disable(
+                state,
                 &txn,
                 hook,
                 &format!("deliveries failed for {days} days without a success"),
@@ -381,6 +386,7 @@ async fn record(
     }
     row.update(&txn).await?;
     txn.commit().await?;
+    crate::notifications::events::publish(state.bus.as_ref(), &told).await;
     Ok(())
 }
 

@@ -23,6 +23,8 @@ pub enum WebhookEventType {
     /// An accepted risk lapses within the notice period, once per acceptance
     /// (`risk_acceptance.expiring`).
     RiskAcceptanceExpiring,
+    /// An open finding passed its SLA due date, once per finding (`sla.breached`).
+    SlaBreached,
     /// A test event, sent on request only (`ping`).
     Ping,
 }
@@ -36,6 +38,7 @@ impl WebhookEventType {
             Self::FindingNew => "finding.new",
             Self::FindingTriaged => "finding.triaged",
             Self::RiskAcceptanceExpiring => "risk_acceptance.expiring",
+            Self::SlaBreached => "sla.breached",
             Self::Ping => "ping",
         }
     }
@@ -49,6 +52,7 @@ impl WebhookEventType {
             Self::FindingNew,
             Self::FindingTriaged,
             Self::RiskAcceptanceExpiring,
+            Self::SlaBreached,
             Self::Ping,
         ]
         .into_iter()

@@ -287,3 +287,32 @@ pub async fn risk_acceptance_expiring(
     .await?;
     Ok(())
 }
+
+/// An open finding passed its SLA due date: `sla.breached`, once per finding, for webhooks
+/// whose minimum severity it meets. Call in the transaction that records the announcement.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn sla_breached(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    row: &finding::Model,
+    due_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> AppResult<()> {
+    let severity = Severity::parse(&row.severity).unwrap_or(Severity::Info);
+    let data = json!({
+        "finding": finding_json(row),
+        "sla": { "due_at": due_at, "explicit_due_date": row.due_at.is_some() },
+        "links": { "finding": format!("/api/v1/findings/{}", row.id) },
+    });
+    let event = Event {
+        org_id: row.org_id,
+        kind: WebhookEventType::SlaBreached,
+        target_id: Some(row.target_id),
+    };
+    emit(db, config, event, |hook| {
+        (severity >= min_severity(hook)).then(|| data.clone())
+    })
+    .await?;
+    Ok(())
+}

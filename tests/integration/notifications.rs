@@ -332,7 +332,7 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
         .await;
     assert_eq!(
         defaults.body["data"],
-        json!({"kinds": ["finding_new", "scan_failed", "finding_assigned", "risk_acceptance_expiring"], "min_severity": "high", "email": true})
+        json!({"kinds": ["finding_new", "scan_failed", "finding_assigned", "risk_acceptance_expiring", "sla_breached", "webhook_disabled"], "min_severity": "high", "email": true})
     );
 
     // Critical only: a new high finding says nothing, a new critical one does.
@@ -352,7 +352,9 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
             "finding_new",
             "scan_failed",
             "finding_assigned",
-            "risk_acceptance_expiring"
+            "risk_acceptance_expiring",
+            "sla_breached",
+            "webhook_disabled"
         ])
     );
     upload(&app, &owner, "api", report("api", &[("H1", "high")])).await;
@@ -440,7 +442,7 @@ async fn preferences_choose_kinds_and_the_minimum_severity() {
         .await;
     assert_eq!(
         there.data("notificationPreferences"),
-        &json!({"kinds": ["FINDING_NEW", "SCAN_FAILED", "FINDING_ASSIGNED", "RISK_ACCEPTANCE_EXPIRING"], "minSeverity": "HIGH"})
+        &json!({"kinds": ["FINDING_NEW", "SCAN_FAILED", "FINDING_ASSIGNED", "RISK_ACCEPTANCE_EXPIRING", "SLA_BREACHED", "WEBHOOK_DISABLED"], "minSeverity": "HIGH"})
     );
     assert_eq!(
         there.data("notificationCounts")["total"],

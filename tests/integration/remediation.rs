@@ -786,3 +786,93 @@ async fn accepted_risks_about_to_lapse_are_announced_once_per_acceptance() {
     assert_eq!(expiring(notifications(&app, &member).await).len(), 2);
     assert_eq!(deliveries(&app, &owner, &hook).await.len(), 2);
 }
+
+/// An open finding past its SLA due date is announced once, to webhooks and to the people
+/// following its target; findings still on time, fixed or suppressed are not.
+#[tokio::test]
+async fn sla_breaches_are_announced_once_per_finding() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let mut tc = crate::support::TestConfig::new().await;
+    tc.config.reminder_interval_secs = 1;
+    tc.config.webhook_allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+    tc.config.webhook_ports = vec![9];
+    let app = TestApp::spawn_with(tc.config.clone()).await;
+    let owner = app.login_admin().await;
+    let scan = app
+        .ingest_and_wait(
+            Auth::Bearer(&owner),
+            "target=shop&target_kind=repository",
+            report(vec![
+                result("A", "src/a.py", "error"),
+                result("A", "tests/t.py", "error"),
+                result("B", "src/b.py", "note"),
+            ]),
+        )
+        .await;
+    let target = scan["targetId"].as_str().unwrap().to_string();
+    let hook = app
+        .gql(
+            Auth::Bearer(&owner),
+            "mutation { createWebhook(input: {url: \"http://127.0.0.1:9/hook\", events: [SLA_BREACHED]}) { webhook { id } } }",
+            json!({}),
+        )
+        .await
+        .data("createWebhook")["webhook"]["id"]
+        .clone();
+    app.add_member(&owner, "dev@acme.test", "MEMBER").await;
+    let (member, _) = app.login("dev@acme.test", MEMBER_PASSWORD).await;
+    app.gql(
+        Auth::Bearer(&member),
+        "mutation($t: UUID!) { followTarget(targetId: $t) { id } }",
+        json!({"t": target}),
+    )
+    .await
+    .data("followTarget");
+    // The test code's finding is suppressed; the low one is within its 180 days.
+    let (status, _) = call(
+        &app,
+        Auth::Bearer(&owner),
+        reqwest::Method::POST,
+        "/api/v1/suppression-rules",
+        Some(json!({"path_glob": "tests/**", "reason": "test code"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Both high findings were first seen 40 days ago: past the default 30 days for high.
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(40);
+    for row in entity::finding::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+    {
+        let mut active: entity::finding::ActiveModel = row.into();
+        active.first_seen_at = Set(long_ago);
+        active.update(&app.state.db).await.unwrap();
+    }
+    let breached = |told: Vec<(String, String)>| {
+        told.into_iter()
+            .filter(|(kind, _)| kind == "SLA_BREACHED")
+            .collect::<Vec<_>>()
+    };
+    let mut told = Vec::new();
+    for _ in 0..100 {
+        told = breached(notifications(&app, &member).await);
+        if !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        told,
+        vec![(
+            "SLA_BREACHED".to_string(),
+            "SLA breached on shop: [high] A in src/a.py".to_string()
+        )]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(breached(notifications(&app, &member).await).len(), 1);
+    let sent = deliveries(&app, &owner, &hook).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["event"], "sla.breached");
+    assert_eq!(total(&app, &owner, "slaState: BREACHED").await, 1);
+}

@@ -453,6 +453,28 @@ async fn gone_disables_the_endpoint() {
     let now = now.data("webhook");
     assert_eq!(now["enabled"], false);
     assert!(now["disabledReason"].as_str().unwrap().contains("410"));
+    // The org's owner is told, in the app.
+    let told = app
+        .gql(
+            Auth::Bearer(&token),
+            "{ notifications { edges { node { kind title body } } } }",
+            json!({}),
+        )
+        .await;
+    let told = told.data("notifications")["edges"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["node"]["kind"], "WEBHOOK_DISABLED");
+    assert_eq!(
+        told[0]["node"]["title"],
+        format!("Webhook to {} was disabled", receiver.url())
+    );
+    assert!(told[0]["node"]["body"]
+        .as_str()
+        .unwrap()
+        .contains("410 Gone"));
 }
 
 #[tokio::test]
