@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(stored.kinds, r#"["scan.failed"]"#);
         assert_eq!(NotificationPreferences::from(stored.clone()), prefs);
         let with_unknown = notification_preference::Model {
-            kinds: r#"["sla.breached","finding.new"]"#.into(),
+            kinds: r#"["no.such.kind","finding.new"]"#.into(),
             ..stored
         };
         assert_eq!(
