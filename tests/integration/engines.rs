@@ -58,7 +58,7 @@ async fn spawn(tc: TestConfig) -> TestApp {
     app
 }
 
-fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, contents) in files {
         let mut header = tar::Header::new_gnu();
