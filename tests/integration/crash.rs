@@ -60,6 +60,39 @@ pub(crate) fn serve_with(tc: &TestConfig, extra: &[(&str, &str)]) -> (Child, Str
     (child, base)
 }
 
+/// Signs in as the first administrator; the access token.
+async fn login(http: &reqwest::Client, base: &str) -> String {
+    let answer = http
+        .post(format!("{base}/graphql"))
+        .json(&json!({"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    answer["data"]["login"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_string()
+}
+
+/// A stand-in for bandit at `dir/bandit`: a shell script that tells its version and otherwise
+/// runs `body`.
+fn fake_bandit(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let engine = dir.join("bandit");
+    std::fs::write(
+        &engine,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bandit 0.0.3'; exit 0; fi\n{body}"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+    engine
+}
+
 async fn gql(
     http: &reqwest::Client,
     base: &str,
@@ -83,19 +116,7 @@ async fn sigkill_during_processing_then_restart_completes_exactly() {
     let tc = TestConfig::new().await;
     let http = reqwest::Client::new();
     let (mut first, base) = serve(&tc);
-    let login = http
-        .post(format!("{base}/graphql"))
-        .json(&json!({"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
-    let token = login["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = login(&http, &base).await;
 
     const N: u64 = 40_000;
     let report = sarif("semgrep", (0..N).map(SyntheticResult::numbered));
@@ -162,18 +183,14 @@ async fn sigkill_during_processing_then_restart_completes_exactly() {
 /// job up again once its lease runs out, runs the engine from the start, and the scan completes.
 #[tokio::test]
 async fn sigkill_during_an_engine_run_then_restart_runs_it_again() {
-    use std::os::unix::fs::PermissionsExt;
-
     let tc = TestConfig::new().await;
     let bin = tempfile::tempdir().unwrap();
-    let engine = bin.path().join("bandit");
     let started = bin.path().join("started");
     // The first run leaves its pid and hangs; every later run answers at once with one result.
-    std::fs::write(
-        &engine,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bandit 0.0.3'; exit 0; fi\n\
-             if [ -e {started} ]; then\n\
+    let engine = fake_bandit(
+        bin.path(),
+        &format!(
+            "if [ -e {started} ]; then\n\
              echo '{{\"version\":\"2.1.0\",\"runs\":[{{\"tool\":{{\"driver\":{{\"name\":\"Bandit\",\
              \"rules\":[{{\"id\":\"B602\"}}]}}}},\"results\":[{{\"ruleId\":\"B602\",\"level\":\"error\",\
              \"message\":{{\"text\":\"shell=True\"}},\"locations\":[{{\"physicalLocation\":\
@@ -181,9 +198,7 @@ async fn sigkill_during_an_engine_run_then_restart_runs_it_again() {
              exit 0\nfi\necho $$ > {started}\nexec sleep 300\n",
             started = started.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let paths = format!("bandit={}", engine.display());
     let scratch = tc.config.data_dir.join("scratch");
     let env = [
@@ -192,19 +207,7 @@ async fn sigkill_during_an_engine_run_then_restart_runs_it_again() {
     ];
     let http = reqwest::Client::new();
     let (mut first, base) = serve_with(&tc, &env);
-    let login = http
-        .post(format!("{base}/graphql"))
-        .json(&json!({"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
-    let token = login["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = login(&http, &base).await;
     let accepted: serde_json::Value = http
         .post(format!("{base}/api/v1/scans?target=killed&engines=bandit"))
         .bearer_auth(&token)
@@ -272,18 +275,12 @@ async fn sigkill_during_an_engine_run_then_restart_runs_it_again() {
 /// server processes come up on the same database, each polling for due schedules.
 #[tokio::test]
 async fn an_overdue_schedule_fires_once_across_two_server_processes() {
-    use std::os::unix::fs::PermissionsExt;
-
     let tc = TestConfig::new().await;
     let bin = tempfile::tempdir().unwrap();
-    let engine = bin.path().join("bandit");
-    std::fs::write(
-        &engine,
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bandit 0.0.2'; exit 0; fi\n\
-         echo '{\"version\":\"2.1.0\",\"runs\":[{\"tool\":{\"driver\":{\"name\":\"Bandit\"}},\"results\":[]}]}'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let engine = fake_bandit(
+        bin.path(),
+        "echo '{\"version\":\"2.1.0\",\"runs\":[{\"tool\":{\"driver\":{\"name\":\"Bandit\"}},\"results\":[]}]}'\n",
+    );
     let roots = tempfile::tempdir().unwrap();
     std::fs::write(roots.path().join("app.py"), "x = 1\n").unwrap();
     let paths = format!("bandit={}", engine.display());
@@ -297,19 +294,7 @@ async fn an_overdue_schedule_fires_once_across_two_server_processes() {
     let http = reqwest::Client::new();
     let (mut first, base) = serve_with(&tc, &env);
     let (mut second, _) = serve_with(&tc, &env);
-    let login = http
-        .post(format!("{base}/graphql"))
-        .json(&json!({"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": {"e": ADMIN_EMAIL, "p": ADMIN_PASSWORD}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
-    let token = login["data"]["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = login(&http, &base).await;
     let empty =
         br#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"Bandit"}},"results":[]}]}"#;
     let accepted: serde_json::Value = http

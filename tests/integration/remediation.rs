@@ -678,34 +678,37 @@ async fn deliveries(app: &TestApp, owner: &str, hook: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// An accepted risk lapsing within the notice period is announced once, to webhooks and to
-/// the people following its target (and its assignee); another acceptance with a new expiry is
-/// announced again; one lapsing later is not announced yet.
-#[tokio::test]
-async fn accepted_risks_about_to_lapse_are_announced_once_per_acceptance() {
+/// What the reminder tests start from: an app running reminders every second, an owner's
+/// upload of `results` to target `shop`, a webhook for `event` to a port nothing listens on
+/// (the delivery rows are what is checked), and a member following the target.
+struct Announcing {
+    app: TestApp,
+    owner: String,
+    member: String,
+    hook: Value,
+}
+
+async fn announcing(event: &str, results: Vec<Value>) -> Announcing {
     let mut tc = crate::support::TestConfig::new().await;
     tc.config.reminder_interval_secs = 1;
     tc.config.risk_expiry_notice_days = 7;
-    // Deliveries go nowhere (nothing listens there); the delivery rows are what is checked.
     tc.config.webhook_allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
     tc.config.webhook_ports = vec![9];
-    let app = TestApp::spawn_with(tc.config.clone()).await;
+    let mut app = TestApp::spawn_with(tc.config.clone()).await;
+    app.test_config = Some(tc);
     let owner = app.login_admin().await;
     let scan = app
         .ingest_and_wait(
             Auth::Bearer(&owner),
             "target=shop&target_kind=repository",
-            report(vec![
-                result("A", "src/a.py", "error"),
-                result("B", "src/b.py", "note"),
-            ]),
+            report(results),
         )
         .await;
     let target = scan["targetId"].as_str().unwrap().to_string();
     let hook = app
         .gql(
             Auth::Bearer(&owner),
-            "mutation { createWebhook(input: {url: \"http://127.0.0.1:9/hook\", events: [RISK_ACCEPTANCE_EXPIRING]}) { webhook { id } } }",
+            &format!("mutation {{ createWebhook(input: {{url: \"http://127.0.0.1:9/hook\", events: [{event}]}}) {{ webhook {{ id }} }} }}"),
             json!({}),
         )
         .await
@@ -720,39 +723,60 @@ async fn accepted_risks_about_to_lapse_are_announced_once_per_acceptance() {
     )
     .await
     .data("followTarget");
-    let soon_id = finding_ids(&app, &owner, "severity: [HIGH]")
-        .await
-        .remove(0);
-    let later_id = finding_ids(&app, &owner, "severity: [LOW]").await.remove(0);
-    let accept = |id: String, days: i64| {
-        let owner = owner.clone();
-        let app = &app;
-        async move {
-            app.gql(
-                Auth::Bearer(&owner),
-                "mutation($id: UUID!, $at: DateTime!) { setFindingState(id: $id, input: {state: ACCEPTED_RISK, note: \"vendor fix pending\", expiresAt: $at}) { id } }",
-                json!({"id": id, "at": chrono::Utc::now() + chrono::Duration::days(days)}),
-            )
-            .await
-            .data("setFindingState");
+    Announcing {
+        app,
+        owner,
+        member,
+        hook,
+    }
+}
+
+/// The member's notifications of `kind`, once at least one has come (or after 10 s).
+async fn told_of(a: &Announcing, kind: &str) -> Vec<(String, String)> {
+    let of_kind = |told: Vec<(String, String)>| {
+        told.into_iter()
+            .filter(|(k, _)| k == kind)
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..100 {
+        let told = of_kind(notifications(&a.app, &a.member).await);
+        if !told.is_empty() {
+            return told;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Vec::new()
+}
+
+/// An accepted risk lapsing within the notice period is announced once, to webhooks and to
+/// the people following its target (and its assignee); another acceptance with a new expiry is
+/// announced again; one lapsing later is not announced yet.
+#[tokio::test]
+async fn accepted_risks_about_to_lapse_are_announced_once_per_acceptance() {
+    let a = announcing(
+        "RISK_ACCEPTANCE_EXPIRING",
+        vec![
+            result("A", "src/a.py", "error"),
+            result("B", "src/b.py", "note"),
+        ],
+    )
+    .await;
+    let (app, owner) = (&a.app, a.owner.as_str());
+    let soon_id = finding_ids(app, owner, "severity: [HIGH]").await.remove(0);
+    let later_id = finding_ids(app, owner, "severity: [LOW]").await.remove(0);
+    let accept = |id: String, days: i64| async move {
+        app.gql(
+            Auth::Bearer(owner),
+            "mutation($id: UUID!, $at: DateTime!) { setFindingState(id: $id, input: {state: ACCEPTED_RISK, note: \"vendor fix pending\", expiresAt: $at}) { id } }",
+            json!({"id": id, "at": chrono::Utc::now() + chrono::Duration::days(days)}),
+        )
+        .await
+        .data("setFindingState");
     };
     accept(soon_id.clone(), 3).await;
     accept(later_id, 30).await;
 
-    let expiring = |told: Vec<(String, String)>| {
-        told.into_iter()
-            .filter(|(kind, _)| kind == "RISK_ACCEPTANCE_EXPIRING")
-            .collect::<Vec<_>>()
-    };
-    let mut told = Vec::new();
-    for _ in 0..100 {
-        told = expiring(notifications(&app, &member).await);
-        if !told.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let told = told_of(&a, "RISK_ACCEPTANCE_EXPIRING").await;
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(
         told[0]
@@ -765,8 +789,8 @@ async fn accepted_risks_about_to_lapse_are_announced_once_per_acceptance() {
     );
     // Later runs do not announce it again, nor the acceptance that lapses in 30 days.
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-    assert_eq!(expiring(notifications(&app, &member).await).len(), 1);
-    let sent = deliveries(&app, &owner, &hook).await;
+    assert_eq!(told_of(&a, "RISK_ACCEPTANCE_EXPIRING").await.len(), 1);
+    let sent = deliveries(app, owner, &a.hook).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["event"], "risk_acceptance.expiring");
     let payload: Value = match &sent[0]["payload"] {
@@ -778,13 +802,13 @@ async fn accepted_risks_about_to_lapse_are_announced_once_per_acceptance() {
     // A new acceptance of the same finding, with a new expiry, is announced again.
     accept(soon_id.clone(), 4).await;
     for _ in 0..100 {
-        if expiring(notifications(&app, &member).await).len() == 2 {
+        if told_of(&a, "RISK_ACCEPTANCE_EXPIRING").await.len() == 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(expiring(notifications(&app, &member).await).len(), 2);
-    assert_eq!(deliveries(&app, &owner, &hook).await.len(), 2);
+    assert_eq!(told_of(&a, "RISK_ACCEPTANCE_EXPIRING").await.len(), 2);
+    assert_eq!(deliveries(app, owner, &a.hook).await.len(), 2);
 }
 
 /// An open finding past its SLA due date is announced once, to webhooks and to the people
@@ -792,46 +816,20 @@ async fn accepted_risks_about_to_lapse_are_announced_once_per_acceptance() {
 #[tokio::test]
 async fn sla_breaches_are_announced_once_per_finding() {
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
-    let mut tc = crate::support::TestConfig::new().await;
-    tc.config.reminder_interval_secs = 1;
-    tc.config.webhook_allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
-    tc.config.webhook_ports = vec![9];
-    let app = TestApp::spawn_with(tc.config.clone()).await;
-    let owner = app.login_admin().await;
-    let scan = app
-        .ingest_and_wait(
-            Auth::Bearer(&owner),
-            "target=shop&target_kind=repository",
-            report(vec![
-                result("A", "src/a.py", "error"),
-                result("A", "tests/t.py", "error"),
-                result("B", "src/b.py", "note"),
-            ]),
-        )
-        .await;
-    let target = scan["targetId"].as_str().unwrap().to_string();
-    let hook = app
-        .gql(
-            Auth::Bearer(&owner),
-            "mutation { createWebhook(input: {url: \"http://127.0.0.1:9/hook\", events: [SLA_BREACHED]}) { webhook { id } } }",
-            json!({}),
-        )
-        .await
-        .data("createWebhook")["webhook"]["id"]
-        .clone();
-    app.add_member(&owner, "dev@acme.test", "MEMBER").await;
-    let (member, _) = app.login("dev@acme.test", MEMBER_PASSWORD).await;
-    app.gql(
-        Auth::Bearer(&member),
-        "mutation($t: UUID!) { followTarget(targetId: $t) { id } }",
-        json!({"t": target}),
+    let a = announcing(
+        "SLA_BREACHED",
+        vec![
+            result("A", "src/a.py", "error"),
+            result("A", "tests/t.py", "error"),
+            result("B", "src/b.py", "note"),
+        ],
     )
-    .await
-    .data("followTarget");
+    .await;
+    let (app, owner) = (&a.app, a.owner.as_str());
     // The test code's finding is suppressed; the low one is within its 180 days.
     let (status, _) = call(
-        &app,
-        Auth::Bearer(&owner),
+        app,
+        Auth::Bearer(owner),
         reqwest::Method::POST,
         "/api/v1/suppression-rules",
         Some(json!({"path_glob": "tests/**", "reason": "test code"})),
@@ -849,19 +847,7 @@ async fn sla_breaches_are_announced_once_per_finding() {
         active.first_seen_at = Set(long_ago);
         active.update(&app.state.db).await.unwrap();
     }
-    let breached = |told: Vec<(String, String)>| {
-        told.into_iter()
-            .filter(|(kind, _)| kind == "SLA_BREACHED")
-            .collect::<Vec<_>>()
-    };
-    let mut told = Vec::new();
-    for _ in 0..100 {
-        told = breached(notifications(&app, &member).await);
-        if !told.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let told = told_of(&a, "SLA_BREACHED").await;
     assert_eq!(
         told,
         vec![(
@@ -870,9 +856,9 @@ async fn sla_breaches_are_announced_once_per_finding() {
         )]
     );
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-    assert_eq!(breached(notifications(&app, &member).await).len(), 1);
-    let sent = deliveries(&app, &owner, &hook).await;
+    assert_eq!(told_of(&a, "SLA_BREACHED").await.len(), 1);
+    let sent = deliveries(app, owner, &a.hook).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["event"], "sla.breached");
-    assert_eq!(total(&app, &owner, "slaState: BREACHED").await, 1);
+    assert_eq!(total(app, owner, "slaState: BREACHED").await, 1);
 }
