@@ -47,38 +47,51 @@ impl RuleRow {
         remediation: Option<&str>,
         cwe_ids: &[String],
     ) -> Self {
-        let cwe_ids = serde_json::to_string(cwe_ids).unwrap_or_else(|_| "[]".into());
-        let mut hash = Sha256::new();
-        hash.update(org.as_bytes());
-        for part in [
-            Some(scanner),
-            Some(rule_id),
-            description,
-            remediation,
-            Some(cwe_ids.as_str()),
-        ] {
-            // Length-prefixed, with absence distinct from an empty text.
-            match part {
-                Some(text) => {
-                    hash.update([1]);
-                    hash.update((text.len() as u64).to_le_bytes());
-                    hash.update(text.as_bytes());
-                }
-                None => hash.update([0]),
-            }
-        }
-        let digest = hash.finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
         Self {
-            id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+            id: rule_id_of(org, scanner, rule_id, description, remediation, cwe_ids),
             scanner: scanner.to_string(),
             rule_id: rule_id.to_string(),
             description: description.map(str::to_string),
             remediation: remediation.map(str::to_string),
-            cwe_ids,
+            cwe_ids: serde_json::to_string(cwe_ids).unwrap_or_else(|_| "[]".into()),
         }
     }
+}
+
+/// The id of a rule's content in `org`: a digest, computed without copying anything, since
+/// every finding of every batch needs it.
+fn rule_id_of(
+    org: Uuid,
+    scanner: &str,
+    rule_id: &str,
+    description: Option<&str>,
+    remediation: Option<&str>,
+    cwe_ids: &[String],
+) -> Uuid {
+    // Length-prefixed, with absence distinct from an empty text.
+    fn part(hash: &mut Sha256, text: Option<&str>) {
+        match text {
+            Some(text) => {
+                hash.update([1]);
+                hash.update((text.len() as u64).to_le_bytes());
+                hash.update(text.as_bytes());
+            }
+            None => hash.update([0]),
+        }
+    }
+    let mut hash = Sha256::new();
+    hash.update(org.as_bytes());
+    for text in [Some(scanner), Some(rule_id), description, remediation] {
+        part(&mut hash, text);
+    }
+    hash.update((cwe_ids.len() as u64).to_le_bytes());
+    for cwe in cwe_ids {
+        part(&mut hash, Some(cwe));
+    }
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 /// The rules a scan has made sure exist, so each is written once per scan, not per batch.
@@ -100,10 +113,18 @@ impl KnownRules {
         let mut refs = Vec::with_capacity(batch.len());
         let mut fresh: Vec<RuleRow> = Vec::new();
         for f in batch {
-            let row = RuleRow::of(org, f);
-            refs.push(row.id);
-            if !self.committed.contains(&row.id) && self.pending.insert(row.id) {
-                fresh.push(row);
+            let id = rule_id_of(
+                org,
+                &f.scanner,
+                &f.rule_id,
+                f.rule_description.as_deref(),
+                f.remediation.as_deref(),
+                &f.cwe_ids,
+            );
+            refs.push(id);
+            // Only a rule this scan has not written yet is copied into a row.
+            if !self.committed.contains(&id) && self.pending.insert(id) {
+                fresh.push(RuleRow::of(org, f));
             }
         }
         (refs, fresh)
