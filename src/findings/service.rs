@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::model::{Comment, Finding, FindingStatus, Severity, TriageState};
+use super::model::{Comment, Finding, FindingStatus, Severity, SeverityCounts, TriageState};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::context::{Ctx, Permission};
@@ -126,6 +126,44 @@ pub fn settled_condition(now: DateTime<Utc>) -> Condition {
         .add(finding::Column::TriageState.eq(TriageState::FalsePositive.as_str()))
         .add(triage_condition(TriageState::AcceptedRisk, now))
         .add(suppressed_condition(now))
+}
+
+/// Open findings per severity of each of `targets` (all of the org) that `counted` keeps, in
+/// one grouped query; a target with none counts zero.
+///
+/// # Errors
+/// Only on database failure.
+pub async fn open_counts_by_target(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    targets: &[Uuid],
+    counted: Condition,
+) -> AppResult<std::collections::HashMap<Uuid, SeverityCounts>> {
+    let rows: Vec<(Uuid, String, i64)> = finding::Entity::find()
+        .select_only()
+        .column(finding::Column::TargetId)
+        .column(finding::Column::Severity)
+        .column_as(finding::Column::Id.count(), "n")
+        .filter(finding::Column::OrgId.eq(org_id))
+        .filter(finding::Column::TargetId.is_in(targets.iter().copied()))
+        .filter(finding::Column::Status.eq(FindingStatus::Open.as_str()))
+        .filter(counted)
+        .group_by(finding::Column::TargetId)
+        .group_by(finding::Column::Severity)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut out: std::collections::HashMap<Uuid, SeverityCounts> = targets
+        .iter()
+        .map(|t| (*t, SeverityCounts::default()))
+        .collect();
+    for (target_id, severity, n) in rows {
+        if let (Some(counts), Ok(severity)) = (out.get_mut(&target_id), Severity::parse(&severity))
+        {
+            counts.add(severity, n);
+        }
+    }
+    Ok(out)
 }
 
 /// The org's findings.

@@ -2,18 +2,15 @@ use std::collections::HashMap;
 
 use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::finding;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::risk::risk_score;
-use super::sql::count_all;
 use super::{
     AgeBucket, Buckets, CweCount, FindingCountPoint, FlowPoint, KindCounts, RuleCount,
     ScannerCounts, Scope, SeverityStatusCount, TimeToFix, TrendInterval,
 };
 use crate::error::AppError;
-use crate::findings::{Severity, SeverityCounts};
+use crate::findings::SeverityCounts;
 use crate::graphql::batch::BatchFn;
 use crate::graphql::loaders::{OrgLoader, OrgScope};
 use crate::graphql::{caller, state};
@@ -35,35 +32,13 @@ impl BatchFn for RiskCountsLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, SeverityCounts>, Self::Error> {
-        let rows: Vec<(Uuid, String, i64)> = finding::Entity::find()
-            .select_only()
-            .column(finding::Column::TargetId)
-            .column(finding::Column::Severity)
-            .column_as(count_all(), "n")
-            .filter(finding::Column::OrgId.eq(self.0.org_id))
-            .filter(finding::Column::TargetId.is_in(keys.iter().copied()))
-            .filter(finding::Column::Status.eq("open"))
-            .filter(sea_orm::Condition::not(crate::findings::settled_condition(
-                Utc::now(),
-            )))
-            .group_by(finding::Column::TargetId)
-            .group_by(finding::Column::Severity)
-            .into_tuple()
-            .all(&self.0.db)
-            .await
-            .map_err(AppError::from)?;
-        let mut out: HashMap<Uuid, SeverityCounts> = keys
-            .iter()
-            .map(|k| (*k, SeverityCounts::default()))
-            .collect();
-        for (target_id, severity, n) in rows {
-            if let (Some(counts), Ok(severity)) =
-                (out.get_mut(&target_id), Severity::parse(&severity))
-            {
-                counts.add(severity, n);
-            }
-        }
-        Ok(out)
+        Ok(crate::findings::open_counts_by_target(
+            &self.0.db,
+            self.0.org_id,
+            keys,
+            sea_orm::Condition::not(crate::findings::settled_condition(Utc::now())),
+        )
+        .await?)
     }
 }
 

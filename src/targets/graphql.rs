@@ -1,14 +1,14 @@
 use std::collections::HashMap;
 
 use async_graphql::{ComplexObject, Context, InputObject, Object, Result};
-use entity::{finding, scan, target};
+use entity::{scan, target};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{Target, TargetFilter, TargetKind, TargetOrderField, TargetUpdate};
 use crate::error::AppError;
-use crate::findings::{Severity, SeverityCounts};
+use crate::findings::SeverityCounts;
 use crate::graphql::batch::BatchFn;
 use crate::graphql::loaders::{load, OrgLoader, OrgScope};
 use crate::graphql::pagination::{OrderDirection, PageArgs, PagedConnection};
@@ -102,33 +102,13 @@ impl BatchFn for OpenCountsLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, SeverityCounts>, Self::Error> {
-        let rows: Vec<(Uuid, String, i64)> = finding::Entity::find()
-            .select_only()
-            .column(finding::Column::TargetId)
-            .column(finding::Column::Severity)
-            .column_as(finding::Column::Id.count(), "n")
-            .filter(finding::Column::OrgId.eq(self.0.org_id))
-            .filter(finding::Column::TargetId.is_in(keys.iter().copied()))
-            .filter(finding::Column::Status.eq("open"))
-            .filter(crate::findings::unsuppressed_condition(chrono::Utc::now()))
-            .group_by(finding::Column::TargetId)
-            .group_by(finding::Column::Severity)
-            .into_tuple()
-            .all(&self.0.db)
-            .await
-            .map_err(AppError::from)?;
-        let mut out: HashMap<Uuid, SeverityCounts> = keys
-            .iter()
-            .map(|k| (*k, SeverityCounts::default()))
-            .collect();
-        for (target_id, severity, n) in rows {
-            if let (Some(counts), Ok(severity)) =
-                (out.get_mut(&target_id), Severity::parse(&severity))
-            {
-                counts.add(severity, n);
-            }
-        }
-        Ok(out)
+        Ok(crate::findings::open_counts_by_target(
+            &self.0.db,
+            self.0.org_id,
+            keys,
+            crate::findings::unsuppressed_condition(chrono::Utc::now()),
+        )
+        .await?)
     }
 }
 
